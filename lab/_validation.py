@@ -1,0 +1,153 @@
+"""Input checks shared by every public entry point.
+
+One data convention, enforced at the door: a multivariate time series is
+``(n_timepoints, n_series)``, given as a DataFrame (time index, one column per
+series) or as an ndarray. Every public function converts its input with
+:func:`_as_2d` so that errors read the same everywhere.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def _as_2d(
+    X: Any,
+    name: str = "X",
+    *,
+    min_rows: int = 1,
+    min_cols: int = 1,
+    allow_nan: bool = False,
+    dtype: Any = np.float64,
+) -> tuple[np.ndarray, pd.Index, pd.Index]:
+    """Convert a DataFrame, Series or array to a ``(n_timepoints, n_series)`` array.
+
+    Parameters
+    ----------
+    X : DataFrame, Series or array-like
+        The time series. A 1-D input is one series.
+    name : str
+        Argument name used in error messages.
+    min_rows, min_cols : int
+        Smallest accepted shape.
+    allow_nan : bool
+        If False, any NaN or infinite value raises.
+    dtype : numpy dtype
+        Output dtype.
+
+    Returns
+    -------
+    values : ndarray of shape (n_timepoints, n_series)
+        C-contiguous array of ``dtype``.
+    index : pandas.Index
+        The time index (a RangeIndex for array input).
+    columns : pandas.Index
+        The series names (a RangeIndex for array input).
+
+    Raises
+    ------
+    ValueError
+        On a wrong number of dimensions, non-numeric columns, too few rows or
+        columns, or NaN where NaN is not allowed. The message names ``name``,
+        the shape seen and the shape expected.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> values, index, columns = _as_2d(np.arange(6).reshape(3, 2))
+    >>> values.shape, list(columns)
+    ((3, 2), [0, 1])
+    """
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if isinstance(X, pd.DataFrame):
+        bad = [c for c in X.columns if not _is_numeric_dtype(X[c])]
+        if bad:
+            raise ValueError(
+                f"{name} has non-numeric columns {bad[:10]}{' ...' if len(bad) > 10 else ''}; "
+                "expected numeric columns only (drop them or use lab.preprocessor.clean_metrics)"
+            )
+        index, columns = X.index, X.columns
+        try:
+            values = X.to_numpy(dtype=dtype, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} could not be converted to {np.dtype(dtype)}: {exc}") from exc
+    else:
+        arr = np.asarray(X)
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+        ):
+            raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise ValueError(
+                f"{name} must be 2-D (n_timepoints, n_series), got shape {arr.shape}"
+            )
+        values = arr.astype(dtype, copy=False)
+        index, columns = pd.RangeIndex(arr.shape[0]), pd.RangeIndex(arr.shape[1])
+    values = np.ascontiguousarray(values)
+    if values.shape[0] < min_rows:
+        raise ValueError(
+            f"{name} has {values.shape[0]} rows (shape {values.shape}); "
+            f"at least {min_rows} rows are needed"
+        )
+    if values.shape[1] < min_cols:
+        raise ValueError(
+            f"{name} has {values.shape[1]} columns (shape {values.shape}); "
+            f"at least {min_cols} series are needed"
+        )
+    if not allow_nan and np.issubdtype(values.dtype, np.floating):
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad_cols = np.flatnonzero(~finite.all(axis=0))
+            labels = [columns[i] for i in bad_cols[:10]]
+            raise ValueError(
+                f"{name} contains NaN or infinite values in columns {labels}"
+                f"{' ...' if len(bad_cols) > 10 else ''}; clean or fill them first"
+            )
+    return values, index, columns
+
+
+def _is_numeric_dtype(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_object_dtype(
+        series.dtype
+    )
+
+
+def _check_int(value: Any, name: str, *, minimum: int | None = None,
+               maximum: int | None = None) -> int:
+    """Return ``value`` as an int, raising a ValueError that names ``name``.
+
+    Examples
+    --------
+    >>> _check_int(3, "window", minimum=1)
+    3
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def _check_option(value: Any, name: str, options: Iterable[Any]) -> Any:
+    """Raise a ValueError listing ``options`` if ``value`` is not one of them.
+
+    Examples
+    --------
+    >>> _check_option("ks", "method", ("ks", "volume"))
+    'ks'
+    """
+    options = tuple(options)
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
