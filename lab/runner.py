@@ -1,10 +1,70 @@
-"""Headless notebook runs (papermill), run directories and tracking."""
+"""Headless notebook runs: planning, papermill execution, run directories, tracking.
+
+``lab run`` goes through three steps, and every user error is raised in the
+first one, before any kernel starts:
+
+1. :func:`plan` resolves the target (notebook number or path, experiment name,
+   ``all``), reads the parameter files, and checks and types every parameter;
+2. :func:`execute` runs one notebook with papermill into a run directory that
+   is written under a hidden temporary name and renamed when done, whatever
+   the outcome, with ``run.json`` saying ``completed``, ``failed`` or
+   ``interrupted``;
+3. :func:`track` logs the finished run to MLflow (a SQLite store under the
+   runs directory unless ``MLFLOW_TRACKING_URI`` says otherwise; off with
+   ``LAB_TRACKING=off``).
+
+:func:`run` ties them together, sequentially, in worker processes or on a
+dask.distributed cluster.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
 
-from lab.config import RUN_DIR_ENV
+from lab import config
+from lab.experiments import Experiment, ExperimentError, find_experiments, load_experiment, load_yaml
+from lab.notebook import Notebook, ParameterError, find_notebooks, read_notebook, resolve_parameters
+from lab.tracking import METRICS_FILE, _atomic_write_json
+
+__all__ = [
+    "LabError",
+    "RunResult",
+    "RunSpec",
+    "execute",
+    "is_headless",
+    "list_runs",
+    "plan",
+    "run",
+    "track",
+    "tracking_enabled",
+]
+
+#: Packages whose versions every run.json records.
+KEY_PACKAGES = (
+    "lab", "numpy", "pandas", "scipy", "scikit-learn", "tslearn", "keras", "tensorflow",
+    "plotly", "bokeh", "papermill", "dask", "distributed", "mlflow",
+)
+#: Statuses a run directory can end in.
+STATUSES = ("completed", "failed", "interrupted")
+_PARTIAL = ".partial"
+
+
+class LabError(Exception):
+    """A user error (bad target, parameter, file or output directory)."""
 
 
 def is_headless() -> bool:
@@ -17,4 +77,532 @@ def is_headless() -> bool:
     >>> isinstance(is_headless(), bool)
     True
     """
-    return bool(os.environ.get(RUN_DIR_ENV))
+    return bool(os.environ.get(config.RUN_DIR_ENV))
+
+
+def tracking_enabled() -> bool:
+    """Whether runs are logged to MLflow (``LAB_TRACKING`` is not ``off``).
+
+    Examples
+    --------
+    >>> isinstance(tracking_enabled(), bool)
+    True
+    """
+    return os.environ.get(config.TRACKING_ENV, "on").strip().lower() not in {"off", "0", "false", "no"}
+
+
+@dataclass
+class RunSpec:
+    """One notebook execution, fully resolved and checked."""
+
+    notebook: Notebook
+    experiment: str
+    parameters: dict[str, Any]
+    smoke: bool = False
+    show_code: bool = False
+    target: str = ""
+
+    def resolved_parameters(self) -> dict[str, Any]:
+        """Defaults updated by the overrides: what the notebook will see."""
+        return {**self.notebook.defaults(), **self.parameters}
+
+    def label(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.parameters.items())
+        return f"{self.experiment}" + (f" ({shown})" if shown else "")
+
+
+@dataclass
+class RunResult:
+    """Where a run landed and how it ended."""
+
+    run_dir: Path
+    status: str
+    spec: RunSpec
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+# --------------------------------------------------------------------------- plan
+def plan(
+    target: str,
+    overrides: dict[str, str] | None = None,
+    params_file: str | Path | None = None,
+    *,
+    smoke: bool = False,
+    show_code: bool = False,
+    notebooks_dir: str | Path | None = None,
+    experiments_dir: str | Path | None = None,
+) -> list[RunSpec]:
+    """Resolve ``target`` and check every parameter; start nothing.
+
+    Parameters
+    ----------
+    target : str
+        A notebook number (``"01"`` or ``"1"``), a notebook path, an
+        experiment name (``experiments/<name>.yaml``), or ``"all"`` (every
+        numbered notebook with its defaults).
+    overrides : dict of str to str, optional
+        ``-p NAME=VALUE`` pairs; parsed to the declared types.
+    params_file : path, optional
+        A YAML mapping of parameters (``-f``); ``-p`` wins over it.
+    smoke : bool
+        Apply the notebooks' declared smoke parameters.
+    show_code : bool
+        Keep code cells in the HTML report.
+
+    Returns
+    -------
+    list of RunSpec
+        One per notebook execution (several for ``all`` and for grids).
+
+    Raises
+    ------
+    LabError
+        Naming the unknown target (with the valid ones), the bad parameter
+        (with its type or the valid names), or the unreadable file and line.
+
+    Examples
+    --------
+    >>> [s.experiment for s in plan("00", {"n_currencies": "3"})]
+    ['00-quickstart']
+    """
+    nb_dir = Path(notebooks_dir or config.NOTEBOOKS_DIR)
+    ex_dir = Path(experiments_dir or config.EXPERIMENTS_DIR)
+    overrides = dict(overrides or {})
+    try:
+        file_params = {}
+        if params_file is not None:
+            file_params = load_yaml(params_file) or {}
+            if not isinstance(file_params, dict):
+                raise LabError(f"{params_file}: expected a mapping of parameter names to values")
+        jobs = _resolve_target(target, nb_dir, ex_dir)
+        specs = []
+        for notebook, experiment in jobs:
+            combos = experiment.combinations() if experiment else [{}]
+            name = experiment.name if experiment else notebook.name
+            for combo in combos:
+                params: dict[str, Any] = {}
+                if experiment:
+                    params.update(resolve_parameters(notebook, experiment.parameters,
+                                                     source=str(experiment.path)))
+                if smoke:
+                    params.update(notebook.smoke)
+                if experiment and experiment.grid:
+                    params.update(resolve_parameters(
+                        notebook, {k: combo[k] for k in experiment.grid},
+                        source=f"{experiment.path} grid"))
+                params.update(resolve_parameters(notebook, file_params, source=str(params_file)))
+                params.update(resolve_parameters(notebook, overrides, source="-p"))
+                specs.append(RunSpec(notebook, name, params, smoke, show_code, target))
+        return specs
+    except (ParameterError, ExperimentError) as exc:
+        raise LabError(str(exc)) from None
+
+
+def _resolve_target(target: str, nb_dir: Path, ex_dir: Path) -> list[tuple[Notebook, Experiment | None]]:
+    numbered = find_notebooks(nb_dir)
+    experiments = find_experiments(ex_dir)
+    if target == "all":
+        if not numbered:
+            raise LabError(f"no numbered notebooks in {nb_dir}")
+        return [(read_notebook(p), None) for p in numbered.values()]
+    if re.fullmatch(r"\d{1,2}", target):
+        key = f"{int(target):02d}"
+        if key in numbered:
+            return [(read_notebook(numbered[key]), None)]
+    path = Path(target)
+    if target.endswith(".ipynb"):
+        for candidate in (path, nb_dir / path.name):
+            if candidate.is_file():
+                return [(read_notebook(candidate), None)]
+        raise LabError(f"notebook {target} not found")
+    if target in experiments:
+        exp = load_experiment(experiments[target])
+        return [(_experiment_notebook(exp, numbered, nb_dir), exp)]
+    valid = ["all", *numbered, *(p.name for p in numbered.values()), *experiments]
+    raise LabError(f"unknown target {target!r}; valid targets: {', '.join(valid)}")
+
+
+def _experiment_notebook(exp: Experiment, numbered: dict[str, Path], nb_dir: Path) -> Notebook:
+    ref = exp.notebook
+    if re.fullmatch(r"\d{1,2}", ref) and f"{int(ref):02d}" in numbered:
+        return read_notebook(numbered[f"{int(ref):02d}"])
+    for candidate in (Path(ref), nb_dir / ref):
+        if candidate.is_file():
+            return read_notebook(candidate)
+    raise LabError(f"{exp.path}: notebook {ref!r} not found; numbered notebooks: {', '.join(numbered)}")
+
+
+def check_output_dir(out: str | Path) -> Path:
+    """Create ``out`` if needed and prove it is writable, before any execution.
+
+    Raises
+    ------
+    LabError
+        If the directory cannot be created or written.
+    """
+    out = Path(out).absolute()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise LabError(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
+    return out
+
+
+# ------------------------------------------------------------------------ execute
+def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False) -> RunResult:
+    """Execute one notebook into ``out_root/<experiment>/<UTC timestamp>-<id>/``.
+
+    The directory is written as ``.<name>.partial`` and renamed at the end,
+    whatever the outcome; ``run.json`` records the status. A failing cell
+    gives status ``failed`` (the partial notebook is kept); Ctrl-C gives
+    ``interrupted`` and re-raises ``KeyboardInterrupt``.
+    """
+    import papermill as pm
+
+    started = datetime.now(UTC)
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    parent = Path(out_root).absolute() / spec.experiment
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / run_id
+    tmp = parent / f".{run_id}{_PARTIAL}"
+    tmp.mkdir()
+    info: dict[str, Any] = {
+        "id": run_id,
+        "experiment": spec.experiment,
+        "notebook": spec.notebook.path.name,
+        "target": spec.target,
+        "smoke": spec.smoke,
+        "status": "running",
+        "started": started.isoformat(),
+        "git": _git_info(),
+        "versions": _versions(),
+        "python": sys.version.split()[0],
+    }
+    _atomic_write_json(tmp / "params.json", spec.resolved_parameters())
+    _atomic_write_json(tmp / "run.json", info)
+    t0 = time.perf_counter()
+    status, error, interrupted = "completed", None, False
+    try:
+        pm.execute_notebook(
+            str(spec.notebook.path),
+            str(tmp / "notebook.ipynb"),
+            parameters=spec.parameters,
+            kernel_name="python3",
+            cwd=str(spec.notebook.path.parent),
+            progress_bar=progress,
+            log_output=False,
+            request_save_on_cell_execute=True,
+            kernel_manager_class=_kernel_manager_with_env({config.RUN_DIR_ENV: str(tmp)}),
+        )
+    except KeyboardInterrupt:
+        status, error, interrupted = "interrupted", "interrupted by the user (Ctrl-C)", True
+    except pm.PapermillExecutionError as exc:
+        status = "failed"
+        head = (exc.source or "").strip().splitlines()[:1]
+        error = (
+            f"cell {exc.cell_index} (execution count {exc.exec_count}"
+            f"{', ' + repr(head[0]) if head else ''}) raised {exc.ename}: {exc.evalue}"
+        )
+        info["failed_cell"] = {"index": exc.cell_index, "execution_count": exc.exec_count,
+                               "ename": exc.ename, "evalue": exc.evalue}
+    except Exception as exc:  # kernel death, bad notebook, ...: still a finished directory
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+    seconds = time.perf_counter() - t0
+    if (tmp / "notebook.ipynb").exists() and not interrupted:
+        with contextlib.suppress(Exception):
+            _write_report(tmp / "notebook.ipynb", tmp / "report.html", spec.show_code)
+    metrics_path = tmp / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    if not metrics_path.exists():
+        _atomic_write_json(metrics_path, {})
+    info.update(status=status, error=error, finished=datetime.now(UTC).isoformat(),
+                seconds=round(seconds, 3))
+    _atomic_write_json(tmp / "run.json", info)
+    os.replace(tmp, final)
+    result = RunResult(final, status, spec, error, metrics, seconds)
+    if interrupted:
+        raise KeyboardInterrupt(str(final))
+    return result
+
+
+def _kernel_manager_with_env(extra: dict[str, str]):
+    """A kernel manager class whose kernels get ``extra`` in their environment.
+
+    Passing the run directory this way (not through ``os.environ``) keeps
+    concurrent runs in one process, e.g. dask worker threads, apart.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _EnvKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw["env"] = {**os.environ, **kw.get("env", {}), **extra}
+            return await super().start_kernel(**kw)
+
+    return _EnvKernelManager
+
+
+def _write_report(notebook: Path, html: Path, show_code: bool) -> None:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    exporter = HTMLExporter(exclude_input=not show_code, exclude_input_prompt=not show_code,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    tmp = html.with_suffix(".html.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    os.replace(tmp, html)
+
+
+def _git_info() -> dict[str, Any]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.REPO_ROOT,
+                                capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=config.REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if commit.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+
+
+def _versions() -> dict[str, str | None]:
+    out = {}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+# -------------------------------------------------------------------------- track
+def tracking_uri(out_root: str | Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store ``<out_root>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(out_root).absolute() / 'mlflow.db'}"
+
+
+def _mlflow_client(out_root: Path):
+    import logging
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri(out_root))
+
+
+def track(result: RunResult, out_root: str | Path, client=None) -> str | None:
+    """Log a finished run to MLflow: parameters, numeric metrics, report and notebook.
+
+    Returns the MLflow run id, or None when tracking is off.
+    """
+    if not tracking_enabled():
+        return None
+    from mlflow.entities import Metric, Param, RunTag
+
+    out_root = Path(out_root).absolute()
+    client = client or _mlflow_client(out_root)
+    name = result.spec.experiment
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        artifacts = None
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            artifacts = (out_root / "mlartifacts").as_uri()
+        exp_id = client.create_experiment(name, artifact_location=artifacts)
+    else:
+        exp_id = exp.experiment_id
+    info = json.loads((result.run_dir / "run.json").read_text())
+    mlrun = client.create_run(exp_id, run_name=result.run_dir.name, tags={
+        "lab.notebook": result.spec.notebook.path.name,
+        "lab.status": result.status,
+        "lab.smoke": str(result.spec.smoke),
+        "lab.run_dir": str(result.run_dir),
+        "mlflow.source.git.commit": str(info.get("git", {}).get("commit")),
+    })
+    now = int(time.time() * 1000)
+    params = [Param(k, json.dumps(v)[:6000]) for k, v in result.spec.resolved_parameters().items()]
+    metrics = [
+        Metric(k, float(v), now, 0)
+        for k, v in result.metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    metrics.append(Metric("run_seconds", float(result.seconds), now, 0))
+    client.log_batch(mlrun.info.run_id, metrics=metrics, params=params,
+                     tags=[RunTag("lab.error", (result.error or "")[:5000])])
+    for fname in ("report.html", "notebook.ipynb", "metrics.json", "params.json", "run.json"):
+        if (result.run_dir / fname).exists():
+            client.log_artifact(mlrun.info.run_id, str(result.run_dir / fname))
+    status = {"completed": "FINISHED", "failed": "FAILED"}.get(result.status, "KILLED")
+    client.set_terminated(mlrun.info.run_id, status=status)
+    info["mlflow_run_id"] = mlrun.info.run_id
+    _atomic_write_json(result.run_dir / "run.json", info)
+    return mlrun.info.run_id
+
+
+# ---------------------------------------------------------------------------- run
+def run(
+    specs: list[RunSpec],
+    out_root: str | Path | None = None,
+    *,
+    workers: int = 1,
+    dask: str | Any | None = None,
+    echo=print,
+) -> list[RunResult]:
+    """Execute ``specs`` and track them; sequential, in processes, or on dask.
+
+    Parameters
+    ----------
+    specs : list of RunSpec
+        From :func:`plan`.
+    out_root : path, optional
+        Runs directory (default ``lab.config.RUNS_DIR``); checked for write
+        access before anything runs.
+    workers : int
+        Parallel worker processes for several runs.
+    dask : str or distributed.Client, optional
+        Scheduler address (or client) of an existing dask.distributed cluster;
+        defaults to ``$LAB_DASK_SCHEDULER``.
+    echo : callable
+        Progress messages go here.
+
+    Returns
+    -------
+    list of RunResult
+        In the order of ``specs``. MLflow tracking happens in this process,
+        one run after the other, so a SQLite store is never written
+        concurrently.
+    """
+    out = check_output_dir(out_root or config.RUNS_DIR)
+    if workers < 1:
+        raise LabError(f"--workers must be >= 1, got {workers}")
+    dask = dask or os.environ.get(config.DASK_ENV) or None
+    client_box: dict[str, Any] = {}
+    warm = None
+    if tracking_enabled():
+        # importing mlflow and opening its store take seconds; do it while the kernel works
+        warm = threading.Thread(target=lambda: client_box.setdefault("c", _mlflow_client(out)),
+                                daemon=True)
+        warm.start()
+    results: list[RunResult] = []
+    n = len(specs)
+
+    def _done(i: int, res: RunResult) -> None:
+        results.append(res)
+        echo(f"[{i + 1}/{n}] {res.status:<11} {res.spec.label()} -> {res.run_dir}")
+        if res.error:
+            echo(f"        {res.error}")
+
+    if dask is not None:
+        from distributed import Client
+
+        client = dask if not isinstance(dask, str) else Client(dask)
+        try:
+            futures = client.map(execute, specs, out_root=out, pure=False)
+            for i, res in enumerate(client.gather(futures)):
+                _done(i, res)
+        finally:
+            if isinstance(dask, str):
+                client.close()
+    elif workers > 1 and n > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(workers, n),
+                                 mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(execute, s, out) for s in specs]
+            for i, fut in enumerate(futures):
+                _done(i, fut.result())
+    else:
+        for i, spec in enumerate(specs):
+            echo(f"[{i + 1}/{n}] running     {spec.label()}")
+            _done(i, execute(spec, out, progress=sys.stderr.isatty()))
+    if warm is not None:
+        warm.join()
+        for res in results:
+            try:
+                track(res, out, client_box.get("c"))
+            except Exception as exc:  # tracking must never lose a finished run
+                echo(f"warning: MLflow tracking failed for {res.run_dir}: {exc}")
+    return results
+
+
+# --------------------------------------------------------------------------- runs
+def list_runs(out_root: str | Path | None = None, experiment: str | None = None) -> list[dict[str, Any]]:
+    """Read every run directory under ``out_root`` (newest last).
+
+    Each entry has ``experiment``, ``id``, ``status``, ``seconds``,
+    ``params``, ``metrics`` and ``dir``. Hidden ``.partial`` directories
+    (a run still going, or a process that was killed) are listed with status
+    ``incomplete``.
+
+    Examples
+    --------
+    >>> list_runs("/nonexistent")
+    []
+    """
+    root = Path(out_root or config.RUNS_DIR)
+    if not root.is_dir():
+        return []
+    rows = []
+    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if experiment and exp_dir.name != experiment:
+            continue
+        for run_dir in sorted(exp_dir.iterdir()):
+            if not (run_dir / "run.json").is_file():
+                continue
+            info = _read_json(run_dir / "run.json")
+            status = info.get("status", "?")
+            if run_dir.name.endswith(_PARTIAL):
+                status = "incomplete"
+            rows.append({
+                "experiment": exp_dir.name,
+                "id": info.get("id", run_dir.name),
+                "status": status,
+                "started": info.get("started", ""),
+                "seconds": info.get("seconds"),
+                "params": _read_json(run_dir / "params.json"),
+                "metrics": _read_json(run_dir / METRICS_FILE),
+                "dir": run_dir,
+            })
+    rows.sort(key=lambda r: r["started"])
+    return rows
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def format_runs(rows: list[dict[str, Any]], max_metrics: int = 4) -> str:
+    """A text table of runs: status, the parameters that differ, headline metrics.
+
+    Examples
+    --------
+    >>> print(format_runs([]))
+    no runs yet
+    """
+    if not rows:
+        return "no runs yet"
+    keys = sorted({k for r in rows for k in r["params"]})
+    differing = [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in rows}) > 1]
+    table = []
+    for r in rows:
+        params = " ".join(f"{k}={json.dumps(r['params'].get(k))}" for k in differing)
+        nums = [(k, v) for k, v in r["metrics"].items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)][:max_metrics]
+        metrics = " ".join(f"{k}={v:.4g}" for k, v in nums)
+        secs = f"{r['seconds']:.1f}s" if isinstance(r["seconds"], (int, float)) else "-"
+        table.append((r["experiment"], r["id"], r["status"], secs, params or "-", metrics or "-"))
+    header = ("experiment", "run", "status", "time", "params (differing)", "metrics")
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *table]]
+    return "\n".join(lines)

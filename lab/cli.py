@@ -1,0 +1,150 @@
+"""The ``lab`` command: ``list``, ``params``, ``run`` and ``runs``.
+
+Examples
+--------
+>>> main(["params", "00"])  # doctest: +ELLIPSIS
+name ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lab import config
+from lab.experiments import ExperimentError, find_experiments, load_experiment
+from lab.notebook import ParameterError, find_notebooks, read_notebook
+from lab.runner import LabError, format_runs, list_runs, plan, run
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lab",
+        description="Run the lab's notebooks headless, with typed parameters and tracking.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="numbered notebooks and named experiments")
+
+    pp = sub.add_parser("params", help="a notebook's parameters: name, type, default, help")
+    pp.add_argument("target", help="notebook number, notebook path or experiment name")
+
+    pr = sub.add_parser("run", help="execute notebooks headless and record the runs")
+    pr.add_argument("target", help="notebook number (01), notebook path, experiment name, or 'all'")
+    pr.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="set a parameter (repeatable); parsed to its declared type")
+    pr.add_argument("-f", "--params-file", metavar="FILE", help="YAML mapping of parameters")
+    pr.add_argument("--smoke", action="store_true",
+                    help="apply the notebook's smoke parameters (tiny data, one epoch)")
+    pr.add_argument("--out", metavar="DIR", default=None,
+                    help=f"runs directory (default: {config.RUNS_DIR})")
+    pr.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="run a grid in N parallel processes")
+    pr.add_argument("--dask", metavar="ADDRESS", default=None,
+                    help=f"run on an existing dask.distributed scheduler (or ${config.DASK_ENV})")
+    pr.add_argument("--show-code", action="store_true", help="keep code cells in report.html")
+
+    ps = sub.add_parser("runs", help="table of past runs")
+    ps.add_argument("name", nargs="?", help="only this experiment")
+    ps.add_argument("--out", metavar="DIR", default=None, help="runs directory")
+    return p
+
+
+def _parse_pairs(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise LabError(f"-p {pair!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
+
+
+def _cmd_list() -> int:
+    notebooks = find_notebooks(config.NOTEBOOKS_DIR)
+    print("notebooks:")
+    for number, path in notebooks.items():
+        try:
+            desc = read_notebook(path).description
+        except ParameterError as exc:
+            desc = f"(invalid: {exc})"
+        print(f"  {number}  {path.name:<32} {desc}")
+    print("experiments:")
+    for name, path in find_experiments(config.EXPERIMENTS_DIR).items():
+        try:
+            exp = load_experiment(path)
+            grid = f" [grid: {' x '.join(f'{k}({len(v)})' for k, v in exp.grid.items())}]" if exp.grid else ""
+            desc = f"notebook {exp.notebook}: {exp.description}{grid}"
+        except ExperimentError as exc:
+            desc = f"(invalid: {exc})"
+        print(f"  {name:<36} {desc}")
+    return 0
+
+
+def _cmd_params(target: str) -> int:
+    specs = plan(target)
+    seen = set()
+    for spec in specs:
+        nb = spec.notebook
+        if nb.path in seen:
+            continue
+        seen.add(nb.path)
+        if len(specs) > 1 or spec.parameters:
+            print(f"# {nb.path.name}" + (f" (experiment {spec.experiment})" if spec.parameters else ""))
+        rows = [(p.name, p.type, repr(spec.resolved_parameters()[p.name]), p.help)
+                for p in nb.params.values()]
+        header = ("name", "type", "default", "help")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+        for r in [header, *rows]:
+            print(f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip())
+        if nb.smoke:
+            print("smoke: " + ", ".join(f"{k}={v!r}" for k, v in nb.smoke.items()))
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    specs = plan(args.target, _parse_pairs(args.param), args.params_file,
+                 smoke=args.smoke, show_code=args.show_code)
+    out = Path(args.out) if args.out else config.RUNS_DIR
+    results = run(specs, out, workers=args.workers, dask=args.dask,
+                  echo=lambda msg: print(msg, file=sys.stderr))
+    failed = [r for r in results if r.status != "completed"]
+    print("reports:")
+    for r in results:
+        print(f"  {r.status:<10} {r.run_dir / 'report.html'}")
+    if failed:
+        for r in failed:
+            print(f"lab: run failed: {r.spec.label()}: {r.error} (partial notebook: "
+                  f"{r.run_dir / 'notebook.ipynb'})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``lab`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "params":
+            return _cmd_params(args.target)
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "runs":
+            print(format_runs(list_runs(args.out, args.name)))
+            return 0
+    except LabError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"lab: interrupted{': run left at ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 130
+    return 2  # pragma: no cover - argparse enforces a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
