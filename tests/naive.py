@@ -7,3 +7,183 @@ inputs. Clarity beats speed here: plain loops, no vectorisation tricks.
 from __future__ import annotations
 
 import numpy as np
+
+# ---- lab.metrics (TCPDBench metrics.py transcribed with sets; Tatbul et al. 2018 by loops)
+
+
+def tcpd_true_positives(T, X, margin=5):
+    """TCPDBench ``true_positives``, iterating T in sorted order."""
+    X = set(X)
+    TP = set()
+    for tau in sorted(T):
+        close = sorted((abs(tau - x), x) for x in X if abs(tau - x) <= margin)
+        if not close:
+            continue
+        _, xstar = close[0]
+        TP.add(tau)
+        X.remove(xstar)
+    return TP
+
+
+def tcpd_f_measure(annotations, predictions, margin=5):
+    Tks = [set(v) | {0} for v in annotations.values()]
+    X = set(predictions) | {0}
+    Tstar = set().union(*Tks)
+    P = len(tcpd_true_positives(Tstar, X, margin)) / len(X)
+    R = sum(len(tcpd_true_positives(Tk, X, margin)) / len(Tk) for Tk in Tks) / len(Tks)
+    return 0.0 if P + R == 0 else 2 * P * R / (P + R)
+
+
+def tcpd_partition(locations, n_obs):
+    T, t = [], set()
+    for i in range(n_obs):
+        if i in locations and t:
+            T.append(t)
+            t = set()
+        t.add(i)
+    T.append(t)
+    return T
+
+
+def tcpd_covering(annotations, predictions, n_obs):
+    pX = tcpd_partition(set(predictions), n_obs)
+    Cs = []
+    for cps in annotations.values():
+        S = tcpd_partition(set(cps), n_obs)
+        C = sum(len(R) * max(len(R & Rp) / len(R | Rp) for Rp in pX) for R in S)
+        Cs.append(C / n_obs)
+    return sum(Cs) / len(Cs)
+
+
+def runs_of_ones(y):
+    ranges, start = [], None
+    for i, v in enumerate(list(y) + [0]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            ranges.append((start, i))
+            start = None
+    return ranges
+
+
+def tatbul_precision_recall(y_true, y_pred, alpha=0.0, bias="flat", cardinality="one"):
+    """Range precision/recall of Tatbul et al. (2018), point sets and loops."""
+    def delta(i, n):  # i is 1-based
+        return {"flat": 1.0, "front": n - i + 1.0, "back": float(i),
+                "middle": float(i) if i <= n / 2 else n - i + 1.0}[bias]
+
+    def omega(rng, overlap):
+        n = rng[1] - rng[0]
+        num = sum(delta(i - rng[0] + 1, n) for i in range(rng[0], rng[1]) if i in overlap)
+        den = sum(delta(i, n) for i in range(1, n + 1))
+        return num / den
+
+    def reward(R, Ps, a):
+        pts = set(range(*R))
+        hits = [P for P in Ps if pts & set(range(*P))]
+        existence = 1.0 if hits else 0.0
+        gamma = 1.0 if cardinality == "one" or len(hits) <= 1 else 1.0 / len(hits)
+        overlap = gamma * sum(omega(R, pts & set(range(*P))) for P in hits)
+        return a * existence + (1 - a) * overlap
+
+    real, pred = runs_of_ones(y_true), runs_of_ones(y_pred)
+    recall = sum(reward(R, pred, alpha) for R in real) / len(real) if real else 0.0
+    precision = sum(reward(P, real, 0.0) for P in pred) / len(pred) if pred else 0.0
+    return precision, recall
+
+
+def point_adjust(y_true, y_pred):
+    out = list(y_pred)
+    for s, e in runs_of_ones(y_true):
+        if any(y_pred[s:e]):
+            for i in range(s, e):
+                out[i] = 1
+    return out
+
+
+def convert_to_column(x, window_size, stride):
+    """Behaviour-extraction windows, one row per window, time-major."""
+    rows = []
+    t = 0
+    while t + window_size <= len(x):
+        row = []
+        for k in range(window_size):
+            row.extend(x[t + k])
+        rows.append(row)
+        t += stride
+    return np.array(rows)
+
+
+def calc_batches(train_min, train_max, train_every, n):
+    batches = {0: {"start": 0, "end": train_min}}
+    b = 1
+    for r in range(1, n + 1):
+        if r % train_every == 0 and train_min < r <= n:
+            batches[b] = {"start": max(0, r - train_max), "end": r}
+            b += 1
+    return batches
+
+
+# ---- lab.signal_utility / lab.tensor_utility (one window, one column at a time)
+
+
+def ks_2samp_columns(a, b, method="auto", alternative="two-sided"):
+    """scipy.stats.ks_2samp on each column, NaN omitted, NaN for empty columns."""
+    import warnings
+
+    from scipy import stats
+
+    stat = np.full(a.shape[1], np.nan)
+    pval = np.full(a.shape[1], np.nan)
+    for j in range(a.shape[1]):
+        x, y = a[:, j][~np.isnan(a[:, j])], b[:, j][~np.isnan(b[:, j])]
+        if len(x) == 0 or len(y) == 0:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res = stats.ks_2samp(x, y, method=method, alternative=alternative)
+        stat[j], pval[j] = res.statistic, res.pvalue
+    return stat, pval
+
+
+def rolling(X, n, func, min_periods=1):
+    """Trailing rolling aggregate, one row at a time, NaN skipped."""
+    X = np.asarray(X, dtype=float)
+    out = np.full(X.shape, np.nan)
+    for t in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            window = X[max(0, t - n + 1): t + 1, j]
+            window = window[~np.isnan(window)]
+            if len(window) >= max(min_periods, 1):
+                out[t, j] = {"mean": np.mean, "min": np.min, "max": np.max,
+                             "sum": np.sum, "median": np.median}[func](window)
+    return out
+
+
+def sliding_windows(X, window, step):
+    return np.array([X[s: s + window] for s in range(0, len(X) - window + 1, step)])
+
+
+def signature_matrices(X, windows=(10, 30, 60), step=10):
+    """MSCRED signature matrices by a pairwise loop of np.inner (Zhang et al. 2019)."""
+    X = np.asarray(X, dtype=float)
+    ends = list(range(max(windows), X.shape[0] + 1, step))
+    n = X.shape[1]
+    M = np.zeros((len(ends), len(windows), n, n))
+    for k, e in enumerate(ends):
+        for s, w in enumerate(windows):
+            for i in range(n):
+                for j in range(n):
+                    M[k, s, i, j] = np.inner(X[e - w: e, i], X[e - w: e, j]) / w
+    return M, np.array(ends)
+
+
+def signature_matrices_matmul(X, windows=(10, 30, 60), step=10):
+    """The same, one ``seg.T @ seg`` per window and end."""
+    ends = np.arange(max(windows), X.shape[0] + 1, step)
+    M = np.empty((len(ends), len(windows), X.shape[1], X.shape[1]))
+    for k, e in enumerate(ends):
+        for s, w in enumerate(windows):
+            seg = X[e - w: e]
+            M[k, s] = seg.T @ seg / w
+    return M, ends
