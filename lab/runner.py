@@ -302,12 +302,13 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False) -> R
         status, error, interrupted = "interrupted", "interrupted by the user (Ctrl-C)", True
     except pm.PapermillExecutionError as exc:
         status = "failed"
+        number = _original_cell_number(tmp / "notebook.ipynb", exc.cell_index)
         head = (exc.source or "").strip().splitlines()[:1]
         error = (
-            f"cell {exc.cell_index} (execution count {exc.exec_count}"
-            f"{', ' + repr(head[0]) if head else ''}) raised {exc.ename}: {exc.evalue}"
+            f"cell {number} of {spec.notebook.path.name} (counting from 1"
+            f"{', first line ' + repr(head[0]) if head else ''}) raised {exc.ename}: {exc.evalue}"
         )
-        info["failed_cell"] = {"index": exc.cell_index, "execution_count": exc.exec_count,
+        info["failed_cell"] = {"number": number, "execution_count": exc.exec_count,
                                "ename": exc.ename, "evalue": exc.evalue}
     except Exception as exc:  # kernel death, bad notebook, ...: still a finished directory
         status, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -327,6 +328,19 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False) -> R
     if interrupted:
         raise KeyboardInterrupt(str(final))
     return result
+
+
+def _original_cell_number(executed: Path, index: int) -> int:
+    """1-based number, in the notebook as written, of cell ``index`` of the executed copy.
+
+    papermill inserts an ``injected-parameters`` cell, which the user never saw.
+    """
+    try:
+        cells = json.loads(executed.read_text())["cells"][:index]
+    except (OSError, ValueError, KeyError):
+        return index + 1
+    injected = sum("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    return index - injected + 1
 
 
 def _kernel_manager_with_env(extra: dict[str, str]):
