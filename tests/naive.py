@@ -187,3 +187,19 @@ def signature_matrices_matmul(X, windows=(10, 30, 60), step=10):
             seg = X[e - w: e]
             M[k, s] = seg.T @ seg / w
     return M, ends
+
+
+def counter_increments(values):
+    """Per-row increments of cumulative counters; a decrease is a reset to 0.
+
+    The first row and any row next to a NaN are NaN.
+    """
+    values = np.asarray(values, dtype=float)
+    out = np.full(values.shape, np.nan)
+    for j in range(values.shape[1]):
+        for t in range(1, values.shape[0]):
+            prev, cur = values[t - 1, j], values[t, j]
+            if np.isnan(prev) or np.isnan(cur):
+                continue
+            out[t, j] = cur - prev if cur >= prev else cur
+    return out

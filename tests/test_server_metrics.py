@@ -1,0 +1,193 @@
+"""make_server_metrics: its truth must be true, and counters_to_rates must be right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from naive import counter_increments
+from scipy.stats import ks_2samp
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from lab.datasets import make_server_metrics
+from lab.datasets.server_metrics import CHANGE_KINDS, METRIC_TYPES, counters_to_rates
+
+SMALL = dict(n_metrics=120, n_rows=1200, n_groups=4, n_affected=12)
+
+
+@pytest.fixture(scope="module")
+def default_data():
+    return make_server_metrics(random_state=0)
+
+
+@pytest.fixture(scope="module")
+def small_pair():
+    """The same seed with and without the incident (the counterfactual)."""
+    with_incident = make_server_metrics(**SMALL, random_state=3)
+    without = make_server_metrics(**{**SMALL, "n_affected": 0}, random_state=3)
+    return with_incident, without
+
+
+def _filled_rates(df):
+    return counters_to_rates(df).ffill().bfill()
+
+
+def _windows(values, truth, mult=4):
+    start, end = truth["incident_pos"]
+    return values[start - mult * (end - start):start], values[start:end]
+
+
+def test_shape_index_and_truth_layout(default_data):
+    df, truth = default_data
+    assert df.shape == (3600, 500)
+    assert isinstance(df.index, pd.DatetimeIndex) and df.index.freqstr == "s"
+    assert df.columns.is_unique
+    assert list(truth["group"].index) == list(df.columns)
+    assert sorted(truth["group"].unique()) == list(range(8))
+    for name, kind in truth["metric_type"].items():
+        assert name.endswith(METRIC_TYPES[kind])
+    assert len(truth["affected"]) == 25 == len(set(truth["affected"]))
+    assert list(truth["change"].index) == truth["affected"]
+    assert set(truth["change"]) == set(CHANGE_KINDS)
+    sparse = truth["metric_type"][truth["affected"]] == "sparse"
+    assert "flatline" not in set(truth["change"][sparse.to_numpy()])
+    start, end = truth["incident_pos"]
+    assert 0 < start < end <= len(df)
+    assert truth["incident"] == (df.index[start], df.index[end - 1])
+    assert len(df.loc[truth["incident"][0]:truth["incident"][1]]) == end - start
+    # the default incident leaves room for a baseline four times as long
+    assert start >= 4 * (end - start)
+
+
+def test_metric_types_look_like_what_they_claim(default_data):
+    df, truth = default_data
+    kind = truth["metric_type"]
+    for name in df.columns:
+        col = df[name].dropna()
+        if kind[name] == "percent":
+            assert col.between(0, 100).all(), name
+        elif kind[name] == "integer":
+            assert (col == col.round()).all() and col.nunique() < 0.1 * len(col), name
+        elif kind[name] == "sparse":
+            assert (col == 0).mean() > 0.7 and (col > 0).any(), name
+        elif kind[name] == "counter":
+            # monotone apart from at most one restart from 0
+            assert (np.diff(col.to_numpy()) < 0).sum() <= 1, name
+        assert (col >= 0).all(), name
+    nan_cols = df.columns[df.isna().any()]
+    assert 1 <= len(nan_cols) <= 10
+    assert df.isna().to_numpy().mean() < 0.001
+
+
+def test_random_state_reproduces_and_differs():
+    a, ta = make_server_metrics(**SMALL, random_state=7)
+    b, tb = make_server_metrics(**SMALL, random_state=7)
+    c, _ = make_server_metrics(**SMALL, random_state=8)
+    pd.testing.assert_frame_equal(a, b)
+    assert ta["affected"] == tb["affected"]
+    pd.testing.assert_series_equal(ta["group"], tb["group"])
+    assert not np.allclose(a.fillna(0).to_numpy(), c.fillna(0).to_numpy())
+
+
+def test_only_affected_metrics_change_and_only_in_the_incident(small_pair):
+    (df, truth), (clean, clean_truth) = small_pair
+    assert clean_truth["affected"] == []
+    pd.testing.assert_series_equal(truth["group"], clean_truth["group"])
+    rates, clean_rates = counters_to_rates(df), counters_to_rates(clean)
+    start, end = truth["incident_pos"]
+    others = df.columns.difference(truth["affected"])
+    pd.testing.assert_frame_equal(rates[others], clean_rates[others])
+    outside = np.r_[0:start, end:len(df)]
+    pd.testing.assert_frame_equal(
+        rates[truth["affected"]].iloc[outside], clean_rates[truth["affected"]].iloc[outside]
+    )
+    for name in truth["affected"]:
+        assert not rates[name].iloc[start:end].equals(clean_rates[name].iloc[start:end]), name
+
+
+def test_affected_metrics_change_visibly_and_others_do_not(default_data):
+    """A KS test of the incident against the 4x baseline before it sees the changes."""
+    df, truth = default_data
+    base, focus = _windows(_filled_rates(df).to_numpy(), truth)
+    stat, pvalue = np.array([ks_2samp(base[:, j], focus[:, j]) for j in range(df.shape[1])]).T
+    affected = df.columns.isin(truth["affected"])
+    assert (pvalue[affected] < 1e-3).all()
+    assert np.median(stat[~affected]) < 0.15
+    for kind in ("level_shift", "flatline"):
+        names = truth["change"].index[truth["change"] == kind]
+        assert (stat[df.columns.get_indexer(names)] > 0.4).all(), kind
+    top = df.columns[np.argsort(-stat, kind="stable")[: len(truth["affected"])]]
+    assert np.isin(top, truth["affected"]).mean() >= 0.8
+
+
+def test_groups_are_recoverable_by_euclidean_kmeans(default_data):
+    df, truth = default_data
+    values = _filled_rates(df).to_numpy()
+    z = (values - values.mean(axis=0)) / values.std(axis=0)
+    labels = KMeans(n_clusters=8, n_init=2, random_state=0).fit_predict(z.T)
+    assert adjusted_rand_score(truth["group"].to_numpy(), labels) >= 0.9
+
+
+@pytest.mark.parametrize(
+    "incident, match",
+    [
+        ((500, 400), "reversed"),
+        ((100, 1300), "outside"),
+        ((-5, 10), "outside"),
+        ((100, 101), "at least 2"),
+        ((100, "2024-01-01 00:05:00"), "mixes"),
+        (("2023-01-01", "2023-01-02"), "not in the index"),
+        (42, "pair"),
+    ],
+)
+def test_bad_incident_is_a_clear_error(incident, match):
+    with pytest.raises(ValueError, match=match):
+        make_server_metrics(**SMALL, incident=incident)
+
+
+def test_incident_labels_and_positions_agree():
+    df, truth = make_server_metrics(**SMALL, incident=(300, 400), random_state=1)
+    df2, truth2 = make_server_metrics(
+        **SMALL, incident=(df.index[300], df.index[399]), random_state=1
+    )
+    assert truth["incident_pos"] == truth2["incident_pos"] == (300, 400)
+    pd.testing.assert_frame_equal(df, df2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_metrics": 0}, "n_metrics"),
+        ({"n_groups": 200}, "n_groups"),
+        ({"n_affected": 121}, "n_affected"),
+        ({"n_rows": 10}, "n_rows"),
+        ({"freq": "bogus"}, "freq"),
+    ],
+)
+def test_bad_sizes_are_clear_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_server_metrics(**{**SMALL, **kwargs})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.one_of(st.integers(0, 50).map(float), st.just(np.nan)), min_size=1, max_size=30)
+)
+def test_counters_to_rates_matches_naive(values):
+    df = pd.DataFrame({"x_total": values, "y_rate": values})
+    out = counters_to_rates(df)
+    np.testing.assert_array_equal(out["x_total"], counter_increments(np.c_[values])[:, 0])
+    pd.testing.assert_series_equal(out["y_rate"], df["y_rate"])
+
+
+def test_counters_to_rates_explicit_columns_and_errors():
+    df = pd.DataFrame({"a": [1.0, 2, 4], "b_total": [5.0, 6, 7]})
+    out = counters_to_rates(df, columns=["a"])
+    assert out["a"].tolist()[1:] == [1.0, 2.0] and out["b_total"].tolist() == [5.0, 6, 7]
+    with pytest.raises(ValueError, match="not in df"):
+        counters_to_rates(df, columns=["nope"])
+    with pytest.raises(ValueError, match="DataFrame"):
+        counters_to_rates(df.to_numpy())
