@@ -1,0 +1,240 @@
+"""lab.mp_utility.tensor_apply: equality across backends, errors and cleanup.
+
+Every test of the shared-memory backend checks that no segment created by
+this process is left in /dev/shm and that no worker process is left alive.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lab.mp_utility as mpu
+from lab.mp_utility import WorkerDiedError, shared_array, tensor_apply
+
+SHM_DIR = "/dev/shm"
+PARENT_PID = os.getpid()
+pytestmark = pytest.mark.skipif(not os.path.isdir(SHM_DIR), reason="needs /dev/shm (Linux)")
+
+
+# Module-level functions: they must be picklable for the spawn start method.
+def singular_values(m):
+    return np.linalg.svd(m, compute_uv=False)
+
+
+def fail_on_marker(m):
+    if m[0, 0] == 99.0:
+        raise ZeroDivisionError("marker slice reached")
+    return m.sum()
+
+
+def size_from_first_value(m):
+    return np.zeros(int(m[0, 0]))
+
+
+def die_on_marker(m):
+    if m[0, 0] == 99.0 and os.getpid() != PARENT_PID:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return m.sum()
+
+
+def slow_sum(m):
+    time.sleep(0.05)
+    return m.sum()
+
+
+def _our_segments() -> set[str]:
+    prefix = f"{mpu.SHM_PREFIX}{os.getpid()}_"
+    return {name for name in os.listdir(SHM_DIR) if name.startswith(prefix)}
+
+
+@pytest.fixture
+def no_leaks():
+    """/dev/shm and the process table are checked before and after the test."""
+    before = _our_segments()
+    assert not mp.active_children()
+    yield
+    assert _our_segments() == before
+    assert not mp.active_children()
+
+
+@pytest.fixture
+def tensor(rng):
+    return rng.normal(size=(64, 12, 12))
+
+
+# ---------------------------------------------------------------- equality
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_shared_memory_bit_identical_to_serial(tensor, no_leaks, start_method):
+    expected = tensor_apply(singular_values, tensor, backend="serial")
+    got = tensor_apply(singular_values, tensor, workers=2, start_method=start_method)
+    assert got.dtype == expected.dtype and got.shape == (64, 12)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(
+        expected, np.stack([np.linalg.svd(m, compute_uv=False) for m in tensor]), rtol=1e-12)
+
+
+@pytest.mark.parametrize(("workers", "chunks"), [(1, None), (2, 1), (2, 7), (3, 500)])
+def test_shared_memory_any_split_and_layouts(tensor, no_leaks, workers, chunks):
+    # A non-contiguous view and an integer tensor exercise the copy-in path.
+    view = tensor[::2, :, ::-1]
+    got = tensor_apply(np.trace, view, workers=workers, chunks=chunks, start_method="fork")
+    np.testing.assert_array_equal(got, [np.trace(m) for m in view])
+    ints = np.arange(5 * 2 * 3).reshape(5, 2, 3)
+    got = tensor_apply(lambda m: m * 2, ints, workers=workers, chunks=chunks,
+                       start_method="fork")
+    np.testing.assert_array_equal(got, ints * 2)
+
+
+def test_single_slice_and_scalar_results(no_leaks):
+    one = np.ones((1, 3, 3))
+    np.testing.assert_array_equal(tensor_apply(np.sum, one, start_method="fork"), [9.0])
+
+
+def test_shared_array_input_is_not_copied(tensor, no_leaks, monkeypatch):
+    created = []
+    real = mpu._new_segment
+
+    def spy(nbytes):
+        created.append(nbytes)
+        return real(nbytes)
+
+    with shared_array(tensor.shape) as shared:
+        shared[:] = tensor
+        monkeypatch.setattr(mpu, "_new_segment", spy)
+        got = tensor_apply(singular_values, shared, workers=2, start_method="fork")
+        sliced = tensor_apply(np.trace, shared[10:20], workers=2, start_method="fork")
+    assert created == [got.nbytes, sliced.nbytes]  # the outputs only, no input copy
+    np.testing.assert_array_equal(got, tensor_apply(singular_values, tensor, backend="serial"))
+    np.testing.assert_array_equal(sliced, [np.trace(m) for m in tensor[10:20]])
+
+
+@settings(max_examples=100, deadline=None)
+@given(n=st.integers(0, 300), parts=st.integers(1, 40))
+def test_ranges_cover_every_index_once(n, parts):
+    ranges = mpu._ranges(n, parts)
+    covered = [i for lo, hi in ranges for i in range(lo, hi)]
+    assert covered == list(range(n))
+    assert len(ranges) <= parts
+
+
+# ---------------------------------------------------------------- errors in func
+@pytest.mark.parametrize("backend", ["shared_memory", "serial"])
+def test_exception_in_func_names_slice_and_keeps_traceback(tensor, no_leaks, backend):
+    tensor[37, 0, 0] = 99.0
+    with pytest.raises(ZeroDivisionError, match="marker slice reached") as info:
+        tensor_apply(fail_on_marker, tensor, backend=backend, workers=2, start_method="fork")
+    assert any("slice 37" in note for note in info.value.__notes__)
+    if backend == "shared_memory":
+        remote = str(info.value.__cause__)
+        assert "fail_on_marker" in remote and "raise ZeroDivisionError" in remote
+
+
+def test_exception_in_first_slice_is_raised_in_caller(tensor, no_leaks):
+    tensor[0, 0, 0] = 99.0
+    with pytest.raises(ZeroDivisionError) as info:
+        tensor_apply(fail_on_marker, tensor, start_method="fork")
+    assert any("slice 0" in note for note in info.value.__notes__)
+
+
+@pytest.mark.parametrize("backend", ["shared_memory", "serial"])
+def test_result_shapes_that_differ_raise_value_error(no_leaks, backend):
+    T = np.full((10, 2, 2), 3.0)
+    T[6, 0, 0] = 4.0
+    with pytest.raises(ValueError, match=r"shape \(4,\).*slice 6.*shape \(3,\)"):
+        tensor_apply(size_from_first_value, T, backend=backend, workers=2, start_method="fork")
+
+
+def test_worker_killed_is_an_error_not_a_hang(tensor, no_leaks):
+    tensor[40, 0, 0] = 99.0
+    start = time.monotonic()
+    with pytest.raises(WorkerDiedError, match="SIGKILL"):
+        tensor_apply(die_on_marker, tensor, workers=2, start_method="fork")
+    assert time.monotonic() - start < 30
+
+
+def test_ctrl_c_stops_workers_and_unlinks(no_leaks):
+    T = np.zeros((400, 2, 2))  # 400 x 50 ms: far longer than the interrupt delay
+    timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tensor_apply(slow_sum, T, workers=2, start_method="fork")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 5
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("tensor", "match"),
+    [
+        (np.zeros((3, 3)), "3-D"),
+        (np.zeros((2, 2, 2, 2)), "3-D"),
+        (np.empty((2, 2, 2), dtype=object), "dtype object"),
+        (np.array([[["a"]]]), "numeric dtype"),
+        (np.zeros((0, 2, 2)), "no slice"),
+    ],
+)
+def test_bad_tensor(tensor, match):
+    with pytest.raises(ValueError, match=match):
+        tensor_apply(np.sum, tensor, backend="serial")
+
+
+def test_bad_options():
+    T = np.zeros((2, 2, 2))
+    with pytest.raises(ValueError, match="backend"):
+        tensor_apply(np.sum, T, backend="threads")
+    with pytest.raises(ValueError, match="workers"):
+        tensor_apply(np.sum, T, workers=0)
+    with pytest.raises(ValueError, match="callable"):
+        tensor_apply("sum", T)
+
+
+def test_unpicklable_func_under_spawn_says_why(tensor, no_leaks):
+    scale = 2.0
+    with pytest.raises(ValueError, match="cannot be pickled.*spawn.*module level"):
+        tensor_apply(lambda m: m * scale, tensor, start_method="spawn")
+    # Under fork the same lambda needs no pickling and works.
+    got = tensor_apply(lambda m: m.sum() * scale, tensor, workers=2, start_method="fork")
+    np.testing.assert_allclose(got, tensor.sum(axis=(1, 2)) * scale)
+
+
+# ---------------------------------------------------------------- dask
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("dask.distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0")
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_dask_matches_serial(tensor, dask_client):
+    expected = tensor_apply(singular_values, tensor, backend="serial")
+    got = tensor_apply(singular_values, tensor, backend="dask", client=dask_client, chunks=5)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_dask_error_names_slice(tensor, dask_client):
+    tensor[23, 0, 0] = 99.0
+    with pytest.raises(ZeroDivisionError) as info:
+        tensor_apply(fail_on_marker, tensor, backend="dask", client=dask_client)
+    assert any("slice 23" in note for note in info.value.__notes__)
+
+
+@pytest.mark.slow
+def test_dask_starts_and_closes_its_own_cluster(tensor):
+    got = tensor_apply(np.trace, tensor[:8], backend="dask", workers=1)
+    np.testing.assert_array_equal(got, [np.trace(m) for m in tensor[:8]])
