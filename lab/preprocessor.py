@@ -609,8 +609,8 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
     Notes
     -----
     The baseline of four times the focus window and the two methods follow
-    Netdata's Metric Correlations (netdata/netdata, ``ml`` and
-    ``web/api/queries/weights.c``: ``ks2`` and ``volume``).
+    Netdata's Metric Correlations (netdata/netdata, ``weights.c``: methods
+    ``ks2`` and ``volume``); the KS test is scipy's ``ks_2samp`` per column.
 
     Examples
     --------
