@@ -36,7 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from lab import config
-from lab.experiments import Experiment, ExperimentError, find_experiments, load_experiment, load_yaml
+from lab.experiments import (
+    Experiment,
+    ExperimentError,
+    find_experiments,
+    load_experiment,
+    load_yaml,
+)
 from lab.notebook import Notebook, ParameterError, find_notebooks, read_notebook, resolve_parameters
 from lab.tracking import METRICS_FILE, _atomic_write_json
 
