@@ -203,3 +203,22 @@ def counter_increments(values):
                 continue
             out[t, j] = cur - prev if cur >= prev else cur
     return out
+
+
+def correlation_matrices(X, windows=(10, 30, 60), step=10, diff=False):
+    """np.corrcoef per window; a constant series correlates 0 with everything."""
+    X = np.asarray(X, dtype=float)
+    if diff:
+        X = X[1:] - X[:-1]
+    ends = list(range(max(windows), X.shape[0] + 1, step))
+    n = X.shape[1]
+    C = np.zeros((len(ends), len(windows), n, n))
+    for k, e in enumerate(ends):
+        for s, w in enumerate(windows):
+            seg = X[e - w: e]
+            for i in range(n):
+                for j in range(n):
+                    if seg[:, i].max() == seg[:, i].min() or seg[:, j].max() == seg[:, j].min():
+                        continue
+                    C[k, s, i, j] = 1.0 if i == j else np.corrcoef(seg[:, i], seg[:, j])[0, 1]
+    return C, np.array(ends) + (1 if diff else 0)

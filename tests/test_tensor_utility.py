@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lab.tensor_utility import signature_matrices, sliding_windows
+from lab.tensor_utility import correlation_matrices, signature_matrices, sliding_windows
 
 
 # ---------------------------------------------------------------- sliding_windows
@@ -111,3 +111,51 @@ def test_signature_matrices_window_as_long_as_series(rng):
 def test_signature_matrices_bad_input(X, windows, step, match):
     with pytest.raises(ValueError, match=match):
         signature_matrices(X, windows=windows, step=step)
+
+
+# ---------------------------------------------------------------- correlation_matrices
+@pytest.mark.parametrize("diff", [False, True])
+def test_correlation_matrices_match_corrcoef_with_constant_stretches(rng, diff):
+    X = rng.normal(size=(200, 4)).cumsum(axis=0) + 1e4  # trending, large offset
+    X[50:120, 1] = 7.0  # a constant stretch
+    X[:, 3] = 0.1  # constant series: 0.1 is not exact, the window mean of it may not be
+    C, ends = correlation_matrices(X, windows=(10, 30, 60), step=10, diff=diff)
+    ref, ref_ends = naive.correlation_matrices(X, windows=(10, 30, 60), step=10, diff=diff)
+    np.testing.assert_array_equal(ends, ref_ends)
+    np.testing.assert_allclose(C, ref, rtol=0, atol=1e-9)
+    assert np.isfinite(C).all() and (np.abs(C) <= 1).all()
+    assert (C[..., 3, :] == 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(1, 3),
+    windows=st.lists(st.integers(2, 15), min_size=1, max_size=3),
+    step=st.integers(1, 9),
+    diff=st.booleans(),
+)
+def test_correlation_matrices_hypothesis(data, n, windows, step, diff):
+    T = data.draw(st.integers(max(windows) + 1, max(windows) + 40))
+    X = data.draw(hnp.arrays(np.float64, (T, n), elements=st.sampled_from([0.0, 1.0, 2.5, -3.0])))
+    C, ends = correlation_matrices(X, windows=windows, step=step, diff=diff)
+    ref, ref_ends = naive.correlation_matrices(X, windows=windows, step=step, diff=diff)
+    np.testing.assert_array_equal(ends, ref_ends)
+    np.testing.assert_allclose(C, ref, rtol=0, atol=1e-12)
+
+
+def test_correlation_matrices_dataframe_labels_with_diff(rng):
+    idx = pd.date_range("2024-01-01", periods=61, freq="D")
+    df = pd.DataFrame(rng.normal(size=(61, 2)), index=idx)
+    _, ends = correlation_matrices(df, windows=(10, 30), step=10, diff=True)
+    # 60 differences; the first window of 30 differences covers rows 0..30.
+    assert list(ends) == list(idx[[30, 40, 50, 60]])
+
+
+def test_correlation_matrices_bad_input():
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        correlation_matrices(np.zeros((20, 2)), windows=(1, 5))
+    with pytest.raises(ValueError, match="differences"):
+        correlation_matrices(np.zeros((30, 2)), windows=(30,), diff=True)
+    with pytest.raises(ValueError, match="diff"):
+        correlation_matrices(np.zeros((30, 2)), windows=(5,), diff="yes")
