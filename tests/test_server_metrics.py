@@ -10,10 +10,18 @@ from hypothesis import strategies as st
 from naive import counter_increments
 from scipy.stats import ks_2samp
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
 from lab.datasets import make_server_metrics
-from lab.datasets.server_metrics import CHANGE_KINDS, METRIC_TYPES, counters_to_rates
+from lab.datasets.server_metrics import (
+    CHANGE_KINDS,
+    METRIC_TYPES,
+    counters_to_rates,
+    default_incident,
+    evaluate_ranking,
+    focus_and_baseline,
+    rank_scores,
+)
 
 SMALL = dict(n_metrics=120, n_rows=1200, n_groups=4, n_affected=12)
 
@@ -191,3 +199,73 @@ def test_counters_to_rates_explicit_columns_and_errors():
         counters_to_rates(df, columns=["nope"])
     with pytest.raises(ValueError, match="DataFrame"):
         counters_to_rates(df.to_numpy())
+
+
+@pytest.mark.parametrize("n_rows", [60, 600, 3600, 10_000])
+def test_default_incident_is_the_generators_and_fits_a_baseline(n_rows):
+    start, end = default_incident(n_rows)
+    _, truth = make_server_metrics(n_metrics=8, n_rows=n_rows, n_groups=2, n_affected=0)
+    assert truth["incident_pos"] == (start, end)
+    assert focus_and_baseline((start, end), n_rows)[1] == (start - 4 * (end - start), start)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-5, 120), st.integers(-5, 120), st.integers(1, 6))
+def test_focus_and_baseline_accepts_exactly_the_windows_that_fit(start, end, mult):
+    n_rows = 100
+    fits = 0 <= start < end <= n_rows and start >= mult * (end - start)
+    if fits:
+        focus, base = focus_and_baseline((start, end), n_rows, mult)
+        assert focus == (start, end) and base[1] == start
+        assert base[1] - base[0] == mult * (end - start) and base[0] >= 0
+    else:
+        with pytest.raises(ValueError, match="focus"):
+            focus_and_baseline((start, end), n_rows, mult)
+
+
+@pytest.mark.parametrize(
+    "focus, match",
+    [
+        ((300, 200), "reversed or empty"),
+        ((200, 200), "reversed or empty"),
+        ((500, 700), "outside the data"),
+        ((100, 200), "too early for a baseline of 4 x 100 = 400 rows"),
+        ((1.5, 300), "integer row positions"),
+        (None, "pair"),
+    ],
+)
+def test_focus_and_baseline_messages(focus, match):
+    with pytest.raises(ValueError, match=match):
+        focus_and_baseline(focus, 600)
+
+
+def test_rank_scores_follow_the_order_and_reject_bad_rankings():
+    ranking = pd.DataFrame({"score": [np.inf, 3.0, 3.0]}, index=["c", "a", "d"])
+    scores = rank_scores(ranking, ["a", "b", "c", "d"])
+    assert scores.to_dict() == {"a": 2.0, "b": 0.0, "c": 3.0, "d": 1.0}
+    with pytest.raises(ValueError, match="repeats"):
+        rank_scores(pd.Series([1.0, 2.0], index=["a", "a"]), ["a"])
+    with pytest.raises(ValueError, match="not known"):
+        rank_scores(pd.Series([1.0], index=["z"]), ["a"])
+
+
+def test_evaluate_ranking_matches_a_hand_count_and_sklearn():
+    df, truth = make_server_metrics(**SMALL, random_state=5)
+    rng = np.random.default_rng(0)
+    # a random ranking that misses two metrics (as if dropped by cleaning)
+    order = list(rng.permutation(df.columns)[:-2])
+    table = evaluate_ranking(pd.Series(0.0, index=order), truth, k=30)
+    assert list(table.index) == [*CHANGE_KINDS, "all"]
+    position = {m: i for i, m in enumerate(order)}
+    score = np.array([-position.get(m, len(order)) for m in df.columns], dtype=float)
+    top = set(order[:30])
+    for kind, row in table.iterrows():
+        members = truth["affected"] if kind == "all" else list(
+            truth["change"].index[truth["change"] == kind])
+        assert row["n"] == len(members)
+        assert row["found"] == len(top.intersection(members))
+        keep = ~df.columns.isin(truth["affected"]) | df.columns.isin(members)
+        expected = roc_auc_score(df.columns[keep].isin(members), score[keep])
+        assert row["auc"] == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="no affected"):
+        evaluate_ranking(pd.Series(0.0, index=order), {**truth, "affected": []})

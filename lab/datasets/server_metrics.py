@@ -17,7 +17,16 @@ from scipy.signal import lfilter
 
 from lab._validation import _as_2d, _check_int
 
-__all__ = ["make_server_metrics", "counters_to_rates", "METRIC_TYPES", "CHANGE_KINDS"]
+__all__ = [
+    "make_server_metrics",
+    "counters_to_rates",
+    "default_incident",
+    "focus_and_baseline",
+    "evaluate_ranking",
+    "rank_scores",
+    "METRIC_TYPES",
+    "CHANGE_KINDS",
+]
 
 #: Metric types, with the column-name suffix that marks them (Prometheus style:
 #: a cumulative counter ends in ``_total``).
@@ -42,8 +51,12 @@ _DEFAULT_INCIDENT_FRACTION = 12
 #: Length of the baseline protected from group bursts, in incident lengths
 #: (Netdata's default baseline is four times the focus window).
 _PROTECTED_BASELINE = 4
-#: Candidate seasonal periods of the group loads, in rows (cron-like jobs).
+#: Candidate seasonal periods of the group loads (cron-like jobs), in rows of a
+#: ``_PERIODS_PER`` row frame; they scale with ``n_rows`` so that the default incident
+#: always spans more than one cycle.
 _PERIODS = (20, 30, 45, 60, 75, 90, 120, 150, 180, 240)
+_PERIODS_PER = 3600
+_MIN_PERIOD = 4
 #: AR(1) coefficient range of the fast part of a group load.
 _AR_PHI = (0.5, 0.8)
 #: Weights of the AR part, the seasonal part and the shared day curve in a group load.
@@ -120,7 +133,7 @@ def make_server_metrics(
     -----
     Generative model. Each group ``g`` has a latent load ``L_g(t)``: a unit-variance
     AR(1) process, plus a seasonal wave of its own period (a sine or a cron-like
-    sawtooth), plus a slow day curve shared by all groups, plus a few load bursts,
+    sawtooth; periods of 20 to 240 rows per 3600 rows, scaled with ``n_rows``), plus a slow day curve shared by all groups, plus a few load bursts,
     standardised to unit variance. Bursts never fall in the incident window nor in
     the four incident lengths before it, so that the metrics outside ``affected`` do
     not change there. Metric ``j`` of group ``g`` has the standardised signal
@@ -266,11 +279,204 @@ def _increments(values: np.ndarray) -> np.ndarray:
     return diff
 
 
+def default_incident(n_rows: int) -> tuple[int, int]:
+    """The incident window :func:`make_server_metrics` uses when none is given.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of time points (at least 60, as for the generator).
+
+    Returns
+    -------
+    (start, end) : tuple of int
+        Half-open row positions: ``n_rows // 12`` rows (at least 2) starting two
+        thirds of the way in, which leaves room for a baseline four times as long.
+
+    Examples
+    --------
+    >>> default_incident(3600)
+    (2400, 2700)
+    """
+    n_rows = _check_int(n_rows, "n_rows", minimum=60)
+    start = 2 * n_rows // 3
+    return start, start + max(2, n_rows // _DEFAULT_INCIDENT_FRACTION)
+
+
+def focus_and_baseline(
+    focus: Any, n_rows: int, baseline_mult: int = _PROTECTED_BASELINE
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Check a focus window and place the baseline right before it, before any work.
+
+    Parameters
+    ----------
+    focus : (start, end) pair of int
+        Half-open row positions of the focus window.
+    n_rows : int
+        Number of rows of the data.
+    baseline_mult : int, default 4
+        Baseline length, in focus lengths (Netdata uses 4).
+
+    Returns
+    -------
+    focus, baseline : two (start, end) pairs of int
+        Half-open row positions; ``baseline = (start - baseline_mult * length, start)``.
+
+    Raises
+    ------
+    ValueError
+        If ``focus`` is not a pair of ints, is reversed or empty, lies outside
+        ``[0, n_rows]``, or starts too early for a full baseline. The message says
+        which, with the numbers.
+
+    Notes
+    -----
+    :func:`lab.preprocessor.rank_changes` cuts a default baseline at the start of
+    the data; a notebook that promises a baseline ``baseline_mult`` times the focus
+    wants a clear error instead, before it generates or cleans anything.
+
+    Examples
+    --------
+    >>> focus_and_baseline((2400, 2700), 3600)
+    ((2400, 2700), (1200, 2400))
+    >>> focus_and_baseline((100, 200), 3600)
+    Traceback (most recent call last):
+    ...
+    ValueError: focus (100, 200) starts at row 100, too early for a baseline of 4 x 100 = 400 rows before it; start the focus at row 400 or later, or lower baseline_mult
+    """
+    n_rows = _check_int(n_rows, "n_rows", minimum=1)
+    baseline_mult = _check_int(baseline_mult, "baseline_mult", minimum=1)
+    try:
+        start, end = focus
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"focus must be a (start, end) pair of row positions, got {focus!r}") from exc
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, end)):
+        raise ValueError(f"focus must hold integer row positions, got {focus!r}")
+    start, end = int(start), int(end)
+    if end <= start:
+        raise ValueError(f"focus ({start}, {end}) is reversed or empty; expected start < end")
+    if start < 0 or end > n_rows:
+        raise ValueError(f"focus ({start}, {end}) is outside the data (rows 0 .. {n_rows})")
+    length = baseline_mult * (end - start)
+    if start < length:
+        raise ValueError(
+            f"focus ({start}, {end}) starts at row {start}, too early for a baseline of "
+            f"{baseline_mult} x {end - start} = {length} rows before it; start the focus "
+            f"at row {length} or later, or lower baseline_mult"
+        )
+    return (start, end), (start - length, start)
+
+
+def evaluate_ranking(ranking: Any, truth: dict[str, Any], k: int | None = None) -> pd.DataFrame:
+    """How well a ranking of metrics finds the truth, overall and per kind of change.
+
+    Parameters
+    ----------
+    ranking : DataFrame or Series indexed by metric
+        Metrics from most to least changed, e.g. the output of
+        :func:`lab.preprocessor.rank_changes`. Only the order is used, so
+        infinite scores (the volume method on a zero baseline) are fine. Metrics of
+        ``truth`` missing from it (dropped by cleaning) rank last.
+    truth : dict
+        The truth of :func:`make_server_metrics`.
+    k : int, optional
+        The cut; by default the number of affected metrics.
+
+    Returns
+    -------
+    DataFrame
+        One row per change kind present, then ``all``, with ``n`` (affected
+        metrics), ``found`` (among the top ``k``), ``recall_at_k``
+        (``found / n``) and ``auc`` (ROC AUC of the rank against the affected
+        metrics of that kind, all unaffected metrics being the negatives). In
+        the ``all`` row with the default ``k``, ``recall_at_k`` is also the
+        precision at ``k``.
+
+    Raises
+    ------
+    ValueError
+        If ``truth`` has no affected metric, the ranking names metrics that
+        ``truth`` does not know or repeats one, or ``k`` is out of range.
+
+    Notes
+    -----
+    ROC AUC and precision at k come from :mod:`lab.metrics`.
+
+    Examples
+    --------
+    >>> df, truth = make_server_metrics(n_metrics=40, n_rows=600, n_groups=4, n_affected=4)
+    >>> perfect = pd.Series(1.0, index=truth["affected"]).reindex(df.columns, fill_value=0)
+    >>> evaluate_ranking(perfect.sort_values(ascending=False, kind="stable"), truth)["auc"].tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    from lab.metrics import auc_roc
+
+    metrics = pd.Index(truth["group"].index)
+    score = rank_scores(ranking, metrics)
+    affected = list(truth["affected"])
+    if not affected:
+        raise ValueError("truth has no affected metric; there is nothing to find")
+    k = len(affected) if k is None else _check_int(k, "k", minimum=1, maximum=len(metrics))
+    top = set(score.sort_values(ascending=False, kind="stable").index[:k])
+    is_affected = metrics.isin(affected)
+    rows = {}
+    kinds = [c for c in CHANGE_KINDS if (truth["change"] == c).any()]
+    for kind in [*kinds, "all"]:
+        members = affected if kind == "all" else list(truth["change"].index[truth["change"] == kind])
+        keep = ~is_affected | metrics.isin(members)
+        found = len(top.intersection(members))
+        auc = auc_roc(metrics[keep].isin(members).astype(int), score[keep].to_numpy())
+        rows[kind] = {"n": len(members), "found": found, "recall_at_k": found / len(members),
+                      "auc": auc}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "change"
+    return out
+
+
+def rank_scores(ranking: Any, metrics: Any) -> pd.Series:
+    """Finite scores that reproduce the order of a ranking, for ROC AUC and precision at k.
+
+    Parameters
+    ----------
+    ranking : DataFrame or Series indexed by metric
+        Metrics from most to least changed (only the order of the index is used).
+    metrics : sequence
+        Every metric that should get a score, e.g. the columns before cleaning.
+
+    Returns
+    -------
+    Series
+        Indexed by ``metrics``: ``len(ranking)`` for the first ranked metric down
+        to 1 for the last, and 0 for metrics missing from the ranking. Unlike the
+        volume method's statistic, these are never infinite, and they keep the
+        ranking's own tie-breaking.
+
+    Raises
+    ------
+    ValueError
+        If the ranking repeats a metric or names one that is not in ``metrics``.
+
+    Examples
+    --------
+    >>> rank_scores(pd.Series([float("inf"), 2.0], index=["b", "a"]), ["a", "b", "c"]).tolist()
+    [1.0, 2.0, 0.0]
+    """
+    metrics = pd.Index(metrics)
+    order = pd.Index(ranking.index)
+    if not order.is_unique:
+        raise ValueError("ranking repeats metrics; expected each metric once")
+    unknown = order.difference(metrics)
+    if len(unknown):
+        raise ValueError(f"ranking names metrics that are not known: {list(unknown[:10])}")
+    score = pd.Series(0.0, index=metrics)
+    score[order] = np.arange(len(order), 0, -1, dtype=float)
+    return score
+
+
 def _incident_positions(incident: Any, index: pd.DatetimeIndex) -> tuple[int, int]:
     n = len(index)
     if incident is None:
-        start = 2 * n // 3
-        return start, start + max(2, n // _DEFAULT_INCIDENT_FRACTION)
+        return default_incident(n)
     try:
         first, last = incident
     except (TypeError, ValueError) as exc:
@@ -322,7 +528,8 @@ def _group_loads(
     start, end = incident
     protected = (max(0, start - _PROTECTED_BASELINE * (end - start)), end)
     day = np.sin(2 * np.pi * t / n_rows + rng.uniform(0, 2 * np.pi))
-    periods = rng.permutation(np.resize(_PERIODS, max(n_groups, len(_PERIODS))))[:n_groups]
+    scaled = np.maximum(_MIN_PERIOD, np.round(np.array(_PERIODS) * n_rows / _PERIODS_PER))
+    periods = rng.permutation(np.resize(scaled, max(n_groups, len(_PERIODS))))[:n_groups]
     loads = np.empty((n_rows, n_groups))
     for g in range(n_groups):
         phi = rng.uniform(*_AR_PHI)
