@@ -17,8 +17,12 @@ import pandas as pd
 from lab._validation import _as_2d, _check_int, _check_option
 
 __all__ = [
+    "bandpass",
     "ks_2samp_columns",
+    "robust_zscore",
     "smooth",
+    "spectral_residual",
+    "spectrogram",
 ]
 
 #: ``method="auto"`` computes exact p-values while both samples have at most
@@ -32,6 +36,21 @@ KS_ALTERNATIVES = ("two-sided", "less", "greater")
 KS_BLOCK_ELEMENTS = 2_000_000
 #: Rolling aggregations accepted by :func:`smooth`.
 SMOOTH_FUNCS = ("mean", "min", "max", "sum", "median", "std")
+#: Median absolute deviation to standard deviation for normal data,
+#: 1 / Phi^-1(3/4) (scipy.stats.median_abs_deviation(scale="normal")).
+MAD_TO_SD = 1.482602218505602
+#: Mean absolute deviation to standard deviation for normal data, sqrt(pi/2):
+#: the fallback scale when more than half the values equal the median.
+MEANAD_TO_SD = 1.2533141373155003
+#: Spectral residual defaults of Microsoft's reference implementation
+#: (github.com/microsoft/anomalydetector, msanomalydetector/spectral_residual.py).
+SR_EPS = 1e-8
+SR_MAG_WINDOW = 3
+SR_SCORE_WINDOW = 40
+SR_EXTEND_NUM = 5
+SR_LOOK_AHEAD = 5
+#: Butterworth order used by bandpass (applied twice by filtfilt).
+BANDPASS_ORDER = 4
 
 
 # --------------------------------------------------------------------------
@@ -335,3 +354,326 @@ def smooth(df: Any, n: int, func: str = "mean", *, min_periods: int | None = 1,
         return result.iloc[:, 0].rename(df.name)
     out = result.to_numpy()
     return out[:, 0] if np.ndim(df) == 1 else out
+
+
+# --------------------------------------------------------------------------
+# Small helpers that keep the caller's container type
+# --------------------------------------------------------------------------
+def _like(df: Any, values: np.ndarray, index: pd.Index, columns: pd.Index) -> Any:
+    """Wrap ``values`` like ``df`` was given: DataFrame, Series or ndarray."""
+    if isinstance(df, pd.DataFrame):
+        return pd.DataFrame(values, index=index, columns=columns)
+    if isinstance(df, pd.Series):
+        return pd.Series(values[:, 0], index=index, name=df.name)
+    return values[:, 0] if np.ndim(df) == 1 else values
+
+
+# --------------------------------------------------------------------------
+# Robust z-score
+# --------------------------------------------------------------------------
+def _robust_zscore_kernel(values: np.ndarray) -> np.ndarray:
+    median = np.nanmedian(values, axis=0)
+    dev = np.abs(values - median)
+    scale = MAD_TO_SD * np.nanmedian(dev, axis=0)
+    # More than half the values at the median make the MAD 0; the mean
+    # absolute deviation still sees the rest (Iglewicz & Hoaglin 1993).
+    fallback = MEANAD_TO_SD * np.nanmean(dev, axis=0)
+    scale = np.where(scale > 0, scale, fallback)
+    z = np.zeros_like(values)
+    ok = scale > 0
+    z[:, ok] = (values[:, ok] - median[ok]) / scale[ok]
+    z[np.isnan(values)] = np.nan
+    return z
+
+
+def robust_zscore(df: Any) -> Any:
+    """Robust z-score of every series: ``(x - median) / (1.4826 * MAD)``.
+
+    Parameters
+    ----------
+    df : DataFrame, Series or ndarray of shape (n_timepoints, n_series)
+        The series. NaNs are ignored in the median and MAD and stay NaN.
+
+    Returns
+    -------
+    Same type as ``df``
+        The scores, same shape, index and columns.
+
+    Raises
+    ------
+    ValueError
+        If ``df`` is not numeric, or a column has no value that is not NaN.
+
+    Notes
+    -----
+    The median absolute deviation times ``1.4826`` estimates the standard
+    deviation of normal data (Rousseeuw & Croux 1993; it equals
+    ``scipy.stats.median_abs_deviation(x, scale="normal")``). When the MAD is
+    0 (more than half the values equal the median), the scale falls back to
+    ``1.2533 * mean absolute deviation`` (Iglewicz & Hoaglin 1993). A
+    constant series scores 0 everywhere.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> robust_zscore(np.array([1.0, 2.0, 3.0, 4.0, 100.0])).round(3).tolist()
+    [-1.349, -0.674, 0.0, 0.674, 65.426]
+    """
+    values, index, columns = _as_2d(df, "df", allow_nan=True)
+    empty = np.isnan(values).all(axis=0)
+    if empty.any():
+        raise ValueError(f"df columns {list(columns[empty][:10])} have no value that is not NaN")
+    return _like(df, _robust_zscore_kernel(values), index, columns)
+
+
+# --------------------------------------------------------------------------
+# Zero-phase Butterworth filter
+# --------------------------------------------------------------------------
+def bandpass(df: Any, low: float | None, high: float | None, fs: float = 1.0, *,
+             order: int = BANDPASS_ORDER) -> Any:
+    """Zero-phase Butterworth band-pass (or low/high-pass) filter of every series.
+
+    Parameters
+    ----------
+    df : DataFrame, Series or ndarray of shape (n_timepoints, n_series)
+        Evenly sampled series without NaN.
+    low, high : float or None
+        Pass band edges in the units of ``fs`` (Hz for ``fs`` in Hz,
+        cycles per sample for ``fs=1``). ``low=None`` gives a low-pass filter
+        below ``high``; ``high=None`` a high-pass filter above ``low``.
+        ``0 < low < high < fs / 2``.
+    fs : float
+        Sampling frequency (default 1: one sample per time unit).
+    order : int
+        Butterworth order; ``sosfiltfilt`` applies it forward and backward,
+        which doubles the attenuation and cancels the phase.
+
+    Returns
+    -------
+    Same type as ``df``
+        The filtered series, same shape, index and columns.
+
+    Raises
+    ------
+    ValueError
+        If the band is not inside ``(0, fs / 2)``, both edges are None, the
+        series has NaN, or it is too short for the filter's padding.
+
+    Notes
+    -----
+    ``scipy.signal.butter(order, ..., output="sos")`` followed by
+    ``scipy.signal.sosfiltfilt`` along time (Gustafsson 1996 initial
+    conditions): no phase shift, so peaks stay where they are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(2000)
+    >>> x = np.sin(2 * np.pi * 0.05 * t) + np.sin(2 * np.pi * 0.4 * t)
+    >>> y = bandpass(x, 0.02, 0.1)
+    >>> bool(np.abs(y[500:1500] - np.sin(2 * np.pi * 0.05 * t[500:1500])).max() < 0.01)
+    True
+    """
+    from scipy import signal
+
+    values, index, columns = _as_2d(df, "df")
+    order = _check_int(order, "order", minimum=1)
+    if not (isinstance(fs, (int, float, np.number)) and fs > 0):
+        raise ValueError(f"fs must be a positive number, got {fs!r}")
+    nyquist = fs / 2
+    for name, edge in (("low", low), ("high", high)):
+        if edge is not None and not 0 < edge < nyquist:
+            raise ValueError(f"{name} must be in (0, fs/2) = (0, {nyquist}), got {edge}")
+    if low is None and high is None:
+        raise ValueError("low and high are both None; give at least one band edge")
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"low must be below high, got low={low}, high={high}")
+    if low is None:
+        btype, edges = "lowpass", high
+    elif high is None:
+        btype, edges = "highpass", low
+    else:
+        btype, edges = "bandpass", [low, high]
+    sos = signal.butter(order, edges, btype=btype, fs=fs, output="sos")
+    try:
+        filtered = signal.sosfiltfilt(sos, values, axis=0)
+    except ValueError as exc:
+        raise ValueError(
+            f"df has {values.shape[0]} rows (shape {values.shape}), too few for an order-{order} "
+            f"{btype} filter with filtfilt padding: {exc}"
+        ) from exc
+    return _like(df, filtered, index, columns)
+
+
+# --------------------------------------------------------------------------
+# Spectrogram
+# --------------------------------------------------------------------------
+def spectrogram(x: Any, fs: float = 1.0, *, nperseg: int = 256, noverlap: int | None = None,
+                window: str | tuple = ("tukey", 0.25), scaling: str = "density") -> pd.DataFrame:
+    """Power spectrogram of one series, as a frequency x time DataFrame.
+
+    Parameters
+    ----------
+    x : Series, one-column DataFrame or 1-D array
+        One evenly sampled series without NaN.
+    fs : float
+        Sampling frequency (default 1).
+    nperseg : int
+        Samples per segment (at most the series length).
+    noverlap : int, optional
+        Samples shared by consecutive segments (default ``nperseg // 8``, as
+        scipy).
+    window : str or tuple
+        Window understood by ``scipy.signal.get_window`` (default scipy's,
+        a Tukey window with shape 0.25).
+    scaling : {"density", "spectrum"}
+        Power spectral density or power spectrum, as in scipy.
+
+    Returns
+    -------
+    DataFrame
+        Index: frequencies (name ``"frequency"``). Columns: the centre of
+        each segment, as a label of ``x``'s index when ``x`` is a Series or
+        DataFrame (the sample nearest the centre), else in time units of
+        ``1 / fs`` (name ``"time"``). Values: ``Sxx`` of scipy.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has more than one column or NaN, or ``nperseg`` exceeds its
+        length.
+
+    Notes
+    -----
+    A wrapper of :func:`scipy.signal.spectrogram` (Welch-style segments, no
+    averaging) that keeps the time labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.sin(2 * np.pi * 0.125 * np.arange(1024))
+    >>> S = spectrogram(x, nperseg=64)
+    >>> float(S.mean(axis=1).idxmax())
+    0.125
+    """
+    from scipy import signal
+
+    values, index, _ = _as_2d(x, "x")
+    if values.shape[1] != 1:
+        raise ValueError(f"x must be one series, got shape {values.shape}; pick a column")
+    nperseg = _check_int(nperseg, "nperseg", minimum=1, maximum=values.shape[0])
+    if noverlap is not None:
+        noverlap = _check_int(noverlap, "noverlap", minimum=0, maximum=nperseg - 1)
+    scaling = _check_option(scaling, "scaling", ("density", "spectrum"))
+    freqs, times, sxx = signal.spectrogram(values[:, 0], fs=fs, window=window, nperseg=nperseg,
+                                           noverlap=noverlap, scaling=scaling)
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        centre = np.clip(np.round(times * fs).astype(int), 0, len(index) - 1)
+        columns = pd.Index(index[centre], name=index.name or "time")
+    else:
+        columns = pd.Index(times, name="time")
+    return pd.DataFrame(sxx, index=pd.Index(freqs, name="frequency"), columns=columns)
+
+
+# --------------------------------------------------------------------------
+# Spectral residual (Ren et al., KDD 2019)
+# --------------------------------------------------------------------------
+def _average_filter(values: np.ndarray, n: int) -> np.ndarray:
+    """Trailing mean over ``min(n, i + 1)`` values along axis 0 (Microsoft's average_filter)."""
+    n = min(n, values.shape[0])
+    out = np.cumsum(values, axis=0, dtype=np.float64)
+    out[n:] = (out[n:] - out[:-n]) / n
+    out[1:n] /= np.arange(2, n + 1, dtype=np.float64).reshape(-1, *([1] * (values.ndim - 1)))
+    return out
+
+
+def _extend(values: np.ndarray, extend_num: int, look_ahead: int) -> np.ndarray:
+    """Append ``extend_num`` copies of a slope-extrapolated next value (Ren et al., sec. 4.1)."""
+    window = values[-look_ahead - 2 : -1]
+    m = window.shape[0]
+    last = window[-1]
+    steps = (m - 1 - np.arange(m - 1, dtype=np.float64)).reshape(-1, *([1] * (values.ndim - 1)))
+    slopes = (last - window[:-1]) / steps
+    nxt = window[1] + slopes.sum(axis=0)
+    return np.concatenate([values, np.repeat(nxt[None], extend_num, axis=0)], axis=0)
+
+
+def _spectral_residual_kernel(values: np.ndarray, mag_window: int, score_window: int,
+                              extend_num: int, look_ahead: int) -> tuple[np.ndarray, np.ndarray]:
+    extended = _extend(values, extend_num, look_ahead)
+    trans = np.fft.fft(extended, axis=0)
+    mag = np.abs(trans)
+    tiny = mag <= SR_EPS
+    mag[tiny] = SR_EPS
+    log_mag = np.log(mag)
+    log_mag[tiny] = 0.0
+    residual = np.exp(log_mag - _average_filter(log_mag, mag_window))
+    trans = trans * (residual / mag)
+    trans[tiny] = 0.0
+    saliency = np.abs(np.fft.ifft(trans, axis=0))[: values.shape[0]]
+    local = _average_filter(saliency, score_window)
+    local[local <= SR_EPS] = SR_EPS
+    score = np.clip(np.abs(saliency - local) / local / 10.0, 0.0, 1.0)
+    return saliency, score
+
+
+def spectral_residual(df: Any, *, mag_window: int = SR_MAG_WINDOW,
+                      score_window: int = SR_SCORE_WINDOW, extend_num: int = SR_EXTEND_NUM,
+                      look_ahead: int = SR_LOOK_AHEAD, output: str = "saliency") -> Any:
+    """Spectral residual saliency map of every series (Ren et al., KDD 2019).
+
+    Parameters
+    ----------
+    df : DataFrame, Series or ndarray of shape (n_timepoints, n_series)
+        Evenly sampled series without NaN, at least ``look_ahead + 2`` rows.
+    mag_window : int
+        Length ``q`` of the average filter on the log amplitude spectrum.
+    score_window : int
+        Length ``z`` of the trailing mean the saliency is compared with.
+    extend_num, look_ahead : int
+        The series is extended by ``extend_num`` points, each the value
+        extrapolated from the slopes of the last ``look_ahead + 1`` points,
+        so that the latest points are not at the edge of the transform.
+    output : {"saliency", "score"}
+        ``"saliency"``: the saliency map ``S(x)``. ``"score"``: Microsoft's
+        anomaly score ``clip(|S - mean_z(S)| / mean_z(S) / 10, 0, 1)``.
+
+    Returns
+    -------
+    Same type as ``df``
+        Saliency (or score) per point, same shape, index and columns; high
+        values mark points that break the series' usual spectrum.
+
+    Raises
+    ------
+    ValueError
+        If ``df`` has NaN, too few rows, or a window is not a positive int.
+
+    Notes
+    -----
+    Ren et al., "Time-Series Anomaly Detection Service at Microsoft",
+    KDD 2019, eq. 1-3: ``A = |F(x)|``, ``L = log A``,
+    ``R = L - h_q * L`` (average filter), ``S = |F^-1(exp(R + iP))|``.
+    Details follow Microsoft's reference implementation
+    (github.com/microsoft/anomalydetector, ``spectral_residual.py``):
+    amplitudes at most ``1e-8`` are dropped, the average filter is trailing
+    with shorter windows at the start, and the series is extended before
+    the transform. The defaults are that implementation's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.sin(np.arange(200) / 5.0)
+    >>> x[120] += 3.0
+    >>> int(np.argmax(spectral_residual(x)))
+    120
+    """
+    mag_window = _check_int(mag_window, "mag_window", minimum=1)
+    score_window = _check_int(score_window, "score_window", minimum=1)
+    extend_num = _check_int(extend_num, "extend_num", minimum=0)
+    look_ahead = _check_int(look_ahead, "look_ahead", minimum=1)
+    output = _check_option(output, "output", ("saliency", "score"))
+    values, index, columns = _as_2d(df, "df", min_rows=look_ahead + 2)
+    saliency, score = _spectral_residual_kernel(values, mag_window, score_window, extend_num,
+                                                look_ahead)
+    return _like(df, saliency if output == "saliency" else score, index, columns)

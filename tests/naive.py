@@ -222,3 +222,96 @@ def correlation_matrices(X, windows=(10, 30, 60), step=10, diff=False):
                         continue
                     C[k, s, i, j] = 1.0 if i == j else np.corrcoef(seg[:, i], seg[:, j])[0, 1]
     return C, np.array(ends) + (1 if diff else 0)
+
+
+def step_attention(H, chi=5.0):
+    """MSCRED attention (Zhang et al. 2019, eq. 4) with explicit loops over batch and steps."""
+    H = np.asarray(H, dtype=float)
+    out = np.zeros((H.shape[0],) + H.shape[2:])
+    for b in range(H.shape[0]):
+        last = H[b, -1]
+        logits = [float(np.sum(H[b, k] * last)) / chi for k in range(H.shape[1])]
+        top = max(logits)
+        weights = [np.exp(v - top) for v in logits]
+        total = sum(weights)
+        for k in range(H.shape[1]):
+            out[b] += weights[k] / total * H[b, k]
+    return out
+
+
+def event_metrics(alarm_labels, alarm_on, spans, tolerance=0):
+    """Event-level detection with plain loops: (detected per event, false-alarm episodes)."""
+    detected = []
+    for start, end in spans:
+        detected.append(any(on and start <= t <= end + tolerance
+                            for t, on in zip(alarm_labels, alarm_on, strict=False)))
+    episodes, previous_false = 0, False
+    for t, on in zip(alarm_labels, alarm_on, strict=False):
+        false = on and not any(start <= t <= end + tolerance for start, end in spans)
+        if false and not previous_false:
+            episodes += 1
+        previous_false = false
+    return detected, episodes
+
+
+def top_episodes(values, k, min_gap):
+    """Greedy non-maximum suppression: repeatedly take the best position far from all taken."""
+    taken = []
+    candidates = list(range(len(values)))
+    while candidates and len(taken) < k:
+        best = candidates[0]
+        for i in candidates:
+            if values[i] > values[best]:
+                best = i
+        taken.append(best)
+        candidates = [i for i in candidates if abs(i - best) >= min_gap]
+    return taken
+
+
+def spectral_residual(x, mag_window=3, score_window=40, extend_num=5, look_ahead=5):
+    """Saliency map and score of Ren et al. (2019), one series, plain loops.
+
+    Follows the steps of Microsoft's reference implementation
+    (msanomalydetector/spectral_residual.py) one element at a time.
+    """
+    eps = 1e-8
+
+    def trailing_mean(v, n):
+        n = min(n, len(v))
+        return np.array([np.mean(v[max(0, i - n + 1): i + 1]) for i in range(len(v))])
+
+    x = [float(v) for v in x]
+    window = x[-look_ahead - 2:-1]
+    m = len(window)
+    nxt = window[1] + sum((window[-1] - window[i]) / (m - 1 - i) for i in range(m - 1))
+    extended = np.array(x + [nxt] * extend_num)
+    spectrum = np.fft.fft(extended)
+    amp = np.abs(spectrum)
+    log_amp = np.array([0.0 if a <= eps else np.log(a) for a in amp])
+    residual = np.exp(log_amp - trailing_mean(log_amp, mag_window))
+    rebuilt = np.array([0j if amp[k] <= eps else spectrum[k] / amp[k] * residual[k]
+                        for k in range(len(amp))])
+    saliency = np.abs(np.fft.ifft(rebuilt))[: len(x)]
+    local = np.maximum(trailing_mean(saliency, score_window), eps)
+    score = np.clip(np.abs(saliency - local) / local / 10.0, 0.0, 1.0)
+    return saliency, score
+
+
+# ---- lab.models.clustering
+
+
+def mean_abs_pairwise_corr(X):
+    """Mean |Pearson r| over the distinct pairs of columns of X, pair by pair."""
+    m = X.shape[1]
+    total, pairs = 0.0, 0
+    for i in range(m):
+        for j in range(i + 1, m):
+            total += abs(np.corrcoef(X[:, i], X[:, j])[0, 1])
+            pairs += 1
+    return total / pairs
+
+
+def shape_based_distance(x, y):
+    """k-Shape's SBD, 1 - max over shifts of the normalised cross-correlation."""
+    cc = np.correlate(x, y, mode="full")
+    return 1.0 - cc.max() / (np.linalg.norm(x) * np.linalg.norm(y))

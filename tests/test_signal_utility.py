@@ -12,7 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lab.signal_utility import ks_2samp_columns, smooth
+from lab.signal_utility import (
+    bandpass,
+    ks_2samp_columns,
+    robust_zscore,
+    smooth,
+    spectral_residual,
+    spectrogram,
+)
 
 KS_METHODS = ("asymp", "exact", "auto")
 KS_ALTERNATIVES = ("two-sided", "less", "greater")
@@ -163,3 +170,126 @@ def test_smooth_mean_bounded_by_min_and_max(X, n):
 def test_smooth_bad_input(n, func, match):
     with pytest.raises(ValueError, match=match):
         smooth(np.zeros((5, 2)), n, func)
+
+
+# ---------------------------------------------------------------- robust_zscore
+def test_robust_zscore_matches_scipy_mad(rng):
+    from scipy import stats
+
+    X = rng.standard_t(2, size=(300, 4))
+    Z = robust_zscore(X)
+    expected = (X - np.median(X, axis=0)) / stats.median_abs_deviation(X, axis=0, scale="normal")
+    np.testing.assert_allclose(Z, expected, rtol=1e-12)
+
+
+def test_robust_zscore_nan_zero_mad_and_constant():
+    df = pd.DataFrame({
+        "nan": [1.0, np.nan, 3.0, 2.0, 10.0],
+        "mostly_same": [5.0, 5.0, 5.0, 5.0, 9.0],  # MAD is 0
+        "constant": [2.0] * 5,
+    }, index=pd.date_range("2024", periods=5, freq="D"))
+    Z = robust_zscore(df)
+    assert isinstance(Z, pd.DataFrame) and Z.index.equals(df.index)
+    assert np.isnan(Z.loc[df.index[1], "nan"]) and Z["nan"].notna().sum() == 4
+    np.testing.assert_allclose(Z["nan"].dropna(), (np.array([1, 3, 2, 10.0]) - 2.5) / (1.4826022185056018 * 1.0))
+    mean_ad = np.mean(np.abs(df["mostly_same"] - 5.0))
+    np.testing.assert_allclose(Z["mostly_same"], (df["mostly_same"] - 5.0) / (1.2533141373155003 * mean_ad))
+    assert (Z["constant"] == 0).all()
+
+
+def test_robust_zscore_all_nan_column_raises():
+    with pytest.raises(ValueError, match="no value"):
+        robust_zscore(np.array([[1.0, np.nan], [2.0, np.nan]]))
+
+
+# ---------------------------------------------------------------- bandpass
+def test_bandpass_equals_scipy_and_is_zero_phase(rng):
+    from scipy import signal
+
+    t = np.arange(4000)
+    inside = np.sin(2 * np.pi * 0.05 * t + 0.3)
+    X = np.column_stack([inside + np.sin(2 * np.pi * 0.4 * t) + 0.5, rng.normal(size=4000)])
+    Y = bandpass(X, 0.02, 0.1)
+    sos = signal.butter(4, [0.02, 0.1], btype="bandpass", fs=1.0, output="sos")
+    np.testing.assert_allclose(Y, signal.sosfiltfilt(sos, X, axis=0), rtol=1e-12, atol=1e-12)
+    # Zero phase: the in-band tone comes back in place, offset and out-of-band tone removed.
+    np.testing.assert_allclose(Y[500:3500, 0], inside[500:3500], atol=0.01)
+
+
+def test_bandpass_low_and_high_pass_keep_index():
+    idx = pd.date_range("2024", periods=1000, freq="s")
+    t = np.arange(1000)
+    s = pd.Series(np.sin(2 * np.pi * 0.01 * t) + np.sin(2 * np.pi * 0.3 * t), index=idx, name="v")
+    low = bandpass(s, None, 0.05)
+    high = bandpass(s, 0.2, None)
+    assert isinstance(low, pd.Series) and low.index.equals(idx) and low.name == "v"
+    np.testing.assert_allclose(low.iloc[200:800], np.sin(2 * np.pi * 0.01 * t[200:800]), atol=0.01)
+    np.testing.assert_allclose(high.iloc[200:800], np.sin(2 * np.pi * 0.3 * t[200:800]), atol=0.01)
+
+
+@pytest.mark.parametrize(("low", "high", "match"), [(0.1, 0.6, "high must be in"),
+                                                    (0.0, 0.2, "low must be in"),
+                                                    (0.3, 0.2, "below high"),
+                                                    (None, None, "both None")])
+def test_bandpass_bad_band(low, high, match):
+    with pytest.raises(ValueError, match=match):
+        bandpass(np.zeros((100, 1)), low, high)
+
+
+def test_bandpass_too_short_says_so():
+    with pytest.raises(ValueError, match="too few"):
+        bandpass(np.zeros(10), 0.1, 0.2)
+
+
+# ---------------------------------------------------------------- spectrogram
+def test_spectrogram_matches_scipy_and_labels_time(rng):
+    from scipy import signal
+
+    idx = pd.date_range("2024", periods=2048, freq="min")
+    x = pd.Series(np.sin(2 * np.pi * 0.1 * np.arange(2048)) + rng.normal(size=2048) * 0.1, index=idx)
+    S = spectrogram(x, nperseg=128, noverlap=64)
+    f, t, sxx = signal.spectrogram(x.to_numpy(), fs=1.0, nperseg=128, noverlap=64)
+    np.testing.assert_allclose(S.to_numpy(), sxx, rtol=1e-12)
+    np.testing.assert_array_equal(S.index, f)
+    assert list(S.columns) == list(idx[np.round(t).astype(int)])
+    assert abs(S.mean(axis=1).idxmax() - 0.1) < 1 / 128
+
+
+def test_spectrogram_bad_input():
+    with pytest.raises(ValueError, match="one series"):
+        spectrogram(np.zeros((100, 2)))
+    with pytest.raises(ValueError, match="nperseg"):
+        spectrogram(np.zeros(100), nperseg=200)
+
+
+# ---------------------------------------------------------------- spectral_residual
+@pytest.mark.parametrize("n", [12, 101, 500])
+def test_spectral_residual_matches_loop(rng, n):
+    x = np.sin(np.arange(n) / 4.0) + rng.normal(size=n) * 0.1
+    x[n // 2] += 4.0
+    sal, score = naive.spectral_residual(x)
+    np.testing.assert_allclose(spectral_residual(x), sal, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(spectral_residual(x, output="score"), score, rtol=1e-9, atol=1e-12)
+
+
+def test_spectral_residual_columns_are_independent_and_spike_is_salient(rng):
+    idx = pd.date_range("2024", periods=300, freq="h")
+    X = pd.DataFrame({"a": np.sin(np.arange(300) / 6.0), "b": rng.normal(size=300) * 0.1}, index=idx)
+    X.iloc[210, 0] += 5.0
+    X.iloc[90, 1] += 5.0
+    S = spectral_residual(X, mag_window=5, score_window=21)
+    assert isinstance(S, pd.DataFrame) and S.index.equals(idx)
+    assert S["a"].idxmax() == idx[210] and S["b"].idxmax() == idx[90]
+    for col in X:
+        np.testing.assert_allclose(S[col], spectral_residual(X[col], mag_window=5, score_window=21))
+    constant = spectral_residual(np.ones(50))  # every amplitude but the mean is ~0
+    assert np.isfinite(constant).all()
+
+
+def test_spectral_residual_bad_input():
+    with pytest.raises(ValueError, match="rows"):
+        spectral_residual(np.zeros(5))
+    with pytest.raises(ValueError, match="mag_window"):
+        spectral_residual(np.zeros(50), mag_window=0)
+    with pytest.raises(ValueError, match="NaN"):
+        spectral_residual(np.array([1.0, np.nan] * 10))
