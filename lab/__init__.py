@@ -37,6 +37,7 @@ _SUBMODULES = (
     "runner",
     "signal_utility",
     "tensor_utility",
+    "timing",
     "tracking",
 )
 

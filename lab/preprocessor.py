@@ -582,7 +582,7 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
     baseline : (start, end), optional
         The reference window, read the same way. By default the
         ``4 * len(focus)`` rows right before the focus, cut at the start of
-        the data.
+        the data with a warning.
     method : {"ks", "volume"}
         ``"ks"``: two-sample Kolmogorov-Smirnov test of each metric, baseline
         against focus (``lab.signal_utility.ks_2samp_columns``); ``statistic``
@@ -631,6 +631,9 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
         if b1 <= b0:
             raise ValueError(f"focus starts at row {f0}: there are no rows before it for the "
                              "default baseline; pass baseline=(start, end)")
+        if b1 - b0 < BASELINE_FACTOR * length:
+            warnings.warn(f"the default baseline is cut at the start of the data: {b1 - b0} rows "
+                          f"instead of {BASELINE_FACTOR} x {length}", UserWarning, stacklevel=2)
     else:
         b0, b1 = _window(baseline, index, n, "baseline")
         if b0 < f1 and f0 < b1:

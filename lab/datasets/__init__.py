@@ -16,6 +16,7 @@ _NAMES = {
     "load_tcpd": "tcpd",
     "list_tcpd": "tcpd",
     "make_server_metrics": "server_metrics",
+    "counters_to_rates": "server_metrics",
     "make_behaviour_changes": "behaviour",
     "make_mscred_synthetic": "mscred_synthetic",
 }
