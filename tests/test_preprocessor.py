@@ -290,16 +290,9 @@ def test_rank_changes_rejects_bad_windows(rng):
 
 
 def test_rank_changes_warns_when_default_baseline_is_cut():
-    import warnings as _w
-
-    import numpy as _np
-    import pandas as _pd
-
-    from lab.preprocessor import rank_changes as _rank
-
-    df = _pd.DataFrame(_np.random.default_rng(1).normal(size=(60, 3)))
+    df = pd.DataFrame(np.random.default_rng(1).normal(size=(60, 3)))
     with pytest.warns(UserWarning, match="20 rows instead of 4 x 10"):
-        _rank(df, focus=(20, 30))
-    with _w.catch_warnings():
-        _w.simplefilter("error")
-        _rank(df, focus=(40, 50))  # 40 rows before: the full 4x baseline, no warning
+        pp.rank_changes(df, focus=(20, 30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pp.rank_changes(df, focus=(40, 50))  # 40 rows before: the full 4x baseline, no warning
