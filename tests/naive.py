@@ -240,17 +240,22 @@ def step_attention(H, chi=5.0):
 
 
 def event_metrics(alarm_labels, alarm_on, spans, tolerance=0):
-    """Event-level detection with plain loops: (detected per event, false-alarm episodes)."""
-    detected = []
-    for start, end in spans:
-        detected.append(any(on and start <= t <= end + tolerance
-                            for t, on in zip(alarm_labels, alarm_on, strict=False)))
-    episodes, previous_false = 0, False
-    for t, on in zip(alarm_labels, alarm_on, strict=False):
-        false = on and not any(start <= t <= end + tolerance for start, end in spans)
-        if false and not previous_false:
-            episodes += 1
-        previous_false = false
+    """Event-level detection with plain loops: (detected per event, false-alarm episodes).
+
+    An episode is a run of consecutive alarms; it is false when no alarm of it is in an event.
+    """
+    def inside(t):
+        return any(start <= t <= end + tolerance for start, end in spans)
+
+    detected = [any(on and start <= t <= end + tolerance for t, on in zip(alarm_labels, alarm_on))
+                for start, end in spans]
+    episodes, run = 0, []
+    for t, on in list(zip(alarm_labels, alarm_on)) + [(None, False)]:
+        if on:
+            run.append(t)
+        elif run:
+            episodes += not any(inside(u) for u in run)
+            run = []
     return detected, episodes
 
 
