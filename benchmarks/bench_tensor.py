@@ -1,0 +1,89 @@
+"""signature_matrices against the loops it replaces, same data, same process.
+
+For ``n`` series and ``T`` rows (default the issue's n=30, T=20000, windows
+10, 30, 60, step 10) it times, alternately, best of ``--repeat``:
+
+* ``signature_matrices`` (the block-sum kernel);
+* the reference implementation's pairwise loop: one ``np.inner`` per pair
+  of series, per window, per end (timed on the first ``--inner-ends`` ends
+  and scaled to all of them, as it takes minutes in full);
+* a per-step ``seg.T @ seg`` loop;
+* filling a fresh output array of the same size (``np.empty(...).fill``):
+  the memory floor no implementation can beat.
+
+and checks the max abs difference from the per-step loop.
+
+    .venv/bin/python benchmarks/bench_tensor.py [--repeat 7] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+import naive  # noqa: E402
+
+from lab.tensor_utility import signature_matrices  # noqa: E402
+
+WINDOWS = (10, 30, 60)
+STEP = 10
+
+
+def best_of(fn, repeat: int) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--T", type=int, default=20_000)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--inner-ends", type=int, default=100,
+                    help="ends timed for the np.inner loop (then scaled)")
+    ap.add_argument("--quick", action="store_true", help="3 repeats, 20 ends of the inner loop")
+    args = ap.parse_args()
+    repeat, inner_ends = (3, 20) if args.quick else (args.repeat, args.inner_ends)
+    X = np.random.default_rng(0).normal(size=(args.T, args.n))
+    M, ends = signature_matrices(X, WINDOWS, STEP)
+    ref, _ = naive.signature_matrices_matmul(X, WINDOWS, STEP)
+    err = float(np.abs(M - ref).max())
+    head = X[: max(WINDOWS) + (inner_ends - 1) * STEP]
+    inner_head, _ = naive.signature_matrices(head, WINDOWS, STEP)
+    assert np.abs(inner_head - ref[:inner_ends]).max() < 1e-12
+
+    times = {"fast": np.inf, "matmul": np.inf, "fill": np.inf}
+    for _ in range(repeat):  # alternate, so all see the same load
+        times["fast"] = min(times["fast"], best_of(lambda: signature_matrices(X, WINDOWS, STEP), 1))
+        times["matmul"] = min(times["matmul"], best_of(
+            lambda: naive.signature_matrices_matmul(X, WINDOWS, STEP), 1))
+        times["fill"] = min(times["fill"], best_of(lambda: np.empty(M.shape).fill(1.0), 1))
+    t_inner = best_of(lambda: naive.signature_matrices(head, WINDOWS, STEP), 1)
+    t_inner *= len(ends) / inner_ends
+    fast = times["fast"]
+    print(f"signature_matrices, n={args.n}, T={args.T}, windows={WINDOWS}, step={STEP}: "
+          f"output {M.shape} ({M.nbytes / 1e6:.0f} MB), max abs diff {err:.1e} (target < 1e-12)")
+    print()
+    print("| implementation | seconds | signature_matrices speed-up | target |")
+    print("|---|---|---|---|")
+    print(f"| signature_matrices | {fast:.4f} | 1.0x | |")
+    print(f"| pairwise np.inner loop (scaled from {inner_ends} ends) | {t_inner:.2f} | "
+          f"{t_inner / fast:.0f}x | >= 300x |")
+    print(f"| per-step seg.T @ seg loop | {times['matmul']:.4f} | "
+          f"{times['matmul'] / fast:.1f}x | >= 5x |")
+    print(f"| fill an output array of the same size | {times['fill']:.4f} | "
+          f"{times['fill'] / fast:.2f}x (signature_matrices = {fast / times['fill']:.1f}x the floor) "
+          "| reported |")
+
+
+if __name__ == "__main__":
+    main()
