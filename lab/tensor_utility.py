@@ -41,7 +41,8 @@ MIN_BLOCK_ROWS = 5
 SIGNATURE_CHUNK_ENDS = 32
 #: Threads of the block kernel (it only starts them for inputs with at least
 #: this many chunks of ends per thread).
-SIGNATURE_THREADS = min(4, os.cpu_count() or 1)
+SIGNATURE_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                        else os.cpu_count() or 1)
 
 
 def sliding_windows(X: Any, window: int, step: int = 1) -> np.ndarray:
