@@ -104,6 +104,19 @@ def test_dtw_metric_params_override_and_default_band():
     np.testing.assert_array_equal(free.labels.to_numpy(), ref.labels_)
 
 
+def test_dtw_warm_start_is_tslearn_from_euclidean_centres():
+    df, _ = _groups(n_per_group=3, n_rows=30)
+    result = cluster_metrics(df, 3, model="dtw", max_iter=3, n_init=2, random_state=1,
+                             warm_start=True)
+    X = _tslearn_input(result.preprocessed)
+    centres = TimeSeriesKMeans(3, max_iter=3, n_init=2, random_state=1).fit(X).cluster_centers_
+    np.testing.assert_array_equal(result.model.init, centres)
+    ref = TimeSeriesKMeans(3, metric="dtw", max_iter=3, n_init=1, random_state=1, init=centres,
+                           metric_params=result.model.metric_params).fit(X)
+    np.testing.assert_array_equal(result.labels.to_numpy(), ref.labels_)
+    np.testing.assert_array_equal(result.model.cluster_centers_, ref.cluster_centers_)
+
+
 def test_fixed_random_state_reproduces():
     df, _ = _groups()
     a = cluster_metrics(df, 3, random_state=3)
@@ -288,6 +301,8 @@ def test_bad_input_is_a_clear_error():
         cluster_metrics(df, 2, norm="zscore")
     with pytest.raises(ValueError, match="smooth_func must be one of"):
         cluster_metrics(df, 2, smooth_n=3, smooth_func="median")
+    with pytest.raises(ValueError, match="warm_start applies to model 'dtw' only"):
+        cluster_metrics(df, 2, warm_start=True)
     with pytest.raises(ValueError, match="metric_params applies to"):
         cluster_metrics(df, 2, metric_params={"sigma": 1.0})
     with pytest.raises(ValueError, match="at least 2 are needed"):
@@ -313,8 +328,7 @@ def test_all_nan_or_constant_frames_say_so():
 
 
 def test_default_server_metrics_reach_ari_09():
-    from lab.datasets import make_server_metrics
-    from lab.datasets.server_metrics import counters_to_rates
+    from lab.datasets import counters_to_rates, make_server_metrics
 
     df, truth = make_server_metrics()
     n_groups = truth["group"].nunique()

@@ -1,0 +1,102 @@
+"""Fit time and ARI of each clustering model on many server metrics.
+
+Data: ``make_server_metrics(n_metrics=700, n_rows=300)`` (8 groups), counters turned into
+rates, z-normalised (``norm="meanvar"``), 8 clusters, ``max_iter=10``, ``n_init=2``,
+``random_state=0``. Every model is fitted once on the same data, in one process, after a
+tiny warm-up fit that pays numba's compilation, so the seconds are fit work only. The
+DTW rows show the two levers that make DTW k-means usable, side by side with tslearn's
+default call (no band, one job): a Sakoe-Chiba band of 10% of the length, and ``n_jobs``.
+
+    .venv/bin/python benchmarks/bench_clustering.py            # 700 x 300 (minutes)
+    .venv/bin/python benchmarks/bench_clustering.py --quick    # 150 x 100 (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import adjusted_rand_score
+from tslearn.clustering import TimeSeriesKMeans
+
+from lab.datasets import counters_to_rates, make_server_metrics
+from lab.models.clustering import _to_tslearn, cluster_metrics, preprocess_metrics
+
+N_CLUSTERS = 8
+SETTINGS = {"max_iter": 10, "n_init": 2, "random_state": 0}
+
+
+def _rows(n_timepoints: int):
+    """(name, settings, fit function) for each row of the table."""
+    radius = int(np.ceil(0.1 * n_timepoints))
+
+    def wrapper(model, **kw):
+        def fit(df):
+            return cluster_metrics(df, N_CLUSTERS, model=model, norm="meanvar", **SETTINGS,
+                                   **kw).labels
+        return fit
+
+    def tslearn_default_dtw(df):
+        pre, _ = preprocess_metrics(df, norm="meanvar")
+        est = TimeSeriesKMeans(N_CLUSTERS, metric="dtw", **SETTINGS)
+        return pd.Series(est.fit(_to_tslearn(pre)).labels_, index=pre.columns)
+
+    return [
+        ("kmeans", "euclidean", wrapper("kmeans")),
+        ("dtw, tslearn default", "no band, 1 job", tslearn_default_dtw),
+        ("dtw, band", f"radius {radius}, 1 job", wrapper("dtw")),
+        ("dtw, band + n_jobs", f"radius {radius}, n_jobs=-1", wrapper("dtw", n_jobs=-1)),
+        ("kshape", "", wrapper("kshape")),
+        ("kernelkmeans", "GAK, sigma auto, n_jobs=-1", wrapper("kernelkmeans", n_jobs=-1)),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="150 metrics x 100 points")
+    ap.add_argument("--n-metrics", type=int, default=700)
+    ap.add_argument("--n-rows", type=int, default=300)
+    ap.add_argument("--skip", nargs="*", default=[], help="row names to leave out")
+    args = ap.parse_args()
+    n_metrics, n_rows = (150, 100) if args.quick else (args.n_metrics, args.n_rows)
+    warnings.simplefilter("ignore", UserWarning)
+
+    raw, truth = make_server_metrics(n_metrics=n_metrics, n_rows=n_rows, n_groups=N_CLUSTERS)
+    df = counters_to_rates(raw)
+    rows = [r for r in _rows(n_rows) if r[0] not in args.skip]
+    for _, _, fit in rows:  # numba compiles tslearn's kernels on first use: not fit work
+        fit(df.iloc[:20, :40])
+
+    results = []
+    for name, detail, fit in rows:
+        start = time.perf_counter()
+        labels = fit(df)
+        seconds = time.perf_counter() - start
+        ari = adjusted_rand_score(truth["group"][labels.index], labels)
+        results.append((name, detail, seconds, ari))
+        print(f"  {name}: {seconds:.1f} s", flush=True)
+
+    seconds = {name: s for name, _, s, _ in results}
+    print(f"\n{n_metrics} metrics x {n_rows} points, {N_CLUSTERS} clusters, "
+          f"max_iter={SETTINGS['max_iter']}, n_init={SETTINGS['n_init']}, "
+          f"{os.cpu_count()} CPUs\n")
+    print("| model | settings | fit seconds | vs kmeans | ARI |")
+    print("|---|---|---|---|---|")
+    for name, detail, s, ari in results:
+        ratio = f"{s / seconds['kmeans']:.1f}x" if "kmeans" in seconds else ""
+        print(f"| {name} | {detail} | {s:.2f} | {ratio} | {ari:.3f} |")
+    ref = seconds.get("dtw, tslearn default")
+    if ref:
+        for name in ("dtw, band", "dtw, band + n_jobs"):
+            if name in seconds:
+                print(f"\n{name}: {ref / seconds[name]:.1f}x faster than tslearn's default DTW "
+                      "call", end="")
+        print()
+
+
+if __name__ == "__main__":
+    main()
