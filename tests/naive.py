@@ -247,10 +247,10 @@ def event_metrics(alarm_labels, alarm_on, spans, tolerance=0):
     def inside(t):
         return any(start <= t <= end + tolerance for start, end in spans)
 
-    detected = [any(on and start <= t <= end + tolerance for t, on in zip(alarm_labels, alarm_on))
+    detected = [any(on and start <= t <= end + tolerance for t, on in zip(alarm_labels, alarm_on, strict=False))
                 for start, end in spans]
     episodes, run = 0, []
-    for t, on in list(zip(alarm_labels, alarm_on)) + [(None, False)]:
+    for t, on in list(zip(alarm_labels, alarm_on, strict=False)) + [(None, False)]:
         if on:
             run.append(t)
         elif run:
@@ -320,3 +320,46 @@ def shape_based_distance(x, y):
     """k-Shape's SBD, 1 - max over shifts of the normalised cross-correlation."""
     cc = np.correlate(x, y, mode="full")
     return 1.0 - cc.max() / (np.linalg.norm(x) * np.linalg.norm(y))
+
+
+# ---- lab.models.betsi
+
+
+def naive_normalized_distance(a, b):
+    """Lee et al.'s ||a - b|| / sqrt(||a|| ||b||); arithmetic mean of the norms when one is 0."""
+    na = np.sqrt(sum(x * x for x in a))
+    nb = np.sqrt(sum(x * x for x in b))
+    diff = np.sqrt(sum((x - y) ** 2 for x, y in zip(a, b, strict=False)))
+    if na > 0 and nb > 0:
+        return diff / np.sqrt(na * nb)
+    if na == 0 and nb == 0:
+        return 0.0
+    return diff / ((na + nb) / 2)
+
+
+def naive_peak_masses(d):
+    """Local maxima (plateau middles, ends excluded) and the area above their hill's higher end."""
+    d = list(d)
+    n = len(d)
+    peaks, masses = [], []
+    i = 1
+    while i < n - 1:
+        if d[i] > d[i - 1]:
+            j = i
+            while j + 1 < n and d[j + 1] == d[i]:
+                j += 1
+            if j + 1 < n and d[j + 1] < d[i]:
+                p = (i + j) // 2
+                left = p
+                while left > 0 and d[left - 1] <= d[left]:
+                    left -= 1
+                right = p
+                while right < n - 1 and d[right + 1] <= d[right]:
+                    right += 1
+                base = max(d[left], d[right])
+                peaks.append(p)
+                masses.append(sum(max(v - base, 0.0) for v in d[left:right + 1]))
+            i = j + 1
+        else:
+            i += 1
+    return peaks, masses
