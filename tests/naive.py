@@ -338,28 +338,28 @@ def naive_normalized_distance(a, b):
 
 
 def naive_peak_masses(d):
-    """Local maxima (plateau middles, ends excluded) and the area above their hill's higher end."""
+    """Runs strictly above the median: first position of each run's maximum, area above the median."""
     d = list(d)
-    n = len(d)
+    if not d:
+        return [], []
+    ordered = sorted(d)
+    half = len(d) // 2
+    median = ordered[half] if len(d) % 2 else (ordered[half - 1] + ordered[half]) / 2
     peaks, masses = [], []
-    i = 1
-    while i < n - 1:
-        if d[i] > d[i - 1]:
+    i = 0
+    while i < len(d):
+        if d[i] > median:
             j = i
-            while j + 1 < n and d[j + 1] == d[i]:
+            best = i
+            mass = 0.0
+            while j < len(d) and d[j] > median:
+                if d[j] > d[best]:
+                    best = j
+                mass += d[j] - median
                 j += 1
-            if j + 1 < n and d[j + 1] < d[i]:
-                p = (i + j) // 2
-                left = p
-                while left > 0 and d[left - 1] <= d[left]:
-                    left -= 1
-                right = p
-                while right < n - 1 and d[right + 1] <= d[right]:
-                    right += 1
-                base = max(d[left], d[right])
-                peaks.append(p)
-                masses.append(sum(max(v - base, 0.0) for v in d[left:right + 1]))
-            i = j + 1
+            peaks.append(best)
+            masses.append(mass)
+            i = j
         else:
             i += 1
     return peaks, masses

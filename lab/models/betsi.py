@@ -1,0 +1,658 @@
+"""betsi: behaviour extraction with a dense autoencoder (Lee et al., 2018).
+
+Behaviour Extraction for Time-Series Investigation, after Lee, Ortiz, Ko and
+Lee, "Time Series Segmentation through Automatic Feature Learning" (arXiv
+1801.05394), in four steps:
+
+1. normalise every series with statistics of the training rows
+   (:func:`lab.preprocessor.normalize`, z-score);
+2. stack windows of ``window_size`` rows, taken every ``stride`` rows, into one
+   row each (:func:`lab.preprocessor.convert_to_column`);
+3. train a symmetric dense autoencoder on those rows (:func:`custom_autoencoder`);
+4. compare the codes of consecutive windows, the one that ends at a row with
+   the one that starts there, and call a peak of that distance curve an event
+   when its mass stands far enough above the average peak's (:func:`get_events`).
+
+Fixed defects of the published package: the output layer is linear (a ReLU
+output cannot reconstruct standardised, negative data); the distance stays
+finite when a code is all zeros; no peak means no event rather than a crash;
+and events are reported as row positions and time labels, not window numbers.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lab._validation import _as_2d, _check_int, _check_option
+from lab.models._base import BaseDetector, seed_everything
+
+__all__ = ["custom_autoencoder", "distance_measure", "get_events", "BehaviourDetector"]
+
+#: Default event threshold, in percent above the mean peak mass (150 -> 2.5 x the mean).
+DEFAULT_THRESHOLD = 150.0
+#: Activation of every encoder layer (and of the mirrored decoder layers) by default.
+DEFAULT_ACTIVATION = "tanh"
+
+# Automatic window: one tenth of the series, between 2 and 32 rows. Short
+# series need short windows to keep enough windows to train on; beyond 32 rows
+# a window mixes behaviours of nearby segments and the input grows for nothing.
+_WINDOW_FRACTION = 10
+_MIN_WINDOW, _MAX_WINDOW = 2, 32
+# Automatic stride: an eighth of the window (at least 1), so an event's
+# position is known to within a few rows (TCPD scores use a 5-row margin).
+_STRIDE_FRACTION = 8
+# Automatic network: hidden width = half the input width (at least 2), then
+# a bottleneck of 2 codes.
+_HIDDEN_FRACTION = 2
+_BOTTLENECK = 2
+_LEARNING_RATE = 1e-3
+_METRICS = ("euclidean", "normalized")
+
+
+# --------------------------------------------------------------------------- network
+
+
+def custom_autoencoder(layer_dims: Sequence[int], activations: Sequence[str] | None = None):
+    """Mirrored dense autoencoder; returns ``(autoencoder, encoder, decoder)``.
+
+    Parameters
+    ----------
+    layer_dims : sequence of int
+        Widths from the input down to the bottleneck, e.g. ``[48, 16, 2]``: an
+        input of 48 values, a hidden layer of 16 and a code of 2. The decoder
+        mirrors the hidden widths back up to the input width.
+    activations : sequence of str, optional
+        One Keras activation per encoder layer (``len(layer_dims) - 1`` of
+        them); the decoder layer that produces width ``layer_dims[k]`` uses the
+        encoder's activation for that width. Default: ``"tanh"`` everywhere.
+        The output layer is always linear.
+
+    Returns
+    -------
+    autoencoder : keras.Model
+        Input -> reconstruction, not compiled.
+    encoder : keras.Model
+        Input -> code, sharing the autoencoder's layers.
+    decoder : keras.Model
+        Code -> reconstruction, sharing the autoencoder's layers (and so its
+        weights: training the autoencoder trains both).
+
+    Raises
+    ------
+    ValueError
+        If fewer than two widths are given, a width is not a positive
+        integer, or ``activations`` does not have ``len(layer_dims) - 1``
+        entries (the message says how many are needed).
+
+    Notes
+    -----
+    Lee et al. (2018), Sec. 3.2, stack fully connected layers that shrink to a
+    bottleneck and mirror them. The published betsi package ended the decoder
+    with a ReLU, which cannot output the negative values of standardised data;
+    here the output is linear.
+
+    Examples
+    --------
+    >>> ae, enc, dec = custom_autoencoder([6, 4, 2])
+    >>> ae.input_shape, enc.output_shape, dec.output_shape
+    ((None, 6), (None, 2), (None, 6))
+    >>> ae.layers[-1].get_config()["activation"]
+    'linear'
+    """
+    import keras
+
+    dims = _check_layer_dims(layer_dims)
+    acts = _check_activations(activations, len(dims) - 1)
+    encoder_layers = [
+        keras.layers.Dense(width, activation=act, name=f"encoder_{k}")
+        for k, (width, act) in enumerate(zip(dims[1:], acts, strict=True))
+    ]
+    # Mirror: the decoder layer producing dims[k] reuses the activation that
+    # produced dims[k] in the encoder; the last layer gives back the input, linearly.
+    decoder_layers = [
+        keras.layers.Dense(dims[k], activation=acts[k - 1], name=f"decoder_{j}")
+        for j, k in enumerate(range(len(dims) - 2, 0, -1))
+    ]
+    decoder_layers.append(keras.layers.Dense(dims[0], activation="linear", name="output"))
+    inputs = keras.Input(shape=(dims[0],), name="window")
+    code = inputs
+    for layer in encoder_layers:
+        code = layer(code)
+    out = code
+    for layer in decoder_layers:
+        out = layer(out)
+    autoencoder = keras.Model(inputs, out, name="autoencoder")
+    encoder, decoder = _encoder_decoder(autoencoder, len(encoder_layers))
+    return autoencoder, encoder, decoder
+
+
+def _encoder_decoder(autoencoder, n_encoder_layers: int):
+    """Encoder and decoder models built on the autoencoder's own layers."""
+    import keras
+
+    encoder = keras.Model(
+        autoencoder.input, autoencoder.get_layer(f"encoder_{n_encoder_layers - 1}").output,
+        name="encoder",
+    )
+    code_width = encoder.output_shape[-1]
+    code_in = keras.Input(shape=(code_width,), name="code")
+    out = code_in
+    for layer in autoencoder.layers:
+        if layer.name.startswith("decoder_") or layer.name == "output":
+            out = layer(out)
+    decoder = keras.Model(code_in, out, name="decoder")
+    return encoder, decoder
+
+
+def _check_layer_dims(layer_dims) -> list[int]:
+    if isinstance(layer_dims, (str, bytes)) or not isinstance(layer_dims, Sequence):
+        raise ValueError(
+            f"layer_dims must be a sequence of widths from the input down to the "
+            f"bottleneck, e.g. [48, 16, 2]; got {layer_dims!r}"
+        )
+    dims = [_check_int(d, f"layer_dims[{i}]", minimum=1) for i, d in enumerate(layer_dims)]
+    if len(dims) < 2:
+        raise ValueError(
+            f"layer_dims needs at least 2 widths (input and bottleneck), got {list(layer_dims)}"
+        )
+    return dims
+
+
+def _check_activations(activations, n_needed: int) -> list[str]:
+    if activations is None:
+        return [DEFAULT_ACTIVATION] * n_needed
+    if isinstance(activations, str):
+        activations = [activations]
+    activations = list(activations)
+    if len(activations) != n_needed:
+        raise ValueError(
+            f"activations needs {n_needed} entries, one per encoder layer "
+            f"(len(layer_dims) - 1), got {len(activations)}: {activations}"
+        )
+    bad = [a for a in activations if not isinstance(a, str)]
+    if bad:
+        raise ValueError(f"activations must be Keras activation names, got {bad}")
+    return activations
+
+
+# --------------------------------------------------------------------------- distances
+
+
+def distance_measure(a, b) -> float | np.ndarray:
+    """Normalised L2 distance between codes (Lee et al., 2018, Sec. 3.3).
+
+    ``D(a, b) = ||a - b|| / sqrt(||a|| * ||b||)``: the Euclidean distance
+    divided by the geometric mean of the two norms, so that it does not depend
+    on the scale of the codes.
+
+    Parameters
+    ----------
+    a, b : array-like of shape (n_codes,) or (n_pairs, n_codes)
+        Codes; 2-D inputs are compared row by row.
+
+    Returns
+    -------
+    float or ndarray of shape (n_pairs,)
+        Non-negative and finite; 0 for identical codes.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, an input is empty or holds NaN or infinity.
+
+    Notes
+    -----
+    The formula is undefined when a code is all zeros (which a ReLU
+    bottleneck produces, and which made the published package divide by
+    zero). Then the geometric mean of the norms is replaced by their
+    arithmetic mean, so a zero code against a non-zero one is at distance 2
+    and two zero codes are at distance 0.
+
+    Examples
+    --------
+    >>> distance_measure([1.0, 0.0], [1.0, 0.0])
+    0.0
+    >>> distance_measure([3.0, 4.0], [0.0, 0.0])
+    2.0
+    >>> round(distance_measure([1.0, 0.0], [0.0, 1.0]), 4)
+    1.4142
+    """
+    a_arr = np.asarray(a, dtype=np.float64)
+    b_arr = np.asarray(b, dtype=np.float64)
+    if a_arr.shape != b_arr.shape:
+        raise ValueError(f"a and b must have the same shape, got {a_arr.shape} and {b_arr.shape}")
+    if a_arr.ndim not in (1, 2) or a_arr.size == 0:
+        raise ValueError(
+            f"a and b must be non-empty codes of shape (n_codes,) or (n_pairs, n_codes), "
+            f"got shape {a_arr.shape}"
+        )
+    if not (np.isfinite(a_arr).all() and np.isfinite(b_arr).all()):
+        raise ValueError("a and b must not contain NaN or infinite values")
+    out = _distance_kernel(np.atleast_2d(a_arr), np.atleast_2d(b_arr))
+    return float(out[0]) if a_arr.ndim == 1 else out
+
+
+def _distance_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise ``||a - b|| / sqrt(||a|| ||b||)`` with the zero-code fallback."""
+    norm_a = np.linalg.norm(a, axis=1)
+    norm_b = np.linalg.norm(b, axis=1)
+    diff = np.linalg.norm(a - b, axis=1)
+    denom = np.sqrt(norm_a * norm_b)
+    denom = np.where(denom > 0, denom, 0.5 * (norm_a + norm_b))
+    return np.divide(diff, denom, out=np.zeros_like(diff), where=denom > 0)
+
+
+# --------------------------------------------------------------------------- events
+
+
+def get_events(distances, threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Positions of the peaks of a distance curve that stand out by their mass.
+
+    The curve's median is its noise floor. A *hill* is a maximal run of
+    consecutive samples strictly above the median; its *peak* is the position
+    of the run's maximum (the first one on ties) and its *mass* is the area
+    between the curve and the median over the run::
+
+        mass = sum(d[i] - median(d) for i in run)
+
+    A peak is an event when ``mass >= (1 + threshold / 100) * mean(mass of all
+    hills)``.
+
+    Parameters
+    ----------
+    distances : array-like of shape (n,)
+        The distance curve (for instance :meth:`BehaviourDetector.distances`).
+    threshold : float, default 150
+        Percentage above the mean mass; 150 keeps hills of at least 2.5 times
+        the mean, 0 keeps every hill of at least average mass.
+
+    Returns
+    -------
+    ndarray of int
+        Positions into ``distances`` of the events' peaks, increasing. Empty
+        when the curve has no hill (it is empty or never rises above its
+        median, e.g. constant), and when it has a single hill, which cannot
+        stand above its own mass unless ``threshold`` is 0.
+
+    Raises
+    ------
+    ValueError
+        If ``threshold`` is negative or not a number, or ``distances`` is not
+        1-D or holds NaN or infinity.
+
+    Notes
+    -----
+    Lee et al. (2018), Sec. 3.3, keep the peaks of the distance curve that
+    stand above the average by a noise margin (``noise_margin_per`` in the
+    published package). Weighing a peak by the mass of its hill rather than by
+    its height favours the broad hills that a change of behaviour raises while
+    the windows slide across it over the narrow spikes of noise, and measuring
+    the hill from the median keeps one hill whole when noise ripples its top.
+
+    Examples
+    --------
+    >>> d = [0, 1, 0, 0, 5, 6, 5, 0, 0, 1, 0, 0]
+    >>> get_events(d, threshold=150)
+    array([5])
+    >>> get_events([2.0, 2.0, 2.0])
+    array([], dtype=int64)
+    """
+    threshold = _check_threshold(threshold)
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 1:
+        raise ValueError(f"distances must be 1-D, got shape {d.shape}")
+    if not np.isfinite(d).all():
+        raise ValueError("distances must not contain NaN or infinite values")
+    peaks, masses = _peak_masses(d)
+    return _select_events(peaks, masses, threshold)
+
+
+def _select_events(peaks: np.ndarray, masses: np.ndarray, threshold: float) -> np.ndarray:
+    if peaks.size == 0:
+        return np.array([], dtype=np.int64)
+    cut = (1.0 + threshold / 100.0) * masses.mean()
+    return peaks[masses >= cut].astype(np.int64)
+
+
+def _peak_masses(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Peak positions and masses of the hills above the median (see :func:`get_events`)."""
+    if d.size == 0:
+        return np.array([], dtype=np.int64), np.array([])
+    excess = d - np.median(d)
+    above = excess > 0
+    # run starts and ends of the True stretches of ``above``
+    edges = np.diff(np.r_[0, above.astype(np.int8), 0])
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    peaks = np.array([a + int(np.argmax(d[a:b])) for a, b in zip(starts, stops, strict=True)], dtype=np.int64)
+    masses = np.array([excess[a:b].sum() for a, b in zip(starts, stops, strict=True)])
+    return peaks, masses
+
+
+def _check_threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise ValueError(f"threshold must be a number (percent), got {threshold!r}")
+    threshold = float(threshold)
+    if not np.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"threshold must be >= 0 (percent above the mean peak mass), got {threshold}")
+    return threshold
+
+
+# --------------------------------------------------------------------------- detector
+
+
+class BehaviourDetector(BaseDetector):
+    """Change-of-behaviour detector: windows -> autoencoder codes -> distance peaks.
+
+    Parameters
+    ----------
+    window_size : int or None, default None
+        Rows per window. ``None`` adapts it to the length ``n`` of the data
+        given to :meth:`fit`: ``clip(n // 10, 2, 32)``.
+    stride : int or None, default None
+        Rows between the starts of consecutive windows, and so the resolution
+        of the distance curve. ``None`` uses ``max(1, window_size // 8)``.
+    layer_dims : sequence of int or None, default None
+        Widths after the input down to the bottleneck, e.g. ``(16, 2)``; the
+        input width is ``window_size * n_series``. ``None`` uses one hidden
+        layer of half the input width (at least 2) and a code of 2.
+    activations : sequence of str or None, default None
+        One activation per entry of ``layer_dims`` (``"tanh"`` by default);
+        see :func:`custom_autoencoder`.
+    epochs : int, default 30
+        Training epochs.
+    batch_size : int, default 16
+        Mini-batch size.
+    threshold : float, default 150
+        Event threshold of :func:`get_events`, in percent above the mean hill mass.
+    metric : {"euclidean", "normalized"}, default "euclidean"
+        Distance between two codes: plain Euclidean, or Lee et al.'s normalised
+        L2 distance (:func:`distance_measure`).
+    random_state : int, default 0
+        Seed for weights and shuffling (:func:`lab.models._base.seed_everything`);
+        the same seed gives the same model on CPU.
+    verbose : int or str, default 1
+        Keras ``fit`` verbosity: 1 (or ``"auto"``) shows a progress bar, 0 is silent.
+
+    Attributes
+    ----------
+    window_size_, stride_ : int
+        The values used, after adapting ``None`` to the training data.
+    lag_ : int
+        Windows between the two compared codes, ``ceil(window_size_ / stride_)``.
+    n_features_in_ : int
+        Number of series seen in :meth:`fit`.
+    center_, scale_ : ndarray of shape (n_features_in_,)
+        Z-score statistics of the training rows.
+    autoencoder_, encoder_, decoder_ : keras.Model
+        The trained networks (encoder and decoder share the autoencoder's weights).
+    history_ : dict
+        Training loss per epoch, ``{"loss": [...]}``.
+
+    Notes
+    -----
+    Method of Lee et al., "Time Series Segmentation through Automatic Feature
+    Learning" (2018), arXiv 1801.05394. Window ``i`` covers rows
+    ``i*stride .. i*stride + window_size - 1``. Consecutive windows are
+    compared as neighbours in time: window ``i`` with window ``i + lag_``, the
+    first one that does not overlap it, so the curve answers "does the
+    behaviour just after this row differ from the behaviour just before it?"
+    at every ``stride`` rows. The distance is placed at the boundary between
+    the two windows, row ``i*stride + window_size`` when ``stride`` divides
+    ``window_size`` (the middle of the gap between them otherwise). Rows
+    after the last full window are in no window, and a change closer than one
+    window to either end of the series cannot be seen.
+
+    Comparing overlapping windows (``i`` with ``i + 1``) measures how fast the
+    code moves, which within a noisy segment is mostly noise; the codes of two
+    windows a full window apart differ little inside a segment and most at a
+    change. The Euclidean distance is the default because the normalised one
+    divides by the codes' norms and so explodes wherever the codes pass near
+    the origin, which z-scored windows near the series' mean do. Both choices
+    were made on the TCPD benchmark (``benchmarks/tcpd.py``, docs/betsi.md).
+
+    Short series: a series shorter than ``window_size`` (when given) raises;
+    with the automatic window, any series of at least 2 rows works (the 15-row
+    series of TCPD gets windows of 2 rows, stride 1), though a series with
+    fewer than ``2 * window_size`` rows has no pair of windows to compare and
+    so no event.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.r_[np.zeros(60), np.ones(60)] + 0.05 * np.random.default_rng(0).normal(size=120)
+    >>> det = BehaviourDetector(epochs=2, verbose=0).fit(x)
+    >>> det.window_size_, det.stride_, det.lag_
+    (12, 1, 12)
+    >>> det.distances(x).shape
+    (97,)
+    """
+
+    _keras_attrs = ("autoencoder_",)
+    _state_attrs = (
+        "window_size_", "stride_", "lag_", "n_features_in_", "n_encoder_layers_",
+        "center_", "scale_", "history_",
+    )
+    _fitted_attr = "autoencoder_"
+
+    def __init__(
+        self,
+        window_size: int | None = None,
+        stride: int | None = None,
+        layer_dims: Sequence[int] | None = None,
+        activations: Sequence[str] | None = None,
+        epochs: int = 30,
+        batch_size: int = 16,
+        threshold: float = DEFAULT_THRESHOLD,
+        metric: str = "euclidean",
+        random_state: int = 0,
+        verbose: int | str = 1,
+    ):
+        self.window_size = window_size
+        self.stride = stride
+        self.layer_dims = layer_dims
+        self.activations = activations
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.threshold = threshold
+        self.metric = metric
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, df, y: Any = None) -> BehaviourDetector:
+        """Normalise with the statistics of ``df``, window it and train the autoencoder.
+
+        Parameters
+        ----------
+        df : DataFrame or ndarray of shape (n_timepoints, n_series)
+            Training data: numeric, without NaN.
+        y : ignored
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            On non-numeric columns, NaN, a series shorter than one window (or
+            than 2 rows with the automatic window), or invalid settings
+            (including ``threshold < 0``).
+        """
+        _check_threshold(self.threshold)
+        _check_option(self.metric, "metric", _METRICS)
+        epochs = _check_int(self.epochs, "epochs", minimum=1)
+        batch_size = _check_int(self.batch_size, "batch_size", minimum=1)
+        random_state = _check_int(self.random_state, "random_state", minimum=0)
+        values, _, _ = _as_2d(df, "df", min_rows=_MIN_WINDOW)
+        n, m = values.shape
+        window, stride = self._resolve_window(n)
+        hidden = self._resolve_layers(window * m)
+        acts = _check_activations(self.activations, len(hidden))
+        self._fit(values, window, stride, hidden, acts, epochs, batch_size, random_state)
+        self.window_size_, self.stride_ = window, stride
+        self.lag_ = -(-window // stride)
+        self.n_features_in_ = m
+        self.n_encoder_layers_ = len(hidden)
+        return self
+
+    def _fit(self, values, window, stride, hidden, acts, epochs, batch_size, random_state):
+        import keras
+
+        from lab.preprocessor import convert_to_column, normalize
+
+        normalized, scaler = normalize(values, "zscore")
+        self.center_ = np.asarray(scaler.mean_, dtype=np.float64)
+        self.scale_ = np.asarray(scaler.scale_, dtype=np.float64)
+        rows = convert_to_column(normalized, window, stride).astype(np.float32)
+        seed_everything(random_state)
+        autoencoder, encoder, decoder = custom_autoencoder([rows.shape[1], *hidden], acts)
+        autoencoder.compile(optimizer=keras.optimizers.Adam(_LEARNING_RATE), loss="mse")
+        history = autoencoder.fit(
+            rows, rows, epochs=epochs, batch_size=min(batch_size, len(rows)), shuffle=True,
+            verbose=self.verbose,
+        )
+        self.history_ = {"loss": [float(v) for v in history.history["loss"]]}
+        self.autoencoder_, self.encoder_, self.decoder_ = autoencoder, encoder, decoder
+
+    def _resolve_window(self, n: int) -> tuple[int, int]:
+        if self.window_size is None:
+            window = int(np.clip(n // _WINDOW_FRACTION, _MIN_WINDOW, _MAX_WINDOW))
+        else:
+            window = _check_int(self.window_size, "window_size", minimum=1)
+            if window > n:
+                raise ValueError(
+                    f"df has {n} rows, shorter than one window (window_size={window}); "
+                    f"give at least {window} rows or a smaller window_size"
+                )
+        if self.stride is None:
+            stride = max(1, window // _STRIDE_FRACTION)
+        else:
+            stride = _check_int(self.stride, "stride", minimum=1)
+        return window, stride
+
+    def _resolve_layers(self, input_width: int) -> list[int]:
+        if self.layer_dims is None:
+            return [max(2, input_width // _HIDDEN_FRACTION), _BOTTLENECK]
+        if isinstance(self.layer_dims, numbers.Integral):
+            return [_check_int(self.layer_dims, "layer_dims", minimum=1)]
+        return _check_layer_dims([input_width, *self.layer_dims])[1:]
+
+    def _after_load(self) -> None:
+        for attr in ("window_size_", "stride_", "lag_", "n_features_in_", "n_encoder_layers_"):
+            setattr(self, attr, int(getattr(self, attr)))
+        self.encoder_, self.decoder_ = _encoder_decoder(self.autoencoder_, self.n_encoder_layers_)
+
+    # ------------------------------------------------------------------ scoring
+    def _codes(self, df) -> tuple[np.ndarray, pd.Index]:
+        """Codes of the normalised windows of a validated ``df``, and its index."""
+        from lab.preprocessor import convert_to_column
+
+        self._check_is_fitted()
+        values, index, _ = _as_2d(df, "df")
+        n, m = values.shape
+        if m != self.n_features_in_:
+            raise ValueError(
+                f"df has {m} series (shape {values.shape}); the detector was fitted on "
+                f"{self.n_features_in_}"
+            )
+        if n < self.window_size_:
+            raise ValueError(
+                f"df has {n} rows (shape {values.shape}), shorter than one window "
+                f"(window_size_={self.window_size_})"
+            )
+        normalized = (values - self.center_) / self.scale_
+        rows = convert_to_column(normalized, self.window_size_, self.stride_)
+        codes = np.asarray(self.encoder_(rows.astype(np.float32)), dtype=np.float64)
+        return codes, index
+
+    def codes(self, df) -> pd.DataFrame:
+        """Bottleneck code of every window, indexed by the label of the window's middle row.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> x = np.sin(np.arange(40.0))
+        >>> det = BehaviourDetector(window_size=4, stride=2, epochs=1, verbose=0).fit(x)
+        >>> det.codes(x).shape
+        (19, 2)
+        """
+        codes, index = self._codes(df)
+        middle = np.arange(len(codes)) * self.stride_ + self.window_size_ // 2
+        return pd.DataFrame(codes, index=index[middle],
+                            columns=[f"code_{k}" for k in range(codes.shape[1])])
+
+    def _distances(self, df) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+        """Distance curve, the row position of each value, and the index of ``df``."""
+        codes, index = self._codes(df)
+        lag = self.lag_
+        before, after = codes[:-lag], codes[lag:]
+        if self.metric == "normalized":
+            d = _distance_kernel(before, after)
+        else:
+            d = np.linalg.norm(after - before, axis=1)
+        # between the end of window i and the start of window i + lag
+        positions = ((2 * np.arange(len(d)) * self.stride_ + self.window_size_
+                      + lag * self.stride_) // 2).astype(np.int64)
+        return d, positions, index
+
+    def distances(self, df) -> pd.Series:
+        """Distance between the codes of neighbouring windows, indexed by time.
+
+        Value ``i`` compares window ``i`` with window ``i + lag_`` and sits at
+        the row between them (see Notes of the class). The result is empty
+        when ``df`` has too few rows for two windows side by side.
+
+        Raises
+        ------
+        ValueError
+            If ``df`` does not match the fitted data (number of series), is
+            shorter than one window, or holds NaN or non-numeric columns.
+        """
+        d, positions, index = self._distances(df)
+        return pd.Series(d, index=index[positions], name="distance")
+
+    def peaks(self, df) -> pd.DataFrame:
+        """Every hill of the distance curve with its mass and whether it is an event.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by the time of each hill's peak, with columns ``row``
+            (position in ``df``), ``mass`` and ``event`` (bool).
+            ``attrs["mass_threshold"]`` holds the mass an event needs (NaN when
+            there is no hill).
+        """
+        d, positions, index = self._distances(df)
+        peaks, masses = _peak_masses(d)
+        events = set(_select_events(peaks, masses, float(self.threshold)).tolist())
+        rows = positions[peaks]
+        out = pd.DataFrame(
+            {"row": rows, "mass": masses, "event": [p in events for p in peaks.tolist()]},
+            index=index[rows],
+        )
+        out.attrs["mass_threshold"] = (
+            float((1 + float(self.threshold) / 100) * masses.mean()) if len(masses) else np.nan
+        )
+        return out
+
+    def change_points(self, df) -> np.ndarray:
+        """Row positions in ``df`` where a change of behaviour is detected.
+
+        Returns
+        -------
+        ndarray of int
+            Increasing positions (``df.iloc`` positions), possibly empty.
+        """
+        d, positions, _ = self._distances(df)
+        return positions[get_events(d, self.threshold)]
+
+    def events(self, df) -> pd.Index:
+        """Time labels of the detected changes (``df.index`` at :meth:`change_points`)."""
+        d, positions, index = self._distances(df)
+        return index[positions[get_events(d, self.threshold)]]
