@@ -32,6 +32,8 @@ _CHANGE_FACTOR = (2.0, 3.5)
 # Trend slopes move the level by this many units over a segment, towards 0
 # when the level has drifted, so trends never swamp the other behaviours.
 _TREND_RISE = (1.0, 2.5)
+# Chance that a boundary changes a second aspect besides the one taken in cyclic order.
+_SECOND_ASPECT_PROB = 0.3
 # No segment is shorter than length / (_MIN_SEGMENT_DIVISOR * n_segments).
 _MIN_SEGMENT_DIVISOR = 3
 #: Start of the generated time index and its frequency.
@@ -145,7 +147,7 @@ def _segment_params(rng, n_segments, n_series, bounds):
         level += current["trend"] * (bounds[k] - bounds[k - 1])
         seg_len = bounds[k + 1] - bounds[k]
         picked = [order[(k - 1) % len(order)]]
-        if rng.random() < 0.3:
+        if rng.random() < _SECOND_ASPECT_PROB:
             picked.append(rng.choice([a for a in aspects if a != picked[0]]))
         for aspect in picked:
             current[aspect] = _changed_value(rng, aspect, current[aspect], seg_len, level)
