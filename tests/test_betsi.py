@@ -18,6 +18,7 @@ from sklearn.exceptions import NotFittedError
 from lab.datasets import make_behaviour_changes
 from lab.models.betsi import (
     BehaviourDetector,
+    _peak_masses,
     custom_autoencoder,
     distance_measure,
     get_events,
@@ -136,15 +137,17 @@ curves = arrays(np.float64, st.integers(0, 60), elements=st.floats(0, 10, allow_
 @given(curves, st.sampled_from([0, 50, 150, 400]))
 def test_events_match_the_naive_definition(d, threshold):
     peaks, masses = naive_peak_masses(d)
-    if peaks:
-        cut = (1 + threshold / 100) * np.mean(masses)
-        want = [p for p, m in zip(peaks, masses, strict=True) if m >= cut * (1 + 1e-12)
-                or np.isclose(m, cut, rtol=1e-12)]
-    else:
-        want = []
+    fast_peaks, fast_masses = _peak_masses(d)
+    assert fast_peaks.tolist() == peaks
+    np.testing.assert_allclose(fast_masses, masses, rtol=1e-9, atol=0)
     got = get_events(d, threshold)
     assert got.dtype == np.int64
-    assert got.tolist() == want
+    assert set(got.tolist()) <= set(peaks)
+    cut = (1 + threshold / 100) * np.mean(masses) if peaks else 0.0
+    for p, m in zip(peaks, masses, strict=True):
+        if np.isclose(m, cut, rtol=1e-9, atol=0):
+            continue  # on the threshold: rounding may put it either side
+        assert (p in got) == (m >= cut), (p, m, cut)
 
 
 @settings(max_examples=60, deadline=None)
@@ -219,14 +222,6 @@ def test_distances_compare_codes_one_window_apart(fitted, data):
                                distance_measure(codes[:-lag], codes[lag:]), rtol=1e-6)
 
 
-def test_gap_between_windows_when_the_stride_does_not_divide_the_window(data):
-    df, _ = data
-    det = BehaviourDetector(window_size=10, stride=4, **TINY).fit(df.iloc[:100])
-    assert det.lag_ == 3  # window 3 starts at row 12, after window 0 ends at row 10
-    d = det.distances(df.iloc[:100])
-    assert d.index.equals(df.index[np.arange(len(d)) * 4 + 11])
-
-
 def test_change_points_events_and_peaks_agree(fitted, data):
     df, _ = data
     d = fitted.distances(df)
@@ -263,14 +258,14 @@ def test_save_load_round_trip(fitted, data, tmp_path):
     np.testing.assert_array_equal(loaded.change_points(df), fitted.change_points(df))
     assert loaded.history_ == fitted.history_
     # the rebuilt encoder and decoder still share the loaded autoencoder's weights
-    x = np.random.default_rng(0).normal(size=(5, loaded.autoencoder_.input_shape[1]))
+    x = np.random.default_rng(0).normal(size=(5, loaded.autoencoder_.input_shape[1])).astype("float32")
     np.testing.assert_allclose(np.asarray(loaded.decoder_(loaded.encoder_(x))),
                                np.asarray(loaded.autoencoder_(x)), rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="not a saved BehaviourDetector"):
         BehaviourDetector.load(tmp_path)
 
 
-def test_deterministic_for_a_fixed_seed(data):
+def test_deterministic_for_a_fixed_seed_and_silent_with_verbose_0(data, capsys):
     df, _ = data
     x = df.iloc[:120]
     a = BehaviourDetector(window_size=8, stride=2, random_state=3, **TINY).fit(x)
@@ -280,15 +275,14 @@ def test_deterministic_for_a_fixed_seed(data):
         np.testing.assert_array_equal(wa, wb)
     pd.testing.assert_series_equal(a.distances(x), b.distances(x))
     assert not np.allclose(a.distances(x), c.distances(x))
-
-
-def test_progress_bar_only_when_verbose(data, capsys):
-    x = data[0].iloc[:60]
-    params = {**TINY, "verbose": 1}
-    BehaviourDetector(window_size=8, stride=4, **params).fit(x)
-    assert "1/1" in capsys.readouterr().out
-    BehaviourDetector(window_size=8, stride=4, **TINY).fit(x)
     assert capsys.readouterr().out == ""
+
+
+def test_progress_bar_when_verbose(data, capsys):
+    x = data[0].iloc[:60]
+    BehaviourDetector(window_size=8, stride=4, **{**TINY, "verbose": 1}).fit(x)
+    out = capsys.readouterr().out
+    assert "1/1" in out and "loss" in out
 
 
 @pytest.mark.parametrize(
@@ -300,7 +294,7 @@ def test_automatic_window_and_stride_follow_the_length(n, window, stride):
     assert BehaviourDetector()._resolve_window(n) == (window, stride)
 
 
-@pytest.mark.parametrize("n", [2, 3, 15])
+@pytest.mark.parametrize("n", [2, 15])
 def test_defaults_work_on_very_short_series(n):
     x = pd.DataFrame({"a": np.r_[np.zeros(n // 2), np.ones(n - n // 2)]},
                      index=pd.date_range("2000", periods=n, freq="YS"))
@@ -311,14 +305,16 @@ def test_defaults_work_on_very_short_series(n):
     assert len(det.distances(x)) == max(0, n_windows - det.lag_)
 
 
-def test_bivariate_input_and_plain_arrays(data):
+def test_bivariate_arrays_and_a_stride_that_does_not_divide_the_window(data):
     df, _ = data
     values = df.to_numpy()[:150]
-    det = BehaviourDetector(window_size=10, stride=5, **TINY).fit(values)
+    det = BehaviourDetector(window_size=10, stride=4, **TINY).fit(values)
     assert det.n_features_in_ == 2
     assert det.autoencoder_.input_shape == (None, 20)  # window x series, time-major
+    assert det.lag_ == 3  # window 3 starts at row 12, after window 0 ends at row 10
     d = det.distances(values)
-    assert isinstance(d.index, pd.RangeIndex) or d.index.dtype.kind == "i"
+    # placed in the middle of the 2-row gap between the two windows
+    assert d.index.tolist() == (np.arange(len(d)) * 4 + 11).tolist()
     with pytest.raises(ValueError, match="fitted on 2"):
         det.distances(values[:, :1])
 
