@@ -32,6 +32,8 @@ _SCORES_FILE = "published_default_scores.json"
 
 
 def evaluate(root: Path, names: list[str], seed: int) -> list[dict]:
+    import keras  # noqa: F401  (imported here so the first series' time excludes it)
+
     from lab.datasets import load_tcpd
     from lab.metrics import covering, f1_margin
     from lab.models.betsi import BehaviourDetector
