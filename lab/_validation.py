@@ -139,6 +139,26 @@ def _check_int(value: Any, name: str, *, minimum: int | None = None,
     return value
 
 
+def _check_float(value: Any, name: str) -> float:
+    """Return ``value`` as a finite float, raising a ValueError that names ``name``.
+
+    Strings, booleans, NaN and infinities are refused: a threshold of ``"0.5"``
+    or ``nan`` is a mistake, not a number.
+
+    Examples
+    --------
+    >>> _check_float(0.5, "threshold")
+    0.5
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite number, got {value!r} "
+                         f"({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value}")
+    return value
+
+
 def _check_option(value: Any, name: str, options: Iterable[Any]) -> Any:
     """Raise a ValueError listing ``options`` if ``value`` is not one of them.
 

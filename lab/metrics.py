@@ -110,6 +110,15 @@ def _pair(y_true, other, other_name: str, score: bool):
     return t, o
 
 
+def _check_zero_division(value) -> float:
+    """``zero_division`` as a float: 0, 1 or NaN, as sklearn accepts."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            np.isnan(value) or value in (0, 1)):
+        raise ValueError(f"zero_division must be 0, 1 or nan (the value returned for an "
+                         f"undefined metric), got {value!r}")
+    return float(value)
+
+
 def _safe_div(num: float, den: float, what: str, zero_division: float) -> float:
     if den == 0:
         warnings.warn(f"{what} is undefined here (division by zero); returning "
@@ -296,9 +305,10 @@ def point_metrics(y_true, y_pred, *, zero_division: float = 0.0) -> dict:
     ----------
     y_true, y_pred : array-like of shape (n_timepoints,)
         0/1 (or boolean) labels; 1 marks an anomaly.
-    zero_division : float, default 0.0
+    zero_division : {0, 1, nan}, default 0.0
         Value returned, with an ``UndefinedMetricWarning``, for a precision
-        with no positive prediction or a recall with no true anomaly.
+        with no positive prediction or a recall with no true anomaly (as
+        sklearn's ``zero_division``; NaN only when asked for).
 
     Returns
     -------
@@ -308,7 +318,8 @@ def point_metrics(y_true, y_pred, *, zero_division: float = 0.0) -> dict:
     Raises
     ------
     ValueError
-        On empty inputs, different lengths or labels that are not 0/1.
+        On empty inputs, different lengths, labels that are not 0/1, or a
+        ``zero_division`` other than 0, 1 or NaN.
 
     Notes
     -----
@@ -320,6 +331,7 @@ def point_metrics(y_true, y_pred, *, zero_division: float = 0.0) -> dict:
     >>> point_metrics([0, 1, 1, 0], [0, 1, 0, 1])
     {'precision': 0.5, 'recall': 0.5, 'f1': 0.5}
     """
+    zero_division = _check_zero_division(zero_division)
     t, p = _pair(y_true, y_pred, "y_pred", score=False)
     tp = int((t & p).sum())
     precision = _safe_div(tp, int(p.sum()), "precision", zero_division)
@@ -380,7 +392,7 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
     ----------
     y_true, y_pred : array-like of shape (n_timepoints,)
         0/1 labels.
-    zero_division : float, default 0.0
+    zero_division : {0, 1, nan}, default 0.0
         See :func:`point_metrics`.
 
     Returns
@@ -401,6 +413,7 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
     >>> point_adjusted_f1([0, 1, 1, 1, 0], [0, 0, 1, 0, 0])
     1.0
     """
+    zero_division = _check_zero_division(zero_division)
     t, p = _pair(y_true, y_pred, "y_pred", score=False)
     adjusted = _adjust_kernel(t, p)
     tp = int((t & adjusted).sum())
@@ -461,7 +474,7 @@ def range_precision_recall(y_true, y_pred, *, alpha: float = 0.0, bias: str = "f
         Positional bias δ inside a range.
     cardinality : {"one", "reciprocal"}, default "one"
         γ: no penalty for fragmented detections, or 1/(number of overlapping ranges).
-    zero_division : float, default 0.0
+    zero_division : {0, 1, nan}, default 0.0
         Returned with an ``UndefinedMetricWarning`` for precision with no
         predicted range or recall with no true range.
 
@@ -491,6 +504,7 @@ def range_precision_recall(y_true, y_pred, *, alpha: float = 0.0, bias: str = "f
     >>> r["precision"], r["recall"]
     (0.5, 0.25)
     """
+    zero_division = _check_zero_division(zero_division)
     t, p = _pair(y_true, y_pred, "y_pred", score=False)
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")

@@ -16,6 +16,7 @@ computed here, so a figure of a million rows stays small.
 from __future__ import annotations
 
 import importlib.util
+import numbers
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lab._validation import _as_2d, _check_int, _check_option
+from lab._validation import _as_2d, _check_float, _check_int, _check_option
 from lab.config import MAX_POINTS_PER_TRACE
 
 __all__ = [
@@ -53,6 +54,10 @@ COLAB_RENDERER = "colab"
 HEIGHT = 400
 GRID_ROW_HEIGHT = 220
 _TRUTH_COLOR = "rgba(214, 39, 40, 0.15)"
+# Shaded windows of plot_lines_grid, in turn: grey suits a baseline given
+# first, red a focus given second.
+_WINDOW_COLORS = ("#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd")
+_WINDOW_ALPHA = 0.15
 _DETECTION_COLOR = "#d62728"
 _THRESHOLD_COLOR = "#7f7f7f"
 
@@ -282,7 +287,8 @@ def plot_lines(df, cols=None, *, title: str | None = None, yaxis_title: str | No
 
 def plot_lines_grid(df, cols=None, ncols: int = 2, *, title: str | None = None,
                     row_height: int = GRID_ROW_HEIGHT, shared_x: bool = True,
-                    max_points: int = MAX_POINTS_PER_TRACE, backend: str = "plotly"):
+                    windows=None, max_points: int = MAX_POINTS_PER_TRACE,
+                    backend: str = "plotly"):
     """One small line plot per series, in a grid.
 
     Parameters
@@ -297,6 +303,11 @@ def plot_lines_grid(df, cols=None, ncols: int = 2, *, title: str | None = None,
         Height of one grid row in pixels.
     shared_x : bool, default True
         Zooming one plot zooms them all.
+    windows : list of (start, end[, label[, color]]), optional
+        Time windows shaded in every plot, e.g. a baseline and a focus. The
+        bounds are read as in :func:`lab.preprocessor.rank_changes`: ``int``
+        bounds are positions, half-open; other bounds are index labels, both
+        included. Colours default to grey, red, blue, ... in turn.
     max_points : int
         Longer traces are decimated to this many points.
     backend : {"plotly", "bokeh"}
@@ -304,24 +315,37 @@ def plot_lines_grid(df, cols=None, ncols: int = 2, *, title: str | None = None,
     Returns
     -------
     plotly Figure or bokeh layout
-        plotly: one subplot per column, titled with its name. bokeh: a
-        ``column`` of a title ``Div`` and a ``GridPlot`` of figures.
+        plotly: one subplot per column, titled with its name, and one ``rect``
+        shape per window and subplot, named after the window's label (the
+        first of each window shows in the legend). bokeh: a ``column`` of a
+        title ``Div`` (which names the windows in their colours) and a
+        ``GridPlot`` of figures, each with one ``BoxAnnotation`` per window.
+
+    Raises
+    ------
+    ValueError
+        On unknown columns, bad sizes, or a window that is malformed,
+        reversed or outside the data.
 
     Examples
     --------
     >>> import numpy as np
-    >>> fig = plot_lines_grid(np.arange(12.0).reshape(4, 3), ncols=2, title="grid")
+    >>> fig = plot_lines_grid(np.arange(12.0).reshape(4, 3), ncols=2, title="grid",
+    ...                       windows=[(0, 2, "baseline"), (2, 4, "focus")])
     >>> len(fig.data), [a.text for a in fig.layout.annotations]
     (3, ['0', '1', '2'])
+    >>> [(s.name, s.x0, s.x1) for s in fig.layout.shapes][:2]
+    [('baseline', 0, 1), ('focus', 2, 3)]
     """
     _check_option(backend, "backend", BACKENDS)
     ncols = _check_int(ncols, "ncols", minimum=1)
     frame = _frame(df, "df", cols)
+    shades = _shaded_windows(windows, frame.index, "windows")
     ncols = min(ncols, frame.shape[1])
     nrows = -(-frame.shape[1] // ncols)
     if backend == "bokeh":
         from bokeh.layouts import column, gridplot
-        from bokeh.models import Div
+        from bokeh.models import BoxAnnotation, Div
 
         figs, x_range = [], None
         for col in frame.columns:
@@ -330,10 +354,17 @@ def plot_lines_grid(df, cols=None, ncols: int = 2, *, title: str | None = None,
                                 sizing_mode="stretch_width", **extra)
             x, y, _ = _xy(frame, col, max_points)
             fig.line(_bokeh_x(x), y, name=str(col))
+            for x0, x1, label, color in shades:
+                fig.add_layout(BoxAnnotation(left=x0, right=x1, fill_color=color,
+                                             fill_alpha=_WINDOW_ALPHA, line_alpha=0,
+                                             name=label))
             x_range = fig.x_range
             figs.append(fig)
         grid = gridplot(figs, ncols=ncols, sizing_mode="stretch_width")
-        return column(Div(text=f"<b>{title or ''}</b>"), grid, sizing_mode="stretch_width")
+        keys = "".join(f' <span style="color:{color}">&#9632; {label}</span>'
+                       for _, _, label, color in shades)
+        return column(Div(text=f"<b>{title or ''}</b>{keys}"), grid,
+                      sizing_mode="stretch_width")
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=nrows, cols=ncols, shared_xaxes="all" if shared_x else False,
@@ -345,8 +376,34 @@ def plot_lines_grid(df, cols=None, ncols: int = 2, *, title: str | None = None,
         fig.add_trace(trace(x=x, y=y, mode="lines", name=str(col), showlegend=False,
                             meta={"n_points": n, "decimated": n > len(y)}),
                       row=k // ncols + 1, col=k % ncols + 1)
+    for k in range(frame.shape[1]):
+        for x0, x1, label, color in shades:
+            fig.add_vrect(x0=x0, x1=x1, fillcolor=color, opacity=_WINDOW_ALPHA, line_width=0,
+                          layer="below", name=label, legendgroup=label, showlegend=k == 0,
+                          row=k // ncols + 1, col=k % ncols + 1)
     fig.update_layout(title=title, height=max(HEIGHT, row_height * nrows))
     return fig
+
+
+def _shaded_windows(windows, index: pd.Index, name: str) -> list[tuple[Any, Any, str, str]]:
+    """``(first label, last label, label, colour)`` of each window to shade."""
+    from lab.preprocessor import _window
+
+    if windows is None:
+        return []
+    if isinstance(windows, str) or not isinstance(windows, Sequence):
+        raise ValueError(f"{name} must be a list of (start, end[, label[, color]]) tuples, "
+                         f"got {windows!r}")
+    out = []
+    for k, w in enumerate(windows):
+        if isinstance(w, str) or not isinstance(w, Sequence) or not 2 <= len(w) <= 4:
+            raise ValueError(f"{name}[{k}] must be a (start, end[, label[, color]]) tuple, "
+                             f"got {w!r}")
+        s, e = _window(tuple(w[:2]), index, len(index), f"{name}[{k}]")
+        label = str(w[2]) if len(w) > 2 else f"window {k}"
+        color = str(w[3]) if len(w) > 3 else _WINDOW_COLORS[k % len(_WINDOW_COLORS)]
+        out.append((index[s], index[e - 1], label, color))
+    return out
 
 
 # --------------------------------------------------------------------------- distributions
@@ -611,29 +668,85 @@ def _heatmap_bokeh(stack, row_labels, col_labels, frame_labels, title, lo, hi, h
 # --------------------------------------------------------------------------- scores
 
 
+def _row_windows(windows, index: pd.Index, name: str) -> list[tuple[int, int]]:
+    """``(start, end)`` pairs as half-open rows, read by the lab's one window rule.
+
+    ``int`` bounds are positions, half-open; other bounds are index labels,
+    both included (``lab.preprocessor._window``). A reversed pair, or one that
+    reaches outside the data, raises a ValueError naming ``name[k]``.
+    """
+    from lab.preprocessor import _window
+
+    return [_window(w, index, len(index), f"{name}[{k}]") for k, w in enumerate(windows)]
+
+
+def _mask_like(values, n: int) -> bool:
+    """Whether a list reads as a 0/1 mask rather than as index labels.
+
+    Booleans always do. 0s and 1s do when there is one per timepoint, or when
+    a value repeats (index labels would not).
+    """
+    arr = np.asarray(values)
+    if arr.ndim != 1 or arr.size == 0:
+        return False
+    if arr.dtype == bool:
+        return True
+    if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
+        return False
+    return arr.size == n or len(np.unique(arr)) < arr.size
+
+
+def _mask(values, n: int, name: str) -> np.ndarray:
+    from lab.metrics import _check_labels
+
+    labels = _check_labels(values, name)
+    if len(labels) != n:
+        raise ValueError(f"{name} has {len(labels)} labels but scores has {n} timepoints; "
+                         f"a 0/1 mask needs one value per score")
+    return labels
+
+
 def _windows_from(truth, index: pd.Index, name: str) -> list[tuple[Any, Any]]:
-    """True windows as (first label, last label) pairs."""
+    """True windows as (first label, last label) pairs of rows of ``index``."""
     if truth is None:
         return []
     if isinstance(truth, pd.Series | np.ndarray) or (
-            isinstance(truth, Sequence) and len(truth) == len(index) and len(index) > 2
-            and all(np.isscalar(v) for v in truth)):
-        from lab.metrics import _check_labels, _ranges_kernel
+            isinstance(truth, Sequence) and len(truth) and all(np.isscalar(v) for v in truth)):
+        from lab.metrics import _ranges_kernel
 
-        labels = _check_labels(truth, name)
-        if len(labels) != len(index):
-            raise ValueError(f"{name} has {len(labels)} labels but scores has {len(index)} "
-                             "timepoints")
-        return [(index[s], index[e - 1]) for s, e in _ranges_kernel(labels)]
-    out = []
-    for w in truth:
+        ranges = _ranges_kernel(_mask(truth, len(index), name))
+    else:
         try:
-            start, end = w
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be 0/1 labels or (start, end) pairs, "
-                             f"got element {w!r}") from None
-        out.append((start, end))
-    return out
+            pairs = list(truth)
+        except TypeError:
+            raise ValueError(f"{name} must be a 0/1 mask or a list of (start, end) pairs, "
+                             f"got {type(truth).__name__}") from None
+        _check_unambiguous(pairs, index, name)
+        ranges = _row_windows(pairs, index, name)
+    return [(index[s], index[e - 1]) for s, e in ranges]
+
+
+def _check_unambiguous(pairs: list, index: pd.Index, name: str) -> None:
+    """Refuse int bounds where they could mean labels as well as positions.
+
+    On an integer index other than ``0 .. n-1`` (a test split of a RangeIndex,
+    say), ``(12000, 12009)`` may be meant as labels; read as positions it would
+    be shaded elsewhere, or not at all.
+    """
+    if not pd.api.types.is_integer_dtype(index.dtype) or index.equals(pd.RangeIndex(len(index))):
+        return
+    for k, w in enumerate(pairs):
+        try:
+            bounds = tuple(w)
+        except TypeError:
+            continue  # _window names the malformed pair
+        if len(bounds) == 2 and all(
+                isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in bounds):
+            raise ValueError(
+                f"{name}[{k}]={bounds!r}: int bounds are positions, but the scores index "
+                f"holds integer labels other than 0..{len(index) - 1} ({index[0]} .. "
+                f"{index[-1]}), so they could be meant as labels; pass a 0/1 mask with one "
+                f"value per score instead")
 
 
 def _detections_from(events, scores: pd.DataFrame, threshold, name: str) -> np.ndarray:
@@ -643,19 +756,18 @@ def _detections_from(events, scores: pd.DataFrame, threshold, name: str) -> np.n
         if threshold is None:
             return np.array([], dtype=np.int64)
         return np.flatnonzero((scores.to_numpy() > threshold).any(axis=1))
-    if isinstance(events, pd.Series | np.ndarray) and len(events) == len(index) and (
-            np.asarray(events).dtype == bool or np.isin(np.asarray(events), (0, 1)).all()):
-        from lab.metrics import _check_labels
-
-        return np.flatnonzero(_check_labels(events, name))
+    if isinstance(events, pd.Series | np.ndarray | Sequence) and _mask_like(events, len(index)):
+        return np.flatnonzero(_mask(events, len(index), name))
     positions = []
     for e in events:
         if isinstance(e, int | np.integer) and not _is_datetime(index) and e not in index:
             raise ValueError(f"{name} holds {e!r}, not a label of the scores index")
         try:
             positions.append(index.get_loc(e))
-        except KeyError:
-            raise ValueError(f"{name} holds {e!r}, not a label of the scores index") from None
+        except (KeyError, TypeError):
+            raise ValueError(f"{name} holds {e!r}, not a label of the scores index; pass index "
+                             f"labels, or a 0/1 mask with one value per score ({len(index)})"
+                             ) from None
     return np.array(positions, dtype=np.int64)
 
 
@@ -669,14 +781,20 @@ def plot_scores(scores, threshold: float | None = None, events=None, truth=None,
     scores : Series, DataFrame or ndarray
         One score (or several columns of scores) indexed by time.
     threshold : float, optional
-        Drawn as a horizontal dashed line.
-    events : labels, 0/1 array or None
+        Drawn as a horizontal dashed line; a finite number.
+    events : labels, 0/1 mask or None
         Detections, marked on the (first) score: index labels, or a 0/1 or
-        boolean array aligned with ``scores``. By default, the points where a
-        score exceeds ``threshold`` (none without a threshold).
-    truth : 0/1 array or list of (start, end), optional
-        True anomaly windows, shaded: a 0/1 array aligned with ``scores``, or
-        ``(first label, last label)`` pairs.
+        boolean mask with one value per score (array, Series or list; a list
+        of 0s and 1s is a mask when it has that length or repeats a value).
+        By default, the points where a score exceeds ``threshold`` (none
+        without a threshold).
+    truth : 0/1 mask or list of (start, end), optional
+        True anomaly windows, shaded: a 0/1 mask with one value per score, or
+        ``(start, end)`` pairs read as in :func:`lab.preprocessor.rank_changes`
+        (``int`` bounds are positions, half-open; other bounds are index
+        labels, both included). On an integer index other than ``0 .. n-1``,
+        where ``int`` bounds could be meant as labels, pairs of ints are
+        refused: pass a mask there.
     title, yaxis_title : str, optional
     height : int
     max_points : int
@@ -694,7 +812,10 @@ def plot_scores(scores, threshold: float | None = None, events=None, truth=None,
     Raises
     ------
     ValueError
-        On labels of the wrong length or detections that are not in the index.
+        On a mask of the wrong length or with values other than 0/1, a
+        ``truth`` window that is reversed or reaches outside the data,
+        detections that are not in the index, or a ``threshold`` that is not
+        a finite number.
 
     Examples
     --------
@@ -705,6 +826,8 @@ def plot_scores(scores, threshold: float | None = None, events=None, truth=None,
     (['score', 'detections'], [2, 3], 2)
     """
     _check_option(backend, "backend", BACKENDS)
+    if threshold is not None:
+        threshold = _check_float(threshold, "threshold")
     if isinstance(scores, pd.Series) and scores.name is None:
         scores = scores.rename("score")
     frame = _frame(scores, "scores")
@@ -852,7 +975,9 @@ def focus_explorer(df, *, method: str = "ks", top: int = 5, focus=None,
     A range slider picks the focus window; the ranking of metrics by
     :func:`lab.preprocessor.rank_changes` (against the default baseline, the
     four focus lengths before it) and a plot of the ``top`` changed metrics,
-    with the focus shaded, update in place.
+    with the focus shaded, update in place. The status line under the slider
+    gives both windows and says when the baseline is cut short at the start
+    of the data (no warning is emitted while dragging).
 
     Parameters
     ----------
@@ -927,13 +1052,23 @@ def _make_focus_explorer_class():
             self._update(tuple(change["new"]))
 
         def _update(self, window):
-            from lab.preprocessor import rank_changes
+            from lab.preprocessor import BASELINE_FACTOR, rank_changes
 
             start, end = int(window[0]), int(window[1])
             idx = self._df.index
-            self.label.value = f"focus: {idx[start]} .. {idx[end - 1]} ({end - start} rows)"
+            # The default baseline, placed here and passed explicitly: rank_changes
+            # would warn on every drag near the start of the data, where the
+            # status line says it instead.
+            wanted = BASELINE_FACTOR * max(0, end - start)
+            base = (max(0, start - wanted), start)
+            status = f"focus: {_rows_text(idx, start, end)}; baseline: {_rows_text(idx, *base)}"
+            if base[1] - base[0] < wanted:
+                status += (f", cut at the start of the data ({BASELINE_FACTOR} x "
+                           f"{end - start} = {wanted} rows wanted)")
+            self.label.value = status
             try:
-                self.ranking = rank_changes(self._df, (start, end), method=self._method)
+                self.ranking = rank_changes(self._df, (start, end), baseline=base,
+                                            method=self._method)
                 self.error = None
             except ValueError as exc:  # e.g. an empty window while dragging
                 self.error = str(exc)
@@ -954,6 +1089,12 @@ def _make_focus_explorer_class():
                     display(fig)
 
     return FocusExplorer
+
+
+def _rows_text(index: pd.Index, start: int, end: int) -> str:
+    if end <= start:
+        return "no rows"
+    return f"{index[start]} .. {index[end - 1]} ({end - start} rows)"
 
 
 def _in_kernel() -> bool:

@@ -14,6 +14,7 @@ of the index (like ``loc``). On a RangeIndex both readings agree.
 
 from __future__ import annotations
 
+import datetime
 import numbers
 import warnings
 from collections import namedtuple
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from lab._validation import _as_2d, _check_int, _check_option
+from lab._validation import _as_2d, _check_int, _check_option, _is_numeric_dtype
 
 __all__ = [
     "clean_metrics",
@@ -105,9 +106,7 @@ def clean_metrics(df: pd.DataFrame, *, warn: bool = True) -> tuple[pd.DataFrame,
                 dropped.append((df.columns[p], reason))
         positions = [p for p, keep in zip(positions, keep_mask, strict=True) if keep]
 
-    _drop([pd.api.types.is_numeric_dtype(df.iloc[:, p].dtype)
-           and not pd.api.types.is_object_dtype(df.iloc[:, p].dtype) for p in positions],
-          "non-numeric")
+    _drop([_is_numeric_dtype(df.iloc[:, p]) for p in positions], "non-numeric")
     values = df.iloc[:, positions].to_numpy(dtype=np.float64, na_value=np.nan)
     col_of = {p: j for j, p in enumerate(positions)}
     _drop([not np.isnan(values[:, col_of[p]]).all() for p in positions], "all-NaN")
@@ -578,7 +577,10 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
         Numeric metrics without NaN (see :func:`clean_metrics`).
     focus : (start, end)
         The window of interest. ``int`` bounds are positions, half-open
-        ``[start, end)``; other bounds are index labels, both included.
+        ``[start, end)``; other bounds are index labels, both included, read
+        as ``df.loc[start:end]`` reads them (on a DatetimeIndex, strings such
+        as ``"2024-01-01 02:30"`` are times, and a partial time covers its
+        whole minute, hour or day).
     baseline : (start, end), optional
         The reference window, read the same way. By default the
         ``4 * len(focus)`` rows right before the focus, cut at the start of
@@ -604,13 +606,33 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
     Raises
     ------
     ValueError
-        If a window is outside the data, is empty, or the two overlap.
+        If a window is not a pair, mixes positions and labels, is reversed,
+        reaches outside the data or holds no rows, or the two overlap.
 
     Notes
     -----
-    The baseline of four times the focus window and the two methods follow
-    Netdata's Metric Correlations (netdata/netdata, ``weights.c``: methods
-    ``ks2`` and ``volume``); the KS test is scipy's ``ks_2samp`` per column.
+    The setting, a focus window against a baseline four times as long right
+    before it, is that of Netdata's Metric Correlations
+    (https://learn.netdata.cloud/docs/metric-correlations). The two methods
+    follow the lab's definitions (issue 4), not Netdata's code
+    (netdata/netdata, ``web/api/queries/weights.c``), and differ from it:
+
+    * ``"ks"`` tests the *levels* of each metric with scipy's ``ks_2samp``
+      (exact statistic, p-value by ``ks_method``). Netdata's ``kstwo()`` tests
+      the *consecutive differences* of the points (``calculate_pairs_diff``),
+      takes the p-value of scipy's ``method="asymp"`` (Kolmogorov's
+      distribution at ``round(n1 n2 / (n1 + n2))``) and ranks by ``1 - p``;
+      it also resamples
+      both windows to a few hundred points and rounds the baseline multiplier
+      to a power of two.
+    * ``"volume"`` is the relative change of the mean. Netdata's ``volume``
+      multiplies that change by the share of focus points beyond the baseline
+      mean (above it when the mean went up, below when it went down), and
+      reports only that share when the baseline mean is 0, where this method
+      gives ``±inf``.
+
+    Both Netdata methods finally spread the values evenly over [0, 1] by rank;
+    here the statistics are returned as they are.
 
     Examples
     --------
@@ -664,7 +686,18 @@ def _volume_kernel(base: np.ndarray, focus: np.ndarray) -> np.ndarray:
 
 
 def _window(window, index: pd.Index, n: int, name: str) -> tuple[int, int]:
-    """Half-open row range of a (start, end) window of positions or labels."""
+    """Half-open row range ``[s, e)`` of a ``(start, end)`` window of positions or labels.
+
+    ``int`` bounds are positions, half-open (``iloc``). Other bounds are labels,
+    both included, read as ``df.loc[start:end]`` reads them
+    (``Index.slice_indexer``): on a DatetimeIndex a string is a time, possibly a
+    partial one such as ``"2024-01-01 02:30"``. This is the one window rule of
+    the lab (``rank_changes``, ``make_server_metrics``, ``plot_scores``,
+    ``plot_lines_grid``).
+
+    Raises a ValueError naming ``name`` for a window that is not a pair, mixes
+    positions and labels, is reversed, reaches outside the data, or holds no rows.
+    """
     try:
         start, end = window
     except (TypeError, ValueError):
@@ -672,23 +705,49 @@ def _window(window, index: pd.Index, n: int, name: str) -> tuple[int, int]:
     ints = [isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (start, end)]
     if all(ints):
         s, e = int(start), int(end)
+        if e < s:
+            raise ValueError(f"{name}=({start}, {end}) is reversed: end before start")
         if s < 0 or e > n:
             raise ValueError(f"{name}=({start}, {end}) is outside the data (rows 0..{n})")
     elif any(ints):
         raise ValueError(f"{name}=({start!r}, {end!r}) mixes positions and labels")
     else:
-        if not index.is_monotonic_increasing:
-            raise ValueError(f"{name} is given as labels but the index is not sorted")
-        try:
-            lo, hi = index[0], index[-1]
-            if start < lo or end > hi:
-                raise ValueError(f"{name}=({start!r}, {end!r}) is outside the data "
-                                 f"({lo!r} .. {hi!r})")
-            s = int(index.searchsorted(start, side="left"))
-            e = int(index.searchsorted(end, side="right"))
-        except TypeError as exc:
-            raise ValueError(f"{name}=({start!r}, {end!r}) cannot be compared with the "
-                             f"index ({index.dtype}): {exc}") from exc
+        s, e = _label_rows(start, end, index, name)
     if e <= s:
         raise ValueError(f"{name}=({start!r}, {end!r}) holds no rows")
     return s, e
+
+
+def _label_rows(start, end, index: pd.Index, name: str) -> tuple[int, int]:
+    if not index.is_monotonic_increasing:
+        raise ValueError(f"{name} is given as labels but the index is not sorted")
+    shown = f"{name}=({start!r}, {end!r})"
+    first, last = _label_key(start, index, shown), _label_key(end, index, shown)
+    try:
+        if last < first:
+            raise ValueError(f"{shown} is reversed: end before start")
+        lo, hi = index[0], index[-1]
+        if first < lo or last > hi:
+            raise ValueError(f"{shown} is outside the data ({lo!r} .. {hi!r})")
+        rows = index.slice_indexer(start, end)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"{shown} cannot be compared with the index "
+                         f"({index.dtype}): {exc}") from exc
+    s, e, _ = rows.indices(len(index))
+    return s, e
+
+
+def _label_key(value, index: pd.Index, shown: str):
+    """A label as a value comparable with the index (a time string becomes a Timestamp)."""
+    if not isinstance(index, pd.DatetimeIndex) or isinstance(value, pd.Timestamp) or \
+            not isinstance(value, str | np.datetime64 | datetime.date):
+        return value
+    try:
+        key = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{shown}: {value!r} is not a time ({exc})") from exc
+    if key is pd.NaT:
+        raise ValueError(f"{shown}: {value!r} is not a time")
+    if index.tz is not None and key.tzinfo is None:
+        key = key.tz_localize(index.tz)
+    return key

@@ -15,6 +15,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support, roc_auc_score
 
 from lab import metrics
+from lab.datasets import load_tcpd
 
 # --------------------------------------------------------------------- change points
 
@@ -93,6 +94,31 @@ def test_undefined_point_metric_warns_instead_of_nan():
     with pytest.warns(UndefinedMetricWarning, match="precision"):
         out = metrics.point_metrics([0, 1, 0], [0, 0, 0])
     assert out == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+_ZERO_DIVISION_FNS = [metrics.point_metrics, metrics.point_adjusted_f1,
+                      metrics.range_precision_recall]
+
+
+@pytest.mark.parametrize("fn", _ZERO_DIVISION_FNS)
+@pytest.mark.parametrize("bad", [0.5, -1, 2, "warn", None, True, np.inf])
+def test_zero_division_must_be_0_1_or_nan(fn, bad):
+    with pytest.raises(ValueError, match="zero_division must be 0, 1 or nan"):
+        fn([0, 1, 0], [0, 0, 0], zero_division=bad)
+
+
+@pytest.mark.parametrize("fn", _ZERO_DIVISION_FNS)
+def test_zero_division_values_match_sklearn(fn):
+    for value in (0, 1, 1.0, np.float64(0.0), np.nan):
+        with pytest.warns(UndefinedMetricWarning):
+            out = fn([0, 1, 0], [0, 0, 0], zero_division=value)
+        precision = out if fn is metrics.point_adjusted_f1 else out["precision"]
+        if fn is metrics.point_adjusted_f1:  # recall is 0, so F1 is 0 unless precision is NaN
+            expected = np.nan if np.isnan(value) else 0.0
+        else:
+            expected = precision_recall_fscore_support(
+                [0, 1, 0], [0, 0, 0], average="binary", zero_division=value)[0]
+        np.testing.assert_equal(precision, expected)
 
 
 @settings(max_examples=100, deadline=None)
@@ -200,3 +226,21 @@ def test_undefined_score_metrics_raise():
         metrics.precision_at_k([0, 1, 0], [0.1, 0.2, 0.3], k=4)
     with pytest.raises(ValueError, match="holds none"):
         metrics.precision_at_k([0, 0, 0], [0.1, 0.2, 0.3])
+
+
+def _toy_tcpd(root, cps):
+    (root / "annotations.json").write_text(json.dumps({"toy": {"1": cps}}))
+    (root / "toy.json").write_text(json.dumps({
+        "n_obs": 6, "n_dim": 1, "time": {"index": list(range(6))},
+        "series": [{"label": "x", "raw": [0, 0, 0, 5, 5, None]}]}))
+
+
+@pytest.mark.parametrize("bad", [3.7, "3", None, True])
+def test_load_tcpd_rejects_non_integer_annotations(tmp_path, bad):
+    """int() would silently make 3.7 the index 3; the error names the file instead."""
+    _toy_tcpd(tmp_path, [1, bad])
+    with pytest.raises(ValueError, match=r"annotations\.json: annotations of 'toy' by '1' "
+                                         r"hold .* which are not integer indices"):
+        load_tcpd("toy", tmp_path)
+    _toy_tcpd(tmp_path, [1, 3.0])  # a whole number written as a float is still an index
+    assert load_tcpd("toy", tmp_path)[1] == {"1": [1, 3]}

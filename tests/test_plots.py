@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from bokeh.models import (
 from bokeh.plotting import figure as bokeh_figure
 
 from lab import plots
+from lab import preprocessor as pp
 from lab.config import MAX_POINTS_PER_TRACE
 
 
@@ -104,6 +106,42 @@ def test_plot_lines_grid_both_backends(frame):
     figs = [child[0] for child in grid.children]
     assert [f.title.text for f in figs] == ["cpu", "mem", "disk"]
     assert figs[0].x_range is figs[2].x_range  # shared zoom
+
+
+def test_plot_lines_grid_shades_windows_in_every_plot(frame):
+    idx = frame.index
+    windows = [(100, 200, "baseline"), ("2024-01-01 03:20", "2024-01-01 04:09", "focus", "red")]
+    fig = plots.plot_lines_grid(frame, ncols=2, windows=windows)
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert len(rects) == 2 * 3  # every window in each of the three plots
+    assert {(s.name, pd.Timestamp(s.x0), pd.Timestamp(s.x1), s.xref) for s in rects} == {
+        (name, x0, x1, f"x{k}") for name, x0, x1 in
+        [("baseline", idx[100], idx[199]), ("focus", idx[200], idx[249])]
+        for k in ("", "2", "3")}
+    assert [s.fillcolor for s in rects[:2]] == [plots._WINDOW_COLORS[0], "red"]
+    assert sum(bool(s.showlegend) for s in rects) == 2  # one legend entry per window
+    lay = plots.plot_lines_grid(frame, ncols=2, windows=windows, backend="bokeh")
+    for row in lay.children[1].children:
+        boxes = [a for a in row[0].center if isinstance(a, BoxAnnotation)]
+        assert [(b.name, pd.Timestamp(b.left), pd.Timestamp(b.right)) for b in boxes] == [
+            ("baseline", idx[100], idx[199]), ("focus", idx[200], idx[249])]
+    assert "baseline" in lay.children[0].text and "focus" in lay.children[0].text
+    assert not [s for s in plots.plot_lines_grid(frame).layout.shapes]
+
+
+@pytest.mark.parametrize(
+    "windows, match",
+    [
+        ([(200, 100)], r"windows\[0\]=\(200, 100\) is reversed"),
+        ([(0, 10), (250, 301, "late")], r"windows\[1\]=\(250, 301\) is outside the data"),
+        ([(0,)], r"windows\[0\] must be a \(start, end"),
+        ((0, 10), r"windows\[0\] must be"),
+        ("focus", "windows must be a list"),
+    ],
+)
+def test_plot_lines_grid_rejects_bad_windows(frame, windows, match):
+    with pytest.raises(ValueError, match=match):
+        plots.plot_lines_grid(frame, windows=windows)
 
 
 def test_unknown_columns_and_backend_raise(frame):
@@ -248,6 +286,85 @@ def test_plot_scores_rejects_misaligned_inputs():
         plots.plot_scores(score, events=[pd.Timestamp("1999-01-01")])
 
 
+def _rects(fig):
+    return [(pd.Timestamp(s.x0), pd.Timestamp(s.x1)) for s in fig.layout.shapes if s.type == "rect"]
+
+
+@pytest.mark.parametrize("backend", ["plotly", "bokeh"])
+def test_plot_scores_truth_pairs_follow_the_window_rule(backend):
+    """int bounds are positions (half-open) even on a DatetimeIndex; labels are inclusive."""
+    score, _, idx = _score_case()
+    truth = [(10, 20), (idx[90], idx[94]), ("2024-01-04 08:00", "2024-01-04 09:00")]
+    fig = plots.plot_scores(score, truth=truth, backend=backend)
+    expected = [(idx[10], idx[19]), (idx[90], idx[94]), (idx[80], idx[81])]
+    if backend == "plotly":
+        assert _rects(fig) == expected
+    else:
+        boxes = [a for a in fig.center if isinstance(a, BoxAnnotation)]
+        assert [(pd.Timestamp(b.left), pd.Timestamp(b.right)) for b in boxes] == expected
+
+
+@pytest.mark.parametrize(
+    "truth, match",
+    [
+        ([(20, 10)], r"truth\[0\]=\(20, 10\) is reversed"),
+        ([(0, 5), (90, 101)], r"truth\[1\]=\(90, 101\) is outside the data"),
+        ([(-1, 5)], r"truth\[0\].* is outside the data"),
+        ([(pd.Timestamp("1999-01-01"), pd.Timestamp("1999-01-02"))], r"truth\[0\].* outside"),
+        ([("2024-01-03", "2024-01-02")], r"truth\[0\].* is reversed"),
+        ([(5, 10, 15)], r"truth\[0\] must be a \(start, end\) pair"),
+    ],
+)
+def test_plot_scores_rejects_bad_truth_windows(truth, match):
+    score, _, _ = _score_case()
+    with pytest.raises(ValueError, match=match):
+        plots.plot_scores(score, truth=truth)
+
+
+def test_plot_scores_refuses_int_pairs_where_they_could_be_labels():
+    """A test split of a RangeIndex: (1010, 1020) could mean labels; a mask cannot be misread."""
+    score = pd.Series(np.linspace(0, 1, 100), index=pd.RangeIndex(1000, 1100))
+    with pytest.raises(ValueError, match=r"truth\[0\]=\(1010, 1020\).* pass a 0/1 mask"):
+        plots.plot_scores(score, truth=[(1010, 1020)])
+    mask = np.zeros(100, int)
+    mask[10:21] = 1
+    assert [(s.x0, s.x1) for s in plots.plot_scores(score, truth=mask).layout.shapes] == [
+        (1010, 1020)]
+    # on 0..n-1 positions and labels name the same rows: positions, half-open
+    fig = plots.plot_scores(score.reset_index(drop=True), truth=[(10, 21)])
+    assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(10, 20)]
+
+
+@pytest.mark.parametrize("threshold", ["0.5", np.nan, np.inf, True, [0.5]])
+def test_plot_scores_threshold_must_be_a_finite_number(threshold):
+    score, _, _ = _score_case()
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        plots.plot_scores(score, threshold=threshold)
+    fig = plots.plot_scores(score, threshold=np.float32(0.5))
+    assert [s.y0 for s in fig.layout.shapes if s.type == "line"] == [0.5]
+
+
+def test_plot_scores_events_as_a_list_mask_like_truth():
+    score, truth, idx = _score_case()
+    mask = (score > 0.9).to_numpy()
+    expected = idx[mask]
+    for events in (mask, mask.astype(int).tolist(), mask.tolist(), pd.Series(mask, index=idx)):
+        fig = plots.plot_scores(score, events=events)
+        assert pd.DatetimeIndex(fig.data[1].x).equals(expected), type(events)
+    # truth takes the same list form
+    assert _rects(plots.plot_scores(score, truth=truth.tolist())) == \
+        _rects(plots.plot_scores(score, truth=truth))
+    with pytest.raises(ValueError, match="events has 4 labels but scores has 100 timepoints"):
+        plots.plot_scores(score, events=[0, 1, 1, 0])
+    with pytest.raises(ValueError, match="events has 3 labels"):
+        plots.plot_scores(score, events=[True, False, True])
+    with pytest.raises(ValueError, match="0/1 mask with one value per score"):
+        plots.plot_scores(score, events=[0, 1])
+    # on a RangeIndex, distinct integers are labels
+    fig = plots.plot_scores(score.reset_index(drop=True), events=[1, 0])
+    assert list(fig.data[1].x) == [1, 0]
+
+
 # --------------------------------------------------------------------- save
 
 
@@ -284,7 +401,14 @@ def test_focus_explorer_updates_in_place(method, rng):
     assert ex.ranking.index[0] == "c" and ex.children[0] is ex.slider
     table, fig = ex.table.value, ex.figure
     assert [t.name for t in fig.data] == list(ex.ranking.index[:2])
-    ex.slider.value = (100, 130)  # what a user's drag does
+    assert "baseline: " + str(idx[230]) in ex.label.value and "cut" not in ex.label.value
+    with warnings.catch_warnings():
+        # near the start the baseline is cut: said in the status line, not warned on every drag
+        warnings.simplefilter("error")
+        ex.slider.value = (100, 130)  # what a user's drag does
+    assert "(100 rows), cut at the start of the data (4 x 30 = 120 rows wanted)" in ex.label.value
+    pd.testing.assert_frame_equal(
+        ex.ranking, pp.rank_changes(df, focus=(100, 130), baseline=(0, 100), method=method))
     assert ex.ranking.index[0] == "e"
     assert ex.figure is not fig and ex.table.value != table
     assert [t.name for t in ex.figure.data][0] == "e"

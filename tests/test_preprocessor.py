@@ -296,3 +296,56 @@ def test_rank_changes_warns_when_default_baseline_is_cut():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pp.rank_changes(df, focus=(40, 50))  # 40 rows before: the full 4x baseline, no warning
+
+
+def test_rank_changes_takes_string_labels_on_a_datetime_index(rng):
+    df = _incident_frame(rng)  # one row per minute from 2024-01-01 00:00
+    by_position = pp.rank_changes(df, focus=(150, 170), baseline=(60, 150))
+    by_string = pp.rank_changes(df, focus=("2024-01-01 02:30", "2024-01-01 02:49"),
+                                baseline=("2024-01-01 01:00", "2024-01-01 02:29"))
+    pd.testing.assert_frame_equal(by_string, by_position)
+    # the default baseline follows a focus given as strings too
+    pd.testing.assert_frame_equal(
+        pp.rank_changes(df, focus=("2024-01-01 02:30", "2024-01-01 02:49")),
+        pp.rank_changes(df, focus=(150, 170)))
+    # a partial time covers its whole hour, as df.loc does
+    assert pp._window(("2024-01-01 02", "2024-01-01 02"), df.index, len(df), "focus") == (120, 180)
+
+
+@pytest.mark.parametrize(
+    "focus, match",
+    [
+        (("2024-01-01 02:49", "2024-01-01 02:30"), r"focus=.* is reversed"),
+        (("2023-12-31 23:00", "2024-01-01 00:10"), r"focus=.* is outside the data"),
+        (("2024-01-01 02:30", "2024-01-02 00:00"), r"focus=.* is outside the data"),
+        (("2024-01-01 02:30:10", "2024-01-01 02:30:50"), r"focus=.* holds no rows"),
+        (("soon", "later"), r"'soon' is not a time"),
+        ((1.5, 2.5), "cannot be compared with the index"),
+    ],
+)
+def test_rank_changes_rejects_bad_string_windows(rng, focus, match):
+    with pytest.raises(ValueError, match=match):
+        pp.rank_changes(_incident_frame(rng), focus=focus)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(-60, 12_000), st.integers(-60, 12_000))
+def test_window_labels_read_as_loc(first, last):
+    """Times inside the data select the rows df.loc selects (to the second, between rows)."""
+    idx = pd.date_range("2024-01-01", periods=200, freq="min")  # 0 .. 11_940 s
+    start, end = (idx[0] + pd.Timedelta(seconds=v) for v in (first, last))
+    labels = (str(start), str(end))
+    if end < start:
+        with pytest.raises(ValueError, match="reversed"):
+            pp._window(labels, idx, len(idx), "w")
+        return
+    if start < idx[0] or end > idx[-1]:
+        with pytest.raises(ValueError, match="outside the data"):
+            pp._window(labels, idx, len(idx), "w")
+        return
+    rows = pd.Series(np.arange(len(idx)), index=idx).loc[start:end].to_numpy()
+    if rows.size == 0:
+        with pytest.raises(ValueError, match="holds no rows"):
+            pp._window(labels, idx, len(idx), "w")
+    else:
+        assert pp._window(labels, idx, len(idx), "w") == (rows[0], rows[-1] + 1)

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from naive import counter_increments
-from scipy.stats import ks_2samp
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
@@ -22,6 +21,7 @@ from lab.datasets.server_metrics import (
     focus_and_baseline,
     rank_scores,
 )
+from lab.signal_utility import ks_2samp_columns
 
 SMALL = dict(n_metrics=120, n_rows=1200, n_groups=4, n_affected=12)
 
@@ -116,14 +116,22 @@ def test_only_affected_metrics_change_and_only_in_the_incident(small_pair):
         assert not rates[name].iloc[start:end].equals(clean_rates[name].iloc[start:end]), name
 
 
-def test_affected_metrics_change_visibly_and_others_do_not(default_data):
-    """A KS test of the incident against the 4x baseline before it sees the changes."""
+def test_affected_metrics_change_visibly_and_others_only_a_little(default_data):
+    """A KS test of the incident against the 4x baseline before it sees the changes.
+
+    The unaffected metrics are not identically distributed in the two windows
+    (seasonality, AR noise): with seed 0, 96 of 475 have p < 1e-3 (seeds 0 to 5:
+    2 to 104), but their KS distances stay small (95th percentile 0.151; seeds 0
+    to 5: 0.10 to 0.18). The bounds below hold those with a margin.
+    """
     df, truth = default_data
     base, focus = _windows(_filled_rates(df).to_numpy(), truth)
-    stat, pvalue = np.array([ks_2samp(base[:, j], focus[:, j]) for j in range(df.shape[1])]).T
+    stat, pvalue = ks_2samp_columns(base, focus)
     affected = df.columns.isin(truth["affected"])
     assert (pvalue[affected] < 1e-3).all()
-    assert np.median(stat[~affected]) < 0.15
+    assert np.median(stat[~affected]) < 0.12
+    assert np.quantile(stat[~affected], 0.95) < 0.2
+    assert (pvalue[~affected] < 1e-3).mean() < 0.3
     for kind in ("level_shift", "flatline"):
         names = truth["change"].index[truth["change"] == kind]
         assert (stat[df.columns.get_indexer(names)] > 0.4).all(), kind
@@ -147,7 +155,9 @@ def test_groups_are_recoverable_by_euclidean_kmeans(default_data):
         ((-5, 10), "outside"),
         ((100, 101), "at least 2"),
         ((100, "2024-01-01 00:05:00"), "mixes"),
-        (("2023-01-01", "2023-01-02"), "not in the index"),
+        (("2023-01-01", "2023-01-02"), r"incident=.* is outside the data"),
+        (("2024-01-01 00:10", "2024-01-01 00:05"), r"incident=.* is reversed"),
+        (("2024-01-01 00:05:00.2", "2024-01-01 00:05:00.7"), r"incident=.* holds no rows"),
         (42, "pair"),
     ],
 )
@@ -163,6 +173,11 @@ def test_incident_labels_and_positions_agree():
     )
     assert truth["incident_pos"] == truth2["incident_pos"] == (300, 400)
     pd.testing.assert_frame_equal(df, df2)
+    # strings are times, read as rank_changes reads them (the one window rule)
+    _, truth3 = make_server_metrics(
+        **SMALL, incident=("2024-01-01 00:05:00", "2024-01-01 00:06:39"), random_state=1
+    )
+    assert truth3["incident_pos"] == (300, 400)
 
 
 @pytest.mark.parametrize(
@@ -226,9 +241,9 @@ def test_focus_and_baseline_accepts_exactly_the_windows_that_fit(start, end, mul
 @pytest.mark.parametrize(
     "focus, match",
     [
-        ((300, 200), "reversed or empty"),
-        ((200, 200), "reversed or empty"),
-        ((500, 700), "outside the data"),
+        ((300, 200), r"focus=\(300, 200\) is reversed"),
+        ((200, 200), r"focus=\(200, 200\) holds no rows"),
+        ((500, 700), r"focus=\(500, 700\) is outside the data"),
         ((100, 200), "too early for a baseline of 4 x 100 = 400 rows"),
         ((1.5, 300), "integer row positions"),
         (None, "pair"),
@@ -264,6 +279,8 @@ def test_evaluate_ranking_matches_a_hand_count_and_sklearn():
             truth["change"].index[truth["change"] == kind])
         assert row["n"] == len(members)
         assert row["found"] == len(top.intersection(members))
+        assert row["precision_at_k"] == len(top.intersection(members)) / 30
+        assert row["recall_at_k"] == row["found"] / len(members)
         keep = ~df.columns.isin(truth["affected"]) | df.columns.isin(members)
         expected = roc_auc_score(df.columns[keep].isin(members), score[keep])
         assert row["auc"] == pytest.approx(expected, abs=1e-12)

@@ -11,6 +11,7 @@ read by path from ``lab.config.TCPD_ROOT`` (``LAB_TCPD`` overrides it).
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,9 @@ def load_tcpd(name: str, root=None) -> tuple[pd.DataFrame, dict[str, list[int]]]
     FileNotFoundError
         If the data folder is missing.
     ValueError
-        If ``name`` is not a TCPD series there, or the file is inconsistent
-        (values or annotations that do not fit ``n_obs``).
+        If ``name`` is not a TCPD series there, or the files are inconsistent
+        (values or annotations that do not fit ``n_obs``, annotations that are
+        not whole numbers); the message names the file.
 
     Notes
     -----
@@ -143,10 +145,16 @@ def load_tcpd(name: str, root=None) -> tuple[pd.DataFrame, dict[str, list[int]]]
                        n_obs=n_obs)
     annotations = {}
     for annotator, cps in annotated[name].items():
+        where = f"{path / ANNOTATIONS_FILE}: annotations of {name!r} by {annotator!r}"
+        # int() would truncate 3.7 to 3: only whole numbers are indices.
+        not_int = [c for c in cps if isinstance(c, bool)
+                   or not isinstance(c, numbers.Integral | float)
+                   or (isinstance(c, float) and not c.is_integer())]
+        if not_int:
+            raise ValueError(f"{where} hold {not_int}, which are not integer indices")
         bad = [c for c in cps if not 0 <= int(c) < n_obs]
         if bad:
-            raise ValueError(f"annotations of {name!r} by {annotator!r} hold {bad}, outside "
-                             f"[0, n_obs={n_obs})")
+            raise ValueError(f"{where} hold {bad}, outside [0, n_obs={n_obs})")
         annotations[str(annotator)] = sorted(int(c) for c in cps)
     return frame, annotations
 
