@@ -239,13 +239,16 @@ def step_attention(H, chi=5.0):
     return out
 
 
-def event_metrics(alarm_labels, alarm_on, spans, tolerance=0):
+def event_metrics(alarm_labels, alarm_on, spans, tolerance=0, grace=None):
     """Event-level detection with plain loops: (detected per event, false-alarm episodes).
 
-    An episode is a run of consecutive alarms; it is false when no alarm of it is in an event.
+    An episode is a run of consecutive alarms; it is false when no alarm of it is in an event
+    extended by ``grace``.
     """
+    grace = tolerance if grace is None else grace
+
     def inside(t):
-        return any(start <= t <= end + tolerance for start, end in spans)
+        return any(start <= t <= end + grace for start, end in spans)
 
     detected = [any(on and start <= t <= end + tolerance for t, on in zip(alarm_labels, alarm_on, strict=False))
                 for start, end in spans]

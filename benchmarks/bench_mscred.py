@@ -1,0 +1,116 @@
+"""MSCRED on CPU: training throughput and score time, fused ConvLSTM against Keras' ConvLSTM2D.
+
+The reference is the same network (paper size, 30 series, 3 scales, 5 steps)
+with every :class:`lab.models.mscred.ConvLSTMSequence` replaced by
+``keras.layers.ConvLSTM2D(..., return_sequences=True)`` holding the same
+weights. Both are checked to give the same output, then timed alternately in
+this process (best of the repeats, the least disturbed by other load):
+
+- training throughput, in samples per second of ``train_on_batch``;
+- inference time per 1000 matrices (``predict`` on sequences);
+- for the lab model, ``MSCREDDetector.score`` per 1000 matrices end to end
+  (signature matrices, sequences, reconstruction, counting).
+
+    .venv/bin/python benchmarks/bench_mscred.py [--repeat 3] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lab.datasets import make_mscred_synthetic  # noqa: E402
+from lab.models.mscred import ConvLSTMSequence, MSCREDDetector, build_mscred  # noqa: E402
+
+N_SERIES, N_SCALES, STEPS, BATCH = 30, 3, 5, 8
+
+
+def keras_reference(model: keras.Model) -> keras.Model:
+    """The same network with Keras' ConvLSTM2D, weights copied."""
+
+    def clone(layer):
+        if isinstance(layer, ConvLSTMSequence):
+            return keras.layers.ConvLSTM2D(layer.filters, layer.kernel_size, padding="same",
+                                           return_sequences=True, name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    reference = keras.models.clone_model(model, clone_function=clone)
+    reference.set_weights(model.get_weights())
+    return reference
+
+
+def best_of(fn, repeat: int) -> float:
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="2 repeats, fewer samples")
+    args = ap.parse_args()
+    repeat = 2 if args.quick else args.repeat
+    n_train = 4 * BATCH if args.quick else 16 * BATCH
+    n_score = 100 if args.quick else 400
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_train, STEPS, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
+    ours = build_mscred(N_SERIES, N_SCALES, STEPS)
+    reference = keras_reference(ours)
+    diff = np.abs(np.asarray(ours(X[:2])) - np.asarray(reference(X[:2]))).max()
+    assert diff < 1e-3, f"the two networks disagree by {diff}"
+    for model in (ours, reference):
+        model.compile(optimizer=keras.optimizers.Adam(2e-4), loss="mse")
+        model.train_on_batch(X[:BATCH], X[:BATCH, -1])  # build the training graph
+        model.predict(X[:BATCH], verbose=0)
+
+    def train(model):
+        def run():
+            for lo in range(0, n_train, BATCH):
+                model.train_on_batch(X[lo:lo + BATCH], X[lo:lo + BATCH, -1])
+        return run
+
+    Xs = rng.normal(size=(n_score, STEPS, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
+    t_train = {"keras": np.inf, "lab": np.inf}
+    t_pred = {"keras": np.inf, "lab": np.inf}
+    for _ in range(repeat):  # alternate, so both see the same load
+        for name, model in (("keras", reference), ("lab", ours)):
+            t_train[name] = min(t_train[name], best_of(train(model), 1))
+            t_pred[name] = min(t_pred[name], best_of(
+                lambda m=model: m.predict(Xs, batch_size=64, verbose=0), 1))
+
+    # end to end: a detector fitted for one epoch on a short synthetic series
+    df, _ = make_mscred_synthetic(n_series=N_SERIES, length=4000 if args.quick else 8000)
+    det = MSCREDDetector(epochs=1).fit(df.iloc[:1200], df.iloc[1200:1600])
+    part = df.iloc[1600:]
+    n_matrices = len(det.score(part))
+    t_score = best_of(lambda: det.score(part), repeat)
+
+    print(f"MSCRED, {N_SERIES} series x {N_SCALES} scales, {STEPS} steps, paper filters; "
+          f"{os.cpu_count()} CPU cores")
+    print()
+    print("| measure | Keras ConvLSTM2D | lab ConvLSTMSequence | speed-up |")
+    print("|---|---|---|---|")
+    thr_ref, thr = n_train / t_train["keras"], n_train / t_train["lab"]
+    print(f"| training throughput (samples/s, batch {BATCH}) | {thr_ref:.1f} | {thr:.1f} | "
+          f"{thr / thr_ref:.2f}x |")
+    per_ref, per = 1000 * t_pred["keras"] / n_score, 1000 * t_pred["lab"] / n_score
+    print(f"| predict time per 1000 matrices (s) | {per_ref:.1f} | {per:.1f} | "
+          f"{per_ref / per:.2f}x |")
+    print(f"| `score` time per 1000 matrices, end to end (s) | | "
+          f"{1000 * t_score / n_matrices:.1f} | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,451 @@
+"""MSCRED: architecture, real recurrence, leakage checks, identity-mapping check, scoring, I/O."""
+
+from __future__ import annotations
+
+import warnings
+
+import keras
+import naive
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lab.datasets import make_mscred_synthetic
+from lab.models._base import NotFittedError
+from lab.models.mscred import (
+    TAU_QUANTILE,
+    ConvLSTMSequence,
+    IdentityMappingWarning,
+    MSCREDDetector,
+    SeparationWarning,
+    StepAttention,
+    build_mscred,
+    evaluate_events,
+    evaluate_synthetic,
+    event_labels,
+    top_episodes,
+)
+from lab.tensor_utility import signature_matrices
+
+# A tiny configuration: 6 series, three scales, sequences of 3 matrices, one epoch.
+TINY = dict(windows=(10, 20, 30), step=10, steps=3, epochs=1, batch_size=16,
+            filters=(4, 4, 4, 4))
+
+
+def _bar_passed(ev: dict) -> bool:
+    """The synthetic bar of issue 8."""
+    return (ev["detected"] >= 4 and ev["false_episodes"] <= 1 and ev["auc_roc"] >= 0.95
+            and ev["root_cause_recall_at_3"] >= 0.6)
+
+
+def _fit_recording(train, valid, **settings):
+    """Fit a plain MSCREDDetector, recording the arrays that reach the network."""
+    recorded = []
+    original = MSCREDDetector._dataset
+
+    def recording(self, Z):
+        X, y = original(self, Z)
+        recorded.append((X, y))
+        return X, y
+
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings(record=True) as caught:
+        mp.setattr(MSCREDDetector, "_dataset", recording)
+        warnings.simplefilter("always")
+        det = MSCREDDetector(**{**TINY, **settings}).fit(train, valid)
+    return det, caught, recorded
+
+
+class _Identity(MSCREDDetector):
+    """The limit of a decoder fed by the skip path alone: output = last input matrix."""
+
+    def _build_model(self, n_series, n_scales):
+        inputs = keras.Input((self.steps, n_series, n_series, n_scales))
+        last = keras.layers.Cropping3D(((self.steps - 1, 0), (0, 0), (0, 0)))(inputs)
+        last = keras.layers.Reshape((n_series, n_series, n_scales))(last)
+        out = keras.layers.Dense(n_scales, kernel_initializer=keras.initializers.Identity(),
+                                 bias_initializer="zeros")(last)
+        return keras.Model(inputs, out)
+
+
+@pytest.fixture(scope="module")
+def data():
+    df, truth = make_mscred_synthetic(n_series=6, length=4000, random_state=0)
+    a, b = truth.attrs["train_end"], truth.attrs["valid_end"]
+    return df, truth, df.iloc[:a], df.iloc[a:b], df.iloc[b:]
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    df, truth, train, valid, test = data
+    return _fit_recording(train, valid)
+
+
+@pytest.fixture(scope="module")
+def identity(data):
+    df, truth, train, valid, test = data
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # valid=None: the last 20% of this frame is held out as validation
+        det = _Identity(**TINY).fit(pd.concat([train, valid]))
+    return det, caught
+
+
+# --------------------------------------------------------------------------- architecture
+
+
+@pytest.mark.parametrize("n", [4, 5, 6, 7, 9, 13])
+def test_build_any_size(n):
+    model = build_mscred(n, n_scales=2, steps=2, filters=(2, 2, 2, 2))
+    x = np.random.default_rng(n).normal(size=(1, 2, n, n, 2)).astype("float32")
+    assert model(x).shape == (1, n, n, 2)
+
+
+def test_build_follows_the_paper():
+    model = build_mscred(30)
+    convs = [model.get_layer(f"conv{i}").layer for i in range(1, 5)]
+    assert [c.filters for c in convs] == [32, 64, 128, 256]
+    assert [c.kernel_size for c in convs] == [(3, 3), (3, 3), (2, 2), (2, 2)]
+    assert [c.strides for c in convs] == [(1, 1), (2, 2), (2, 2), (2, 2)]
+    assert all(c.activation.__name__ == "selu" for c in convs)
+    sizes = [model.get_layer(f"conv{i}").output.shape[2] for i in range(1, 5)]
+    assert sizes == [30, 15, 8, 4]
+    lstms = [model.get_layer(f"convlstm{i}") for i in range(1, 5)]
+    assert [layer.filters for layer in lstms] == [32, 64, 128, 256]
+    assert all(layer.output.shape[1] == 5 for layer in lstms)  # return_sequences over steps
+    assert model.input_shape == (None, 5, 30, 30, 3) and model.output_shape == (None, 30, 30, 3)
+    # 15 -> 16 and 8 -> 8: the decoder crops once, where an encoder level had an odd size
+    assert [layer.name for layer in model.layers if "crop" in layer.name] == ["crop3"]
+
+
+@pytest.mark.parametrize("bad", [dict(n_series=3), dict(n_series=5, steps=0),
+                                 dict(n_series=5, filters=(2, 2, 2))])
+def test_build_rejects_bad_input(bad):
+    with pytest.raises(ValueError):
+        build_mscred(**bad)
+
+
+def test_convlstm_equals_keras_convlstm2d():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 4, 5, 5, 3)).astype("float32")
+    reference = keras.layers.ConvLSTM2D(6, 3, padding="same", return_sequences=True)
+    reference.build(x.shape)
+    weights = [rng.normal(scale=0.3, size=w.shape).astype("float32")
+               for w in reference.get_weights()]
+    reference.set_weights(weights)
+    ours = ConvLSTMSequence(6, 3)
+    ours.build(x.shape)
+    ours.set_weights(weights)
+    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(reference(x)), atol=2e-5)
+
+
+def test_attention_is_a_softmax_over_steps():
+    H = np.random.default_rng(1).normal(size=(3, 5, 4, 4, 2)).astype("float32")
+    for chi in (1.0, 5.0):
+        got = np.asarray(StepAttention(chi)(H))
+        np.testing.assert_allclose(got, naive.step_attention(H, chi), rtol=1e-4, atol=1e-5)
+
+
+def test_recurrence_is_real():
+    """Changing only the first step changes the reconstruction of the last one."""
+    keras.utils.set_random_seed(0)
+    model = build_mscred(6, steps=4, filters=(4, 4, 4, 4))
+    x = np.random.default_rng(2).normal(size=(2, 4, 6, 6, 3)).astype("float32")
+    earlier = x.copy()
+    earlier[:, 0] += 1.0
+    assert np.abs(np.asarray(model(earlier)) - np.asarray(model(x))).max() > 1e-3
+    # ... through the ConvLSTM's state, not only through the attention weights
+    lstm = ConvLSTMSequence(4, 3)
+    h, h_earlier = np.asarray(lstm(x)), np.asarray(lstm(earlier))
+    assert np.abs(h_earlier[:, -1] - h[:, -1]).max() > 1e-3
+
+
+def test_custom_layers_round_trip_safely(tmp_path):
+    model = build_mscred(5, steps=2, filters=(2, 2, 2, 2))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    x = np.random.default_rng(3).normal(size=(1, 2, 5, 5, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- leakage
+
+
+def test_normalisation_uses_train_rows_only(data, fitted, identity):
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    np.testing.assert_allclose(det.mean_, train.to_numpy().mean(axis=0))
+    np.testing.assert_allclose(det.scale_, train.to_numpy().std(axis=0))
+    # with valid=None the held-out tail does not enter the statistics either
+    ident, _ = identity
+    first = pd.concat([train, valid]).to_numpy()[: int(round(0.8 * (len(train) + len(valid))))]
+    np.testing.assert_allclose(ident.mean_, first.mean(axis=0))
+
+
+def test_training_windows_come_from_train_only(data, fitted):
+    df, truth, train, valid, test = data
+    det, _, recorded = fitted
+    (X_train, y_train), (X_valid, y_valid) = recorded
+    for part, X, y in ((train, X_train, y_train), (valid, X_valid, y_valid)):
+        Z = (part.to_numpy() - det.mean_) / det.scale_
+        M, _ = signature_matrices(Z, windows=det.windows, step=det.step)
+        M = np.moveaxis(M, 1, -1).astype("float32")
+        # every sequence is `steps` consecutive, distinct matrices of this part alone
+        assert len(X) == len(M) - det.steps + 1
+        for j in range(det.steps):
+            np.testing.assert_array_equal(X[:, j], M[j: j + len(X)])
+        assert not np.array_equal(X[:, 0], X[:, 1])
+        np.testing.assert_array_equal(y, M[det.steps - 1:])
+
+
+def test_rows_after_train_never_enter_training(data, fitted):
+    """Poison the validation period: the trained network is bit-identical."""
+    df, truth, train, valid, test = data
+    det, _, recorded = fitted
+    # tau does not touch training either; fixing it here also tests the setting
+    poisoned, _, poisoned_recorded = _fit_recording(train, valid * 50.0 + 100.0, tau=0.5)
+    np.testing.assert_array_equal(poisoned_recorded[0][0], recorded[0][0])
+    np.testing.assert_array_equal(poisoned.mean_, det.mean_)
+    for got, expected in zip(poisoned.model_.get_weights(), det.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert poisoned.history_["loss"] == det.history_["loss"]
+    assert poisoned.history_["val_loss"] != det.history_["val_loss"]
+    assert poisoned.tau_ == 0.5
+
+
+# --------------------------------------------------------------------------- identity check
+
+
+def test_identity_model_is_flagged_and_fails_the_bar(data, identity):
+    df, truth, train, valid, test = data
+    det, caught = identity
+    assert any(w.category is IdentityMappingWarning for w in caught)
+    message = next(str(w.message) for w in caught if w.category is IdentityMappingWarning)
+    assert "identity mapping" in message and "collapsed" in message
+    assert det.identity_check_["probe_detection_rate"] == 0.0
+    assert det.identity_check_["loss_ratio"] < 1e-6  # the loss collapsed to zero
+    ev = evaluate_synthetic(det, pd.concat([valid, test]), truth, start=test.index[0])
+    assert not _bar_passed(ev)
+    assert ev["detected"] == 0
+
+
+def test_trained_model_is_not_flagged(fitted):
+    det, caught, _ = fitted
+    assert not any(issubclass(w.category, SeparationWarning) for w in caught)
+    check = det.identity_check_
+    assert check["probes"] >= 1 and check["probe_detection_rate"] >= 0.5
+    assert check["loss_ratio"] > 1e-3
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def test_fitted_state(fitted):
+    det, _, _ = fitted
+    assert len(det.history_["loss"]) == len(det.history_["val_loss"]) == det.epochs
+    assert all(np.isfinite(det.history_["loss"])) and all(np.isfinite(det.history_["val_loss"]))
+    assert det.fit_seconds_ > 0
+    assert det.columns_ == [f"x{i:02d}" for i in range(6)]
+
+
+def test_residuals_equal_an_independent_reconstruction(data, fitted):
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    part = test.iloc[:200]
+    R, labels = det.residuals(part)
+    Z = (part.to_numpy() - det.mean_) / det.scale_
+    M, ends = signature_matrices(Z, windows=det.windows, step=det.step)
+    M = np.moveaxis(M, 1, -1).astype("float32")
+    X = np.stack([M[k - det.steps + 1: k + 1] for k in range(det.steps - 1, len(M))])
+    expected = np.square(X[:, -1] - det.model_.predict(X, verbose=0))
+    np.testing.assert_allclose(R, np.moveaxis(expected, -1, 1), rtol=1e-5, atol=1e-6)
+    assert list(labels) == list(part.index[ends[det.steps - 1:] - 1])
+
+
+def test_score_counts_smallest_scale_entries_above_tau(data, fitted):
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    score = det.score(test)
+    R, labels = det.residuals(test)
+    smallest = int(np.argmin(det.windows))
+    assert score.name == "score" and score.index.equals(labels)
+    np.testing.assert_array_equal(score.to_numpy(), (R[:, smallest] > det.tau_).sum(axis=(1, 2)))
+    assert score.std() > 0  # not the constant score of the len(np.where(...)) bug
+    alarms = det.predict(test)
+    assert alarms.dtype == bool and alarms.name == "anomaly"
+    np.testing.assert_array_equal(alarms.to_numpy(), score.to_numpy() > det.threshold_)
+
+
+def test_tau_and_threshold_come_from_validation(data, fitted):
+    """Both come from matrices ending at every validation row (all offsets of the grid)."""
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    smallest = int(np.argmin(det.windows))
+    residuals = np.concatenate([det.residuals(valid.iloc[s:])[0][:, smallest]
+                                for s in range(det.step)])
+    assert len(residuals) > 9 * len(det.score(valid))
+    assert det.tau_ == pytest.approx(float(np.quantile(residuals, TAU_QUANTILE)), rel=1e-5)
+    valid_max = max(det.score(valid.iloc[s:]).max() for s in range(det.step))
+    assert det.valid_score_max_ == valid_max
+    assert det.threshold_ == pytest.approx(det.alpha * valid_max)
+
+
+def test_root_causes_rank_residual_rows(data, fitted):
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    part = pd.concat([valid, test])
+    score = det.score(part)
+    event = truth.iloc[2]  # the 90-row event
+    at = score.index[(score.index >= event["start"]) & (score.index <= event["end"])][4]
+    top = det.root_causes(part, at, k=3)
+    R, labels = det.residuals(part)
+    mass = R[labels.get_loc(at), int(np.argmin(det.windows))].sum(axis=1)
+    expected = pd.Series(mass, index=det.columns_).sort_values(ascending=False).iloc[:3]
+    assert list(top.index) == list(expected.index)
+    np.testing.assert_allclose(top.to_numpy(), expected.to_numpy(), rtol=1e-4)
+    # the shocked series: their rows carry the residual, even for this barely trained network
+    assert set(top.index) == set(event["root_causes"])
+    signature, residual = det.matrices_at(part, at)
+    M, M_labels = det.signature(part)
+    np.testing.assert_allclose(signature, M[M_labels.get_loc(at)], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(residual, R[labels.get_loc(at)], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="not a label"):
+        det.root_causes(part, -5)
+    with pytest.raises(ValueError, match="history"):
+        det.root_causes(part, part.index[3])
+
+
+def test_evaluate_synthetic_records(data, fitted):
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    ev = evaluate_synthetic(det, pd.concat([valid, test]), truth, start=test.index[0])
+    for key in ("precision", "recall", "f1", "point_adjusted_f1", "auc_roc",
+                "root_cause_recall_at_3"):
+        assert 0.0 <= ev[key] <= 1.0, key
+    assert ev["n_events"] == 5 and 0 <= ev["detected"] <= 5
+    # even a one-epoch tiny model ranks shocked windows far above normal ones
+    assert ev["auc_roc"] > 0.8
+
+
+# --------------------------------------------------------------------------- I/O
+
+
+def test_save_load_round_trip(tmp_path, data, fitted):
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    det.save(tmp_path / "mscred")
+    loaded = MSCREDDetector.load(tmp_path / "mscred")
+    assert loaded.threshold_ == det.threshold_ and loaded.tau_ == det.tau_
+    assert loaded.windows == det.windows and loaded.columns_ == det.columns_
+    pd.testing.assert_series_equal(loaded.score(test), det.score(test))
+
+
+def test_load_refuses_what_is_not_a_model(tmp_path, fitted):
+    (tmp_path / "junk.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a saved"):
+        MSCREDDetector.load(tmp_path / "junk.keras")
+    with pytest.raises(ValueError, match="not a saved"):
+        MSCREDDetector.load(tmp_path)
+    det, _, _ = fitted
+    det.save(tmp_path / "broken")
+    (tmp_path / "broken" / "model_.keras").write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(ValueError, match="not a valid Keras model"):
+        MSCREDDetector.load(tmp_path / "broken")
+
+
+def test_not_fitted(data):
+    with pytest.raises(NotFittedError):
+        MSCREDDetector().score(data[4])
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_input(data):
+    df, truth, train, valid, test = data
+    det = MSCREDDetector(**TINY)
+    with pytest.raises(ValueError, match="at least 4 series"):
+        det.fit(train.iloc[:, :3], valid.iloc[:, :3])
+    with pytest.raises(ValueError, match=r"max\(windows\) \+ steps \* step = 60"):
+        det.fit(train.iloc[:59], valid)
+    with pytest.raises(ValueError, match="valid has 50 rows"):
+        det.fit(train, valid.iloc[:50])
+    holed = train.copy()
+    holed.iloc[100, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        det.fit(holed, valid)
+    with pytest.raises(ValueError, match="overlaps train"):
+        det.fit(train, train.iloc[-300:])
+    with pytest.raises(ValueError, match="columns"):
+        det.fit(train, valid.rename(columns={"x00": "other"}))
+    with pytest.raises(ValueError, match="alpha"):
+        MSCREDDetector(**{**TINY, "alpha": 0}).fit(train, valid)
+
+
+def test_bad_input_after_fit(data, fitted):
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    with pytest.raises(ValueError, match="series"):
+        det.score(test.iloc[:, :5])
+    with pytest.raises(ValueError, match="rows"):
+        det.score(test.iloc[:20])
+    # the same columns in another order are matched by name
+    pd.testing.assert_series_equal(det.score(test.iloc[:300, ::-1]), det.score(test.iloc[:300]))
+
+
+# --------------------------------------------------------------------------- evaluation helpers
+
+
+@settings(max_examples=60, deadline=None)
+@given(alarms=st.lists(st.booleans(), min_size=1, max_size=40),
+       raw_spans=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 6)), min_size=1,
+                          max_size=4),
+       tolerance=st.integers(0, 3), extra=st.integers(0, 25))
+def test_evaluate_events_matches_naive(alarms, raw_spans, tolerance, extra):
+    labels = np.arange(len(alarms)) * 10
+    spans = [(10 * s, 10 * s + d) for s, d in raw_spans]
+    grace = tolerance + extra
+    got = evaluate_events(pd.Series(alarms, index=labels), spans, tolerance=tolerance,
+                          grace=grace)
+    detected, episodes = naive.event_metrics(labels, alarms, spans, tolerance, grace)
+    assert got["detected_events"] == detected and got["false_episodes"] == episodes
+    tp = sum(detected)
+    assert got["recall"] == tp / len(spans)
+    assert got["precision"] == (tp / (tp + episodes) if tp + episodes else 0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.integers(0, 5), min_size=1, max_size=40),
+       k=st.integers(1, 6), min_gap=st.integers(1, 5))
+def test_top_episodes_matches_naive(values, k, min_gap):
+    score = pd.Series(values, index=np.arange(len(values)) * 3)
+    got = top_episodes(score, k=k, min_gap=min_gap)
+    taken = naive.top_episodes(values, k, min_gap)
+    assert list(got.index) == [3 * i for i in taken]
+
+
+def test_top_episodes_measures_gaps_in_data_rows():
+    days = pd.bdate_range("2024-01-01", periods=30)
+    score = pd.Series([5.0, 9.0, 1.0], index=days[[0, 3, 20]])
+    # 3 trading days apart: too close with min_gap=5, so only one of the first two is kept
+    assert list(top_episodes(score, k=3, min_gap=5, index=days).index) == [days[3], days[20]]
+    # without index, gaps count score entries: the three are 1 entry apart
+    assert list(top_episodes(score, k=3, min_gap=2).index) == [days[3]]
+    with pytest.raises(ValueError, match="not in index"):
+        top_episodes(score, index=days[5:])
+
+
+def test_event_labels():
+    index = pd.RangeIndex(0, 100, 10)
+    truth = pd.DataFrame({"start": [15, 70], "end": [24, 70]})
+    assert event_labels(index, truth).tolist() == [0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
+    assert event_labels(index, truth, tolerance=9).tolist() == [0, 0, 1, 1, 0, 0, 0, 1, 0, 0]
+    with pytest.raises(ValueError, match="start and end"):
+        event_labels(index, pd.DataFrame({"begin": [1]}))
+    with pytest.raises(ValueError, match="no event"):
+        evaluate_events(pd.Series([True]), [])
+    with pytest.raises(ValueError, match="boolean"):
+        evaluate_events(pd.Series([1, 0]), [(0, 0)])
+    with pytest.raises(ValueError, match="grace"):
+        evaluate_events(pd.Series([True]), [(0, 0)], tolerance=3, grace=1)
