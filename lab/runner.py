@@ -170,8 +170,8 @@ def plan(
 
     Examples
     --------
-    >>> [s.experiment for s in plan("00", {"n_currencies": "3"})]
-    ['00-quickstart']
+    >>> [s.parameters for s in plan("00", {"trading_days": "250"})]
+    [{'trading_days': 250}]
     """
     nb_dir = Path(notebooks_dir or config.NOTEBOOKS_DIR)
     ex_dir = Path(experiments_dir or config.EXPERIMENTS_DIR)
