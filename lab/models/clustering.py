@@ -53,9 +53,9 @@ DTW_BAND_FRACTION = 0.1
 #: of 1.0 suits no particular scale.
 GAK_SIGMA = "auto"
 #: At most this many points per member line in :func:`plot_clusters` (display only).
-PLOT_MAX_POINTS = 1000
+PLOT_MAX_POINTS = 600
 #: Members drawn per cluster in :func:`plot_clusters`, so that big clusters stay legible.
-PLOT_MAX_MEMBERS = 12
+PLOT_MAX_MEMBERS = 10
 
 
 @dataclass
@@ -561,8 +561,9 @@ def plot_clusters(result: ClusterResult, clusters: Any = None, *, ncols: int = 2
     plotly Figure
         Built with :func:`lab.plots.plot_lines_grid` on the cluster means (one subplot
         per cluster, titled ``cluster k · n=size · quality q``), with the member lines
-        added faintly behind each mean. Member lines longer than ``PLOT_MAX_POINTS`` are
-        drawn at a stride, for display only.
+        added faintly behind each mean. Lines longer than ``PLOT_MAX_POINTS`` are
+        thinned for display only (the means by plot_lines_grid's decimation, the members
+        at a stride).
 
     Examples
     --------
@@ -593,7 +594,8 @@ def plot_clusters(result: ClusterResult, clusters: Any = None, *, ncols: int = 2
         titles.append(title)
         means[title] = data[result.members(k)].mean(axis=1) if size else np.nan
     fig = plot_lines_grid(pd.DataFrame(means, index=data.index), ncols=ncols,
-                          title="Clusters: members (faint) and their mean")
+                          title="Clusters: members (faint) and their mean",
+                          max_points=PLOT_MAX_POINTS)
     step = max(1, math.ceil(len(data) / PLOT_MAX_POINTS))
     x = data.index[::step]
     import plotly.graph_objects as go
