@@ -72,7 +72,7 @@ CHI = 5.0
 #: Fewest series MSCRED accepts: below 4 the fourth encoder level has nothing to encode.
 MIN_SERIES = 4
 #: Default number of training epochs (see docs/mscred.md for the choice).
-DEFAULT_EPOCHS = 10
+DEFAULT_EPOCHS = 8
 #: Default minibatch size: small batches give more Adam updates per epoch, which
 #: matters more than throughput at the paper's learning rate of 2e-4.
 DEFAULT_BATCH_SIZE = 8
@@ -392,7 +392,7 @@ class MSCREDDetector(BaseDetector):
         Rows between consecutive matrices.
     steps : int, default 5
         Matrices per input sequence (the ConvLSTM length ``h``).
-    epochs : int, default 10
+    epochs : int, default 8
         Training epochs.
     batch_size : int, default 8
         Training minibatch size.
@@ -653,9 +653,13 @@ class MSCREDDetector(BaseDetector):
         """Inject level shifts into the validation period and count how many score high."""
         windows, step, steps = self._settings()
         duration = min(windows)
-        context = self._context_rows
-        spacing = context + 2 * duration + step
-        starts = list(range(context, len(Z_valid) - 2 * duration, spacing))[:_MAX_PROBES]
+        n_matrices = (len(Z_valid) - max(windows)) // step + 1
+        # exclusive end row of each sequence's last matrix
+        seq_end = max(windows) + step * np.arange(steps - 1, n_matrices)
+        # a probe fills the smallest window of a sequence on the grid; probes lie far
+        # enough apart that none is in the input of the sequence another one fills
+        spacing = math.ceil((self._context_rows + duration) / step) + 1
+        starts = list(seq_end[::spacing][:_MAX_PROBES] - duration)
         result = {"loss_ratio": float(self._loss_ratio), "probes": len(starts),
                   "probes_detected": 0, "probe_detection_rate": None}
         if not starts:
@@ -667,8 +671,6 @@ class MSCREDDetector(BaseDetector):
             hit = rng.choice(n, min(_PROBE_SERIES, n - 1), replace=False)
             Z[start : start + duration, hit] += PROBE_SHOCK * rng.choice((-1.0, 1.0), hit.size)
         M = self._matrices_kernel(Z)
-        # exclusive end row of each sequence's last matrix
-        seq_end = max(windows) + step * np.arange(steps - 1, len(M))
         pieces, owners = [], []
         for j, start in enumerate(starts):
             # sequences whose smallest-scale window holds a shocked row
@@ -676,8 +678,6 @@ class MSCREDDetector(BaseDetector):
             if hit.size:
                 pieces.append(_sequences(M, steps, hit[0], hit[-1] + 1))
                 owners.append(np.full(len(pieces[-1]), j))
-        if not pieces:
-            return result
         X = np.concatenate(pieces)
         residual = np.square(X[:, -1] - self._reconstruct(X))[..., self._smallest_scale]
         peak = np.zeros(len(starts))
@@ -732,7 +732,7 @@ class MSCREDDetector(BaseDetector):
                                  f"fitted on {self.columns_[:10]}")
             order = [columns.get_loc(c) for c in self.columns_]
             values = values[:, order]
-        _check_rows(values, name, self._context_rows)
+        _check_rows(values, name, self._context_rows, "max(windows) + (steps - 1) * step")
         return _standardize_kernel(values, self.mean_, self.scale_), index
 
     def residuals(self, df) -> tuple[np.ndarray, pd.Index]:
@@ -872,10 +872,11 @@ class MSCREDDetector(BaseDetector):
         return out.sort_values(ascending=False, kind="stable").iloc[:k]
 
 
-def _check_rows(values: np.ndarray, name: str, min_rows: int) -> None:
+def _check_rows(values: np.ndarray, name: str, min_rows: int,
+                formula: str = "max(windows) + steps * step") -> None:
     if len(values) < min_rows:
         raise ValueError(f"{name} has {len(values)} rows (shape {values.shape}); MSCRED needs "
-                         f"at least max(windows) + steps * step = {min_rows} rows")
+                         f"at least {formula} = {min_rows} rows")
 
 
 def _check_after(train_index: pd.Index, valid_index: pd.Index) -> None:
