@@ -26,7 +26,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -417,18 +416,21 @@ def _mlflow_client(out_root: Path):
     return MlflowClient(tracking_uri=tracking_uri(out_root))
 
 
-def track(result: RunResult, out_root: str | Path, client=None) -> str | None:
-    """Log a finished run to MLflow: parameters, numeric metrics, report and notebook.
+def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
+    """Log a finished run directory to MLflow: parameters, numeric metrics, report and notebook.
 
-    Returns the MLflow run id, or None when tracking is off.
+    Everything comes from the directory's JSON files, so a separate process
+    can do it (see :func:`run`). Returns the MLflow run id, or None when
+    tracking is off.
     """
     if not tracking_enabled():
         return None
     from mlflow.entities import Metric, Param, RunTag
 
-    out_root = Path(out_root).absolute()
+    run_dir, out_root = Path(run_dir), Path(out_root).absolute()
     client = client or _mlflow_client(out_root)
-    name = result.spec.experiment
+    info = _read_json(run_dir / "run.json")
+    name = info.get("experiment", run_dir.parent.name)
     exp = client.get_experiment_by_name(name)
     if exp is None:
         artifacts = None
@@ -437,32 +439,50 @@ def track(result: RunResult, out_root: str | Path, client=None) -> str | None:
         exp_id = client.create_experiment(name, artifact_location=artifacts)
     else:
         exp_id = exp.experiment_id
-    info = json.loads((result.run_dir / "run.json").read_text())
-    mlrun = client.create_run(exp_id, run_name=result.run_dir.name, tags={
-        "lab.notebook": result.spec.notebook.path.name,
-        "lab.status": result.status,
-        "lab.smoke": str(result.spec.smoke),
-        "lab.run_dir": str(result.run_dir),
+    status = info.get("status", "failed")
+    mlrun = client.create_run(exp_id, run_name=run_dir.name, tags={
+        "lab.notebook": str(info.get("notebook")),
+        "lab.status": status,
+        "lab.smoke": str(info.get("smoke")),
+        "lab.run_dir": str(run_dir),
         "mlflow.source.git.commit": str(info.get("git", {}).get("commit")),
     })
     now = int(time.time() * 1000)
-    params = [Param(k, json.dumps(v)[:6000]) for k, v in result.spec.resolved_parameters().items()]
+    params = [Param(k, json.dumps(v)[:6000]) for k, v in _read_json(run_dir / "params.json").items()]
     metrics = [
         Metric(k, float(v), now, 0)
-        for k, v in result.metrics.items()
+        for k, v in _read_json(run_dir / METRICS_FILE).items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     ]
-    metrics.append(Metric("run_seconds", float(result.seconds), now, 0))
+    metrics.append(Metric("run_seconds", float(info.get("seconds") or 0.0), now, 0))
     client.log_batch(mlrun.info.run_id, metrics=metrics, params=params,
-                     tags=[RunTag("lab.error", (result.error or "")[:5000])])
+                     tags=[RunTag("lab.error", (info.get("error") or "")[:5000])])
     for fname in ("report.html", "notebook.ipynb", "metrics.json", "params.json", "run.json"):
-        if (result.run_dir / fname).exists():
-            client.log_artifact(mlrun.info.run_id, str(result.run_dir / fname))
-    status = {"completed": "FINISHED", "failed": "FAILED"}.get(result.status, "KILLED")
-    client.set_terminated(mlrun.info.run_id, status=status)
+        if (run_dir / fname).exists():
+            client.log_artifact(mlrun.info.run_id, str(run_dir / fname))
+    client.set_terminated(mlrun.info.run_id,
+                          status={"completed": "FINISHED", "failed": "FAILED"}.get(status, "KILLED"))
     info["mlflow_run_id"] = mlrun.info.run_id
-    _atomic_write_json(result.run_dir / "run.json", info)
+    _atomic_write_json(run_dir / "run.json", info)
     return mlrun.info.run_id
+
+
+def _track_worker(argv: list[str]) -> int:
+    """``python -m lab.runner OUT``: log the run directories read from stdin, one per line.
+
+    :func:`run` starts this process before the notebooks execute, so that
+    importing MLflow and opening its store (seconds) happen on another core,
+    and without holding this process's GIL while papermill talks to the kernel.
+    """
+    out = Path(argv[0])
+    client = _mlflow_client(out)
+    for line in sys.stdin:
+        if line.strip():
+            try:
+                track(line.strip(), out, client)
+            except Exception as exc:  # tracking must never lose a finished run
+                print(f"warning: MLflow tracking failed for {line.strip()}: {exc}", file=sys.stderr)
+    return 0
 
 
 # ---------------------------------------------------------------------------- run
@@ -494,21 +514,31 @@ def run(
     Returns
     -------
     list of RunResult
-        In the order of ``specs``. MLflow tracking happens in this process,
-        one run after the other, so a SQLite store is never written
-        concurrently.
+        In the order of ``specs``. One helper process, started first so that
+        MLflow loads while the notebooks run, logs the runs one after the
+        other, so a SQLite store is never written concurrently.
     """
     out = check_output_dir(out_root or config.RUNS_DIR)
     if workers < 1:
         raise LabError(f"--workers must be >= 1, got {workers}")
     dask = dask or os.environ.get(config.DASK_ENV) or None
-    client_box: dict[str, Any] = {}
-    warm = None
+    tracker = None
     if tracking_enabled():
-        # importing mlflow and opening its store take seconds; do it while the kernel works
-        warm = threading.Thread(target=lambda: client_box.setdefault("c", _mlflow_client(out)),
-                                daemon=True)
-        warm.start()
+        tracker = subprocess.Popen([sys.executable, "-m", "lab.runner", str(out)],
+                                   stdin=subprocess.PIPE, text=True)
+    try:
+        results = _run_all(specs, out, workers, dask, echo)
+    except BaseException:
+        if tracker is not None:
+            tracker.kill()
+            tracker.wait()
+        raise
+    if tracker is not None:
+        tracker.communicate("".join(f"{r.run_dir}\n" for r in results))
+    return results
+
+
+def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo) -> list[RunResult]:
     results: list[RunResult] = []
     n = len(specs)
 
@@ -542,13 +572,6 @@ def run(
         for i, spec in enumerate(specs):
             echo(f"[{i + 1}/{n}] running     {spec.label()}")
             _done(i, execute(spec, out, progress=sys.stderr.isatty()))
-    if warm is not None:
-        warm.join()
-        for res in results:
-            try:
-                track(res, out, client_box.get("c"))
-            except Exception as exc:  # tracking must never lose a finished run
-                echo(f"warning: MLflow tracking failed for {res.run_dir}: {exc}")
     return results
 
 
@@ -626,3 +649,7 @@ def format_runs(rows: list[dict[str, Any]], max_metrics: int = 4) -> str:
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
              for row in [header, *table]]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(_track_worker(sys.argv[1:]))

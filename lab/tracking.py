@@ -17,9 +17,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from lab.config import MAX_RECORD_ROWS, RUN_DIR_ENV
 
 __all__ = ["record", "recorded", "to_jsonable", "METRICS_FILE"]
@@ -49,6 +46,11 @@ def to_jsonable(value: Any, name: str = "value") -> Any:
     >>> to_jsonable({"a": np.float32(0.5), "b": np.arange(3)})
     {'a': 0.5, 'b': [0, 1, 2]}
     """
+    # numpy and pandas are imported here, not at module level: `lab` and the
+    # `lab` command import this module and should start without them.
+    import numpy as np
+    import pandas as pd
+
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, np.bool_):
