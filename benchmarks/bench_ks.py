@@ -11,13 +11,13 @@ ratio of the best times (min of repeats, the least disturbed by other load).
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 from scipy import stats
 
 from lab.signal_utility import ks_2samp_columns
+from lab.timing import best_of
 
 # (columns, baseline rows, focus rows, issue target for method="asymp")
 CONFIGS = [(500, 800, 200, 10.0), (1000, 8000, 2000, 4.0)]
@@ -31,14 +31,6 @@ def scipy_loop(a: np.ndarray, b: np.ndarray, method: str) -> tuple[np.ndarray, n
         stat[j], pval[j] = res.statistic, res.pvalue
     return stat, pval
 
-
-def best_of(fn, repeat: int) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,6 +27,7 @@ import numpy as np  # noqa: E402
 
 from lab.datasets import make_mscred_synthetic  # noqa: E402
 from lab.models.mscred import ConvLSTMSequence, MSCREDDetector, build_mscred  # noqa: E402
+from lab.timing import best_of
 
 N_SERIES, N_SCALES, STEPS, BATCH = 30, 3, 5, 8
 
@@ -45,14 +45,6 @@ def keras_reference(model: keras.Model) -> keras.Model:
     reference.set_weights(model.get_weights())
     return reference
 
-
-def best_of(fn, repeat: int) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:

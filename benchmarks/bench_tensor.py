@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,18 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import naive  # noqa: E402
 
 from lab.tensor_utility import signature_matrices  # noqa: E402
+from lab.timing import best_of
 
 WINDOWS = (10, 30, 60)
 STEP = 10
 
-
-def best_of(fn, repeat: int) -> float:
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:

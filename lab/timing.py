@@ -19,7 +19,7 @@ import pandas as pd
 
 from lab._validation import _as_2d, _check_int, _check_option
 
-__all__ = ["compare_timings", "ks_speedup", "KSSpeedup"]
+__all__ = ["best_of", "compare_timings", "ks_speedup", "KSSpeedup"]
 
 #: The clock; tests replace it with a fake one.
 _clock = time.perf_counter
@@ -105,6 +105,17 @@ def compare_timings(
         {"seconds": best, "relative": best / ref, "speedup": ref / best},
         index=pd.Index(names, name="name"),
     )
+
+
+def best_of(func: Callable[[], Any], repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` calls of ``func``, in seconds (the benchmarks' timer).
+
+    Examples
+    --------
+    >>> best_of(lambda: sum(range(100)), repeat=2) > 0
+    True
+    """
+    return float(_best_times([func], repeat, 1)[0])
 
 
 def _best_times(funcs: list[Callable[[], Any]], repeat: int, number: int) -> np.ndarray:
