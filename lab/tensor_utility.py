@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -139,30 +140,58 @@ def _addition_chain(targets: list[int]) -> list[tuple[int, int, int]]:
     return steps
 
 
-def _signature_block_sums(X: np.ndarray, windows: tuple[int, ...], stride: int, longest: int,
-                          g: int, chain: list[tuple[int, int, int]], ends: np.ndarray,
-                          out: np.ndarray, start: int, stop: int) -> None:
+@numba.njit(nogil=True, cache=True)
+def _signature_sums_kernel(sums: np.ndarray, chain: np.ndarray, levels: np.ndarray,
+                           scales: np.ndarray, n_blocks: int, longest: int, stride: int,
+                           out: np.ndarray, lo: int, hi: int) -> None:
+    """Sliding block sums in ``sums[1:]`` from ``sums[0]``, scaled into ``out[lo:hi]``.
+
+    ``chain[i] = (m, a, level of a, level of b)`` builds level ``i + 1``:
+    ``R_m[p] = R_a[p] + R_b[p - a]``. Compiled so that every output element
+    is written once, in memory order, with its scale; numpy's separate add
+    and multiply passes (strided over the windows axis) cost twice as much.
+    """
+    n = sums.shape[2]
+    for i in range(chain.shape[0]):
+        m, a, la, lb = chain[i, 0], chain[i, 1], chain[i, 2], chain[i, 3]
+        for p in range(m - 1, n_blocks):
+            for u in range(n):
+                for v in range(n):
+                    sums[i + 1, p, u, v] = sums[la, p, u, v] + sums[lb, p - a, u, v]
+    for k in range(lo, hi):
+        p = longest - 1 + (k - lo) * stride
+        for s in range(levels.shape[0]):
+            lev, c = levels[s], scales[s]
+            for u in range(n):
+                for v in range(n):
+                    out[k, s, u, v] = sums[lev, p, u, v] * c
+
+
+def _signature_block_sums(X: np.ndarray, stride: int, longest: int, g: int,
+                          chain: np.ndarray, levels: np.ndarray, scales: np.ndarray,
+                          ends: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
     """Fill ``out[start:stop]`` from block products (see ``_signature_kernel``)."""
     n = X.shape[1]
     chunk_ends = min(stop - start, SIGNATURE_CHUNK_ENDS)
     max_blocks = (chunk_ends - 1) * stride + longest
     # Scratch reused by every chunk: fresh large arrays would page-fault anew.
-    sums = {m: np.empty((max_blocks, n, n)) for m in (1, *(m for m, _, _ in chain))}
+    sums = np.empty((len(chain) + 1, max_blocks, n, n))
+    # Consecutive chunks share longest - stride blocks: their products are
+    # moved to the front instead of computed again.
+    overlap, prev_blocks = max(0, longest - stride), 0
     for lo in range(start, stop, chunk_ends):
         hi = min(stop, lo + chunk_ends)
         n_blocks = (hi - lo - 1) * stride + longest
         first_row = int(ends[lo]) - longest * g
-        blocks = X[first_row : first_row + n_blocks * g].reshape(n_blocks, g, n)
-        np.matmul(blocks.transpose(0, 2, 1), blocks, out=sums[1][:n_blocks])
-        for m, a, b in chain:
-            # R_m[p] = R_a[p] + R_b[p - a], defined for p >= m - 1.
-            np.add(sums[a][m - 1 : n_blocks], sums[b][b - 1 : n_blocks - a],
-                   out=sums[m][m - 1 : n_blocks])
-        for s, w in enumerate(windows):
-            ends_here = sums[w // g][longest - 1 : n_blocks : stride]
-            # A multiply by 1/w (within an ulp of dividing) runs several
-            # times faster than a vector division, which dominated otherwise.
-            np.multiply(ends_here, 1.0 / w, out=out[lo:hi, s])
+        done = 0
+        if prev_blocks:
+            sums[0, :overlap] = sums[0, prev_blocks - overlap : prev_blocks]
+            done = overlap
+        blocks = X[first_row + done * g : first_row + n_blocks * g].reshape(n_blocks - done, g, n)
+        np.matmul(blocks.transpose(0, 2, 1), blocks, out=sums[0, done:n_blocks])
+        prev_blocks = n_blocks
+        _signature_sums_kernel(sums, chain, levels, scales, n_blocks, longest, stride,
+                               out, lo, hi)
 
 
 def _signature_kernel(X: np.ndarray, windows: tuple[int, ...], step: int,
@@ -177,8 +206,10 @@ def _signature_kernel(X: np.ndarray, windows: tuple[int, ...], step: int,
     shorter sliding sums by an addition chain (``R_6 = R_3 + R_3`` shifted).
     Every sum is direct, never a difference of cumulative sums, so rounding
     stays at the level of the naive product (no cancellation). The work goes
-    in chunks of ends whose scratch arrays stay in the CPU cache, and each
-    output element is written once.
+    in chunks of ends whose scratch arrays stay in the CPU cache; the block
+    products are BLAS calls (numpy's batched matmul), the sums and the
+    scaled writes a compiled loop (numba) that writes each output element
+    once, in memory order.
     """
     n_rows, n = X.shape
     out = np.empty((len(ends), len(windows), n, n))
@@ -191,13 +222,21 @@ def _signature_kernel(X: np.ndarray, windows: tuple[int, ...], step: int,
             out[:, s] /= w
         return out
     stride, longest = step // g, max(windows) // g
-    chain = _addition_chain([w // g for w in windows])
+    level = {1: 0}
+    chain = np.zeros((0, 4), dtype=np.int64)
+    for m, a, b in _addition_chain([w // g for w in windows]):
+        chain = np.vstack([chain, [(m, a, level[a], level[b])]])
+        level[m] = len(chain)
+    levels = np.array([level[w // g] for w in windows], dtype=np.int64)
+    # A multiply by 1/w (within an ulp of dividing) runs several times faster
+    # than a division.
+    scales = 1.0 / np.array(windows, dtype=float)
     # Threads take contiguous runs of ends: numpy releases the GIL in matmul
     # and in ufunc loops, and each thread keeps its own cache-sized scratch.
     n_threads = max(1, min(SIGNATURE_THREADS, len(ends) // SIGNATURE_CHUNK_ENDS))
     bounds = np.linspace(0, len(ends), n_threads + 1).astype(int)
     jobs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    args = (X, windows, stride, longest, g, chain, ends, out)
+    args = (X, stride, longest, g, chain, levels, scales, ends, out)
     if n_threads == 1:
         _signature_block_sums(*args, *jobs[0])
     else:

@@ -80,6 +80,15 @@ def test_signature_matrices_block_path_chunks_and_unsorted_windows(rng):
         np.testing.assert_allclose(M, ref, rtol=0, atol=1e-12)
 
 
+def test_signature_matrices_block_sums_keep_precision_with_large_offset(rng):
+    # Direct sums of block products, no differences of running sums: a large
+    # mean loses nothing beyond the naive product's own rounding.
+    X = 1e6 + rng.normal(size=(2000, 4))
+    M, _ = signature_matrices(X)
+    ref, _ = naive.signature_matrices_matmul(X)
+    np.testing.assert_allclose(M, ref, rtol=1e-14, atol=0)
+
+
 def test_signature_matrices_dataframe_gives_labels_of_last_row(rng):
     idx = pd.date_range("2024-01-01", periods=100, freq="min")
     df = pd.DataFrame(rng.normal(size=(100, 3)), index=idx, columns=list("abc"))
