@@ -1,58 +1,70 @@
-"""tensor_apply against a serial loop, joblib (loky, memmapping) and dask threads.
+"""tensor_apply against a serial loop, an ideal split, joblib (loky) and dask threads.
 
 The work: singular values of every 64 x 64 slice of a (2000, 64, 64) float64
 tensor (``np.linalg.svd(m, compute_uv=False)``), the issue's benchmark. All
-parallel runs use the same number of workers (default: the CPUs available)
-and BLAS limited to one thread per worker, so the figure is the gain from
-processes, not from BLAS threads; the serial loop runs with one BLAS thread
-too. Times are best of ``--repeat`` runs, alternated, in one process. Every
-result is checked bit for bit against the serial loop.
+parallel runs use the same number of workers and BLAS limited to one thread
+per worker, so the figure is the gain from processes, not from BLAS threads;
+the serial loop runs with one BLAS thread too. Times are the best (and the
+median) of ``--repeat`` rounds, alternated, in one process. Every result is
+checked bit for bit against the serial loop.
 
-Extra memory of tensor_apply (beyond input and output) is measured with
-tracemalloc, which sees every numpy allocation: in the caller (peak during
-the call, minus the returned output) and in each worker (its peak, written
-to a file per process by a traced wrapper of the same function, run
-separately from the timings). The shared-memory segments are not Python
-allocations and are accounted for separately: the output segment is the
-output, and the input segment is one copy of the tensor unless the tensor
-was built with ``lab.mp_utility.shared_array``, which the table shows as a
-second row.
+Rows: the serial loop; "ideal split", the tensor cut into ``--workers``
+contiguous parts computed by as many bare ``os.fork`` children into a shared
+output (no queue, no probe, no messages: the ceiling for processes on this
+hardware); tensor_apply (shared_memory backend) under fork and spawn, with an
+ordinary ndarray and with a ``shared_array`` input; joblib (loky, the tensor
+memmapped once); dask threads (skipped, with a note, where dask is not
+installed).
 
-    .venv/bin/python benchmarks/bench_mp.py [--repeat 3] [--workers N] [--quick]
+``--cpus N`` pins this process, and so every worker it starts, to the first
+N CPUs that are distinct physical cores (one hyperthread per core, read from
+``/sys/devices/system/cpu/cpu*/topology/thread_siblings_list``), with
+``os.sched_setaffinity``. ``--workers`` defaults to the CPUs then available.
+
+Extra memory of tensor_apply is measured in separate calls from the timings:
+a thread samples, every few milliseconds, the proportional set size (PSS,
+``/proc/PID/smaps_rollup``) of this process and of all its child processes.
+PSS splits each shared page among the processes that map it, so the sum is
+the physical memory the group uses, with the inherited input, the shared
+output and any shared-memory segment counted once. Extra memory is the peak
+of that sum minus the sum just before the call (which holds the input)
+minus the output. Parts are shown too: the caller's peak growth of its
+unique set size (USS, pages no other process maps; minus the output), the
+peak USS sum of the workers (their private memory, including the output
+pages they wrote), and the peak growth of this process's ``lab_<pid>_*``
+segments in /dev/shm (inside the PSS sum too, when mapped). Linux only.
+
+    .venv/bin/python benchmarks/bench_mp.py [--cpus 2] [--workers N] [--repeat 5] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
-import tempfile
+import threading
 import time
-import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from lab.mp_utility import shared_array, tensor_apply
+from lab.mp_utility import SHM_PREFIX, shared_array, tensor_apply
 
 SHAPE = (2000, 64, 64)
-_TRACE_DIR = os.environ.get("LAB_BENCH_TRACE_DIR", "")
+#: Seconds between two memory samples.
+SAMPLE_S = 0.003
+#: Seconds between two scans of /proc for new child processes.
+SCAN_S = 0.02
+#: A memory sample is kept only if the caller's PSS moved less than this
+#: while the sample was read (no process started or ended meanwhile).
+PSS_STABLE_BYTES = 256 * 1024
+SERIAL = "serial loop (1 BLAS thread)"
 
 
 def singular_values(m: np.ndarray) -> np.ndarray:
     return np.linalg.svd(m, compute_uv=False)
-
-
-def traced_singular_values(m: np.ndarray) -> np.ndarray:
-    """singular_values, recording this process's tracemalloc peak in a file."""
-    if not tracemalloc.is_tracing():
-        tracemalloc.start()
-    out = singular_values(m)
-    peak = tracemalloc.get_traced_memory()[1]
-    path = Path(_TRACE_DIR) / str(os.getpid())
-    if not path.exists() or int(path.read_text()) < peak:
-        path.write_text(str(peak))
-    return out
 
 
 def _range_svd(tensor: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -64,19 +76,44 @@ def _block_svd(block: np.ndarray) -> np.ndarray:
     return np.stack([singular_values(m) for m in block])
 
 
+def _edges(n: int, parts: int) -> list[tuple[int, int]]:
+    edges = np.linspace(0, n, parts + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True))
+
+
 def serial(tensor: np.ndarray) -> np.ndarray:
     with threadpool_limits(limits=1):
         return np.stack([singular_values(m) for m in tensor])
 
 
+def ideal_split(tensor: np.ndarray, workers: int) -> np.ndarray:
+    """``workers`` bare forked children, one contiguous part each, into a shared output."""
+    out = np.ndarray((len(tensor), tensor.shape[2]), dtype=np.float64,
+                     buffer=mmap.mmap(-1, len(tensor) * tensor.shape[2] * 8))
+    pids = []
+    with threadpool_limits(limits=1):
+        for lo, hi in _edges(len(tensor), workers):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    out[lo:hi] = np.stack([singular_values(m) for m in tensor[lo:hi]])
+                    code = 0
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+    assert codes == [0] * len(pids), codes
+    return out
+
+
 def joblib_loky(tensor: np.ndarray, workers: int) -> np.ndarray:
     from joblib import Parallel, delayed
 
-    edges = np.linspace(0, len(tensor), 2 * workers + 1).astype(int)
     # The whole tensor is one argument above max_nbytes: joblib memmaps it
     # once and the workers read their ranges from the memmap.
     parts = Parallel(n_jobs=workers, backend="loky", max_nbytes="1M")(
-        delayed(_range_svd)(tensor, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True))
+        delayed(_range_svd)(tensor, lo, hi) for lo, hi in _edges(len(tensor), 2 * workers))
     return np.concatenate(parts)
 
 
@@ -90,74 +127,245 @@ def dask_threads(tensor: np.ndarray, workers: int) -> np.ndarray:
         return out.compute(scheduler="threads", num_workers=workers)
 
 
-def extra_memory(tensor: np.ndarray, workers: int) -> tuple[int, int]:
-    """(caller peak beyond the output, sum of worker peaks) in bytes, tracemalloc."""
-    global _TRACE_DIR
-    with tempfile.TemporaryDirectory() as tmp:
-        _TRACE_DIR = os.environ["LAB_BENCH_TRACE_DIR"] = tmp
-        tracemalloc.start()
-        out = tensor_apply(traced_singular_values, tensor, workers=workers, start_method="fork")
-        caller = tracemalloc.get_traced_memory()[1] - out.nbytes
-        tracemalloc.stop()
-        peaks = [int(p.read_text()) for p in Path(tmp).iterdir() if p.name != str(os.getpid())]
-    return max(caller, 0), sum(peaks)
+# --------------------------------------------------------------------------
+# CPU pinning
+# --------------------------------------------------------------------------
+def _parse_cpu_list(text: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
 
 
+def physical_cores(allowed: set[int]) -> list[int]:
+    """One CPU per physical core among ``allowed``: the lowest-numbered of its siblings."""
+    chosen, seen = [], set()
+    for cpu in sorted(allowed):
+        path = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        siblings = frozenset(_parse_cpu_list(path.read_text())) if path.exists() else {cpu}
+        if siblings not in seen:
+            seen.add(siblings)
+            chosen.append(cpu)
+    return chosen
+
+
+def pin(n_cpus: int | None) -> str:
+    allowed = os.sched_getaffinity(0)
+    cores = physical_cores(allowed)
+    if n_cpus is None:
+        return (f"not pinned: {len(allowed)} CPUs available ({len(cores)} distinct "
+                "physical cores)")
+    if n_cpus > len(cores):
+        raise SystemExit(f"--cpus {n_cpus}: only {len(cores)} distinct physical cores are "
+                         f"available ({cores} of CPUs {sorted(allowed)})")
+    os.sched_setaffinity(0, cores[:n_cpus])
+    return f"pinned to CPUs {cores[:n_cpus]} (distinct physical cores)"
+
+
+# --------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------
+def _pss_uss(pid: int) -> tuple[int, int]:
+    """(PSS, USS) of ``pid`` in bytes, (0, 0) if it is gone.
+
+    USS is the memory only this process maps (private clean and dirty pages).
+    """
+    pss = uss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    pss = int(line.split()[1]) * 1024
+                elif line.startswith((b"Private_Clean:", b"Private_Dirty:")):
+                    uss += int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return pss, uss
+
+
+def _children(pid: int) -> set[int]:
+    """Every descendant of ``pid`` (one scan of /proc)."""
+    parent_of = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            # The name field may hold spaces; fields after its ")" are safe.
+            parent_of[int(entry)] = int(stat.rsplit(b")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parent_of.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _dev_shm_bytes() -> int:
+    total = 0
+    prefix = f"{SHM_PREFIX}{os.getpid()}_"
+    for entry in os.scandir("/dev/shm"):
+        if entry.name.startswith(prefix):
+            try:
+                total += entry.stat().st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+class MemorySampler:
+    """Peaks, while running, of the memory of this process and of its descendants.
+
+    ``total``: PSS of this process and all its descendants (physical memory
+    of the group); ``me``: USS of this process; ``workers``: USS sum of the
+    descendants started after ``__init__``; ``shm``: bytes in this process's
+    /dev/shm segments.
+    """
+
+    def __init__(self) -> None:
+        self.me = os.getpid()
+        self.helpers = _children(self.me)  # e.g. a resource tracker started earlier
+        self.base_total, self.base_me = _pss_uss(self.me)
+        self.base_total += sum(_pss_uss(p)[0] for p in self.helpers)
+        self.base_shm = _dev_shm_bytes()
+        self.peak = dict.fromkeys(("total", "me", "workers", "shm"), 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, pids: set[int]) -> None:
+        me_pss, me_uss = _pss_uss(self.me)
+        workers = [_pss_uss(p) for p in pids - self.helpers]
+        helpers = sum(_pss_uss(p)[0] for p in pids & self.helpers)
+        # The reads are not atomic: if a process started or ended meanwhile, the
+        # shares of the pages it mapped changed between reads (the caller's
+        # PSS shows it) and the sum could count some pages twice.
+        if abs(_pss_uss(self.me)[0] - me_pss) > PSS_STABLE_BYTES:
+            return
+        sample = {
+            "total": me_pss + sum(p for p, _ in workers) + helpers,
+            "me": me_uss,
+            "workers": sum(u for _, u in workers),
+            "shm": _dev_shm_bytes(),
+        }
+        for key, value in sample.items():
+            self.peak[key] = max(self.peak[key], value)
+
+    def _run(self) -> None:
+        pids, last_scan = set(), 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - last_scan > SCAN_S:
+                pids, last_scan = _children(self.me), time.monotonic()
+            self._sample(pids)
+            self._stop.wait(SAMPLE_S)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample(_children(self.me))
+
+
+def extra_memory(run: Callable[[], np.ndarray]) -> dict[str, int]:
+    """Peak memory of ``run()`` in bytes beyond the memory before it and its output."""
+    with MemorySampler() as s:
+        out = run()
+    return {
+        "caller": max(s.peak["me"] - s.base_me - out.nbytes, 0),
+        "workers": s.peak["workers"],
+        "shm": max(s.peak["shm"] - s.base_shm, 0),
+        "total": max(s.peak["total"] - s.base_total - out.nbytes, 0),
+    }
+
+
+# --------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--quick", action="store_true", help="500 slices, one repeat")
+    ap.add_argument("--cpus", type=int, default=None,
+                    help="pin to the first N distinct physical cores (default: all CPUs)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="worker processes (default: the CPUs available after pinning)")
+    ap.add_argument("--repeat", type=int, default=5, help="rounds; best and median are shown")
+    ap.add_argument("--no-spawn", action="store_true", help="skip the spawn rows (slow)")
+    ap.add_argument("--quick", action="store_true", help="500 slices, two rounds")
     args = ap.parse_args()
+    pinning = pin(args.cpus)
+    w = args.workers or len(os.sched_getaffinity(0))
     n_items = 500 if args.quick else SHAPE[0]
-    repeat = 1 if args.quick else args.repeat
-    w = args.workers
+    repeat = 2 if args.quick else args.repeat
     tensor = np.random.default_rng(0).normal(size=(n_items, *SHAPE[1:]))
     expected = serial(tensor)
 
-    runs = {
-        "serial loop (1 BLAS thread)": lambda: serial(tensor),
-        f"tensor_apply shared_memory, fork, {w} workers":
-            lambda: tensor_apply(singular_values, tensor, workers=w, start_method="fork"),
-        f"tensor_apply shared_memory, spawn, {w} workers":
-            lambda: tensor_apply(singular_values, tensor, workers=w, start_method="spawn"),
-        f"joblib loky + memmapping, {w} workers": lambda: joblib_loky(tensor, w),
-        f"dask threads, {w} workers": lambda: dask_threads(tensor, w),
-    }
-    for name, fn in runs.items():  # warm-up and bit-for-bit check
-        assert np.array_equal(fn(), expected), name
-    best = dict.fromkeys(runs, np.inf)
-    for _ in range(repeat):  # alternate, so all see the same load
-        for name, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-
-    ref = best["serial loop (1 BLAS thread)"]
-    fork = best[f"tensor_apply shared_memory, fork, {w} workers"]
-    print(f"tensor_apply, per-slice singular values of a {tensor.shape} float64 tensor "
-          f"({tensor.nbytes / 1e6:.0f} MB), {w} workers, {os.cpu_count()} CPUs")
-    print()
-    print("| implementation | seconds | speed-up vs serial | tensor_apply (fork) vs it |")
-    print("|---|---|---|---|")
-    for name, t in best.items():
-        print(f"| {name} | {t:.3f} | {ref / t:.2f}x | {t / fork:.2f}x |")
-
-    print()
-    print("| extra memory of tensor_apply (fork) | caller | workers (sum) | "
-          "input copy in shared memory | total / tensor size |")
-    print("|---|---|---|---|---|")
-    caller, workers_peak = extra_memory(tensor, w)
-    mb = 1e6
-    print(f"| ndarray input | {caller / mb:.2f} MB | {workers_peak / mb:.2f} MB | "
-          f"{tensor.nbytes / mb:.0f} MB (1 copy) | "
-          f"{(caller + workers_peak) / tensor.nbytes:.3f} + 1.000 (copy) |")
+    notes = []
     with shared_array(tensor.shape) as shared:
         shared[:] = tensor
-        caller, workers_peak = extra_memory(shared, w)
-    print(f"| shared_array input | {caller / mb:.2f} MB | {workers_peak / mb:.2f} MB | 0 MB | "
-          f"{(caller + workers_peak) / tensor.nbytes:.3f} |")
+        runs: dict[str, Callable[[], np.ndarray]] = {
+            SERIAL: lambda: serial(tensor),
+            f"ideal split: {w} bare forked processes, no IPC": lambda: ideal_split(tensor, w),
+            f"tensor_apply fork, ndarray, {w} workers":
+                lambda: tensor_apply(singular_values, tensor, workers=w, start_method="fork"),
+            f"tensor_apply fork, shared_array, {w} workers":
+                lambda: tensor_apply(singular_values, shared, workers=w, start_method="fork"),
+        }
+        if not args.no_spawn:
+            runs[f"tensor_apply spawn, ndarray, {w} workers"] = lambda: tensor_apply(
+                singular_values, tensor, workers=w, start_method="spawn")
+            runs[f"tensor_apply spawn, shared_array, {w} workers"] = lambda: tensor_apply(
+                singular_values, shared, workers=w, start_method="spawn")
+        try:
+            import joblib  # noqa: F401
 
+            runs[f"joblib loky + memmapping, {w} workers"] = lambda: joblib_loky(tensor, w)
+        except ImportError:
+            notes.append("joblib row skipped: joblib is not installed")
+        try:
+            import dask.array  # noqa: F401
+
+            runs[f"dask threads, {w} workers"] = lambda: dask_threads(tensor, w)
+        except ImportError:
+            notes.append("dask row skipped: dask is not installed")
+
+        for name, fn in runs.items():  # warm-up and bit-for-bit check
+            assert np.array_equal(fn(), expected), name
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(repeat):  # alternate, so all see the same load
+            for name, fn in runs.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+
+        mem_runs = {k: v for k, v in runs.items() if k.startswith("tensor_apply")}
+        memory = {name: extra_memory(fn) for name, fn in mem_runs.items()}
+
+    best = {name: min(t) for name, t in times.items()}
+    ref = best[SERIAL]
+    fork = best[f"tensor_apply fork, ndarray, {w} workers"]
+    print(f"tensor_apply, per-slice singular values of a {tensor.shape} float64 tensor "
+          f"({tensor.nbytes / 1e6:.0f} MB), {w} workers; {pinning}; best and median of "
+          f"{repeat} rounds; load average {os.getloadavg()[0]:.1f} at the end")
+    print()
+    print("| implementation | best s | median s | speed-up vs serial | "
+          "tensor_apply (fork) vs it |")
+    print("|---|---|---|---|---|")
+    for name, t in times.items():
+        print(f"| {name} | {best[name]:.3f} | {np.median(t):.3f} | {ref / best[name]:.2f}x | "
+              f"{best[name] / fork:.2f}x |")
+    for note in notes:
+        print(f"\n{note}")
+
+    mb = 1e6
+    print()
+    print("| extra memory beyond input and output | caller (USS) | workers (USS sum) | "
+          "/dev/shm peak | total (PSS sum) | total / tensor size |")
+    print("|---|---|---|---|---|---|")
+    for name, m in memory.items():
+        print(f"| {name} | {m['caller'] / mb:.1f} MB | {m['workers'] / mb:.1f} MB | "
+              f"{m['shm'] / mb:.1f} MB | {m['total'] / mb:.1f} MB | "
+              f"{m['total'] / tensor.nbytes:.3f} |")
 
 if __name__ == "__main__":
     main()

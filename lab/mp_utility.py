@@ -5,13 +5,24 @@ batch of matrices ``(n_items, rows, cols)`` and stacks the results. Three
 backends share one contract (same output, same errors):
 
 ``"shared_memory"``
-    Local processes. The tensor is placed once in POSIX shared memory, the
-    output is preallocated there, workers attach to both without copying and
-    take a few large index ranges each. BLAS is pinned to one thread per
-    worker. Works under the ``fork``, ``spawn`` and ``forkserver`` start
-    methods; every segment is unlinked and every worker is stopped whether
-    the call succeeds, ``func`` raises, the caller presses Ctrl-C or a worker
-    is killed.
+    Local processes that take a few large index ranges each and write into
+    one preallocated output, which is returned as it is (no final copy).
+    What is copied depends on the start method:
+
+    * ``fork`` (Python's default on Linux before 3.14): nothing. The workers
+      are forked at call time and read the tensor, whatever its layout, from
+      the memory they inherit (copy-on-write: they never write to it, so no
+      page is copied). The output is an anonymous shared mapping made
+      before the fork; nothing is created in /dev/shm.
+    * ``spawn`` and ``forkserver``: the tensor is copied once into a POSIX
+      shared-memory segment, unless it lives in one made by
+      :func:`shared_array` (then the workers attach to it: no copy). The
+      output is a second segment; its name is unlinked when the call
+      returns, and the returned array keeps its pages mapped.
+
+    BLAS is pinned to one thread per worker. Every segment is unlinked and
+    every worker is stopped whether the call succeeds, ``func`` raises, the
+    caller presses Ctrl-C or a worker is killed.
 ``"serial"``
     A plain loop in the calling process, for debugging (``pdb`` works).
 ``"dask"``
@@ -26,6 +37,8 @@ are bit-identical to each other.
 from __future__ import annotations
 
 import contextlib
+import gc
+import mmap
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -96,10 +109,12 @@ def _release(shm: shared_memory.SharedMemory | None, unlink: bool) -> None:
 def shared_array(shape: tuple[int, ...], dtype: Any = np.float64) -> Iterator[np.ndarray]:
     """An ndarray that lives in shared memory, for zero-copy :func:`tensor_apply`.
 
-    :func:`tensor_apply` normally copies its input once into shared memory.
-    A tensor built inside this context is already there: workers attach to
-    it directly and no copy is made. The segment is unlinked on exit; do not
-    use the array afterwards.
+    Under the ``spawn`` and ``forkserver`` start methods, :func:`tensor_apply`
+    copies an ordinary ndarray input once into shared memory. A tensor
+    built inside this context is already there: spawned workers attach to
+    it directly and no copy is made. (Under ``fork`` no input is copied
+    anyway: forked workers read the caller's memory.) The segment is
+    unlinked on exit; do not use the array afterwards.
 
     Parameters
     ----------
@@ -178,15 +193,12 @@ def _apply_range_kernel(func: Callable, src: np.ndarray, dst: np.ndarray, lo: in
 
 
 def _probe(func: Callable, tensor: np.ndarray) -> np.ndarray:
-    """Run ``func`` on slice 0 to learn the output shape and dtype."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        try:
-            first = np.asarray(func(tensor[0]))
-        except BaseException as exc:
-            exc.add_note("tensor_apply: func failed on slice 0 (tensor[0])")
-            raise
+    """Run ``func`` on slice 0 to learn the output shape and dtype (BLAS already pinned)."""
+    try:
+        first = np.asarray(func(tensor[0]))
+    except BaseException as exc:
+        exc.add_note("tensor_apply: func failed on slice 0 (tensor[0])")
+        raise
     if first.dtype == object:
         raise ValueError(
             f"func returned an object array for slice 0 (shape {first.shape}); "
@@ -196,33 +208,86 @@ def _probe(func: Callable, tensor: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
-# serial backend
-# --------------------------------------------------------------------------
-def _serial(func: Callable, tensor: np.ndarray, out: np.ndarray) -> None:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        _apply_range_kernel(func, tensor[1:], out[1:], 1, len(tensor))
-
-
-# --------------------------------------------------------------------------
 # shared_memory backend
 # --------------------------------------------------------------------------
-def _worker_main(func: Callable, src_spec: tuple, dst_spec: tuple, tasks: Any,
-                 conn: mp.connection.Connection) -> None:
-    """Worker process: attach to both segments, then run ranges until told to stop."""
+class _SegmentView:
+    """Exposes a segment as ``__array_interface__`` and keeps it mapped meanwhile.
+
+    An array built from this object holds it as its base, so the segment
+    stays mapped exactly as long as the array (or any view of it) lives,
+    while its name can be unlinked at once. An array over ``shm.buf`` would
+    not do: numpy keeps no buffer export, so when the ``SharedMemory``
+    object is collected it unmaps the pages under the array (a crash on the
+    next read).
+    """
+
+    def __init__(self, shm: shared_memory.SharedMemory, shape: tuple, dtype: np.dtype,
+                 offset: int = 0):
+        self._shm = shm
+        view = np.ndarray(shape, dtype=dtype, buffer=shm.buf, offset=offset)
+        self.__array_interface__ = view.__array_interface__
+        # Only the address is kept: the temporary view must not hold an export.
+        del view
+
+
+def _segment_array(shm: shared_memory.SharedMemory, shape: tuple, dtype: Any,
+                   offset: int = 0) -> np.ndarray:
+    return np.asarray(_SegmentView(shm, shape, np.dtype(dtype), offset))
+
+
+def _anonymous_shared(shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """A zero-filled array in an anonymous ``MAP_SHARED`` mapping.
+
+    Processes forked after this call write to the same pages, so it serves
+    as the output of forked workers and is returned to the caller as is:
+    no name in /dev/shm, nothing to unlink; it is unmapped with the array.
+    """
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    # A zero-length mapping is not allowed; one byte stands in for empty arrays.
+    return np.ndarray(shape, dtype=dtype, buffer=mmap.mmap(-1, max(nbytes, 1)))
+
+
+@contextlib.contextmanager
+def _gc_frozen(active: bool) -> Iterator[None]:
+    """Forked children start with the caller's objects in gc's permanent generation.
+
+    A full collection in a forked worker would otherwise write to the header
+    of every inherited object and so copy the caller's whole heap, page by
+    page (``gc.freeze`` is documented for this case). The caller unfreezes
+    at once; a caller that froze objects itself is left alone.
+    """
+    if not active or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _worker_main(func: Callable, src: Any, dst: Any, tasks: Any,
+                 conn: mp.connection.Connection, controller: Any) -> None:
+    """Worker process: get both arrays, then run ranges until told to stop.
+
+    ``src`` and ``dst`` are arrays inherited through fork, or
+    ``(segment name, offset, shape, dtype)`` to attach to after spawn.
+    ``controller`` is the parent's ThreadpoolController under fork (the
+    libraries are already found, so pinning BLAS costs microseconds), None
+    after spawn.
+    """
     # The parent decides what Ctrl-C means and stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from threadpoolctl import threadpool_limits
+    if controller is None:
+        from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=1)
-    segments, arrays = [], []
+        threadpool_limits(limits=1)
+    else:
+        controller.limit(limits=1)
+    segments = []
     try:
-        for name, offset, shape, dtype in (src_spec, dst_spec):
-            shm = shared_memory.SharedMemory(name=name)
-            segments.append(shm)
-            arrays.append(np.ndarray(shape, dtype=dtype, buffer=shm.buf, offset=offset))
-        src, dst = arrays
+        if isinstance(src, tuple):
+            src, dst = (_attach(spec, segments) for spec in (src, dst))
         while True:
             task = tasks.get()
             if task is None:
@@ -236,10 +301,16 @@ def _worker_main(func: Callable, src_spec: tuple, dst_spec: tuple, tasks: Any,
             conn.send(("done", lo, hi))
     finally:
         src = dst = None
-        arrays.clear()
         for shm in segments:
             _release(shm, unlink=False)
         conn.close()
+
+
+def _attach(spec: tuple, segments: list) -> np.ndarray:
+    name, offset, shape, dtype = spec
+    shm = shared_memory.SharedMemory(name=name)
+    segments.append(shm)
+    return np.ndarray(shape, dtype=dtype, buffer=shm.buf, offset=offset)
 
 
 def _picklable(exc: BaseException) -> BaseException:
@@ -301,24 +372,37 @@ def _stop(procs: list) -> None:
             p.join()
 
 
-def _shared_memory(func: Callable, tensor: np.ndarray, out: np.ndarray, workers: int,
-                   chunks: int, start_method: str | None) -> None:
-    ctx = mp.get_context(start_method)
-    if ctx.get_start_method() != "fork":
-        _check_spawnable(func, ctx.get_start_method())
+def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, workers: int,
+                   chunks: int, ctx: Any, controller: Any) -> np.ndarray:
+    """Run slices 1.. in ``workers`` processes; return the whole output.
+
+    Under fork, the workers read ``tensor`` straight from the memory they
+    inherit (copy-on-write, never written) and write into an anonymous
+    shared mapping that becomes the result. Under spawn/forkserver, they
+    attach by name to the input segment (a copy of ``tensor`` unless it was
+    built with :func:`shared_array`) and to an output segment that the
+    result keeps mapped after its name is unlinked.
+    """
+    forked = ctx.get_start_method() == "fork"
     n = len(tensor)
-    src_shm = dst_shm = None
+    shape = (n, *first.shape)
+    src_copy = out_shm = None
     procs, conns = [], []
     try:
-        owned = _find_owned_segment(tensor)
-        if owned is None:
-            src_shm = _new_segment(tensor.nbytes)
-            np.ndarray(tensor.shape, tensor.dtype, buffer=src_shm.buf)[...] = tensor
-            src_spec = (src_shm.name, 0, tensor.shape, tensor.dtype.str)
+        if forked:
+            src, dst = tensor, _anonymous_shared(shape, first.dtype)
+            out = dst
         else:
-            src_spec = (owned[0], owned[1], tensor.shape, tensor.dtype.str)
-        dst_shm = _new_segment(out.nbytes)
-        dst_spec = (dst_shm.name, 0, out.shape, out.dtype.str)
+            owned = _find_owned_segment(tensor)
+            if owned is None:
+                src_copy = _new_segment(tensor.nbytes)
+                np.ndarray(tensor.shape, tensor.dtype, buffer=src_copy.buf)[...] = tensor
+                owned = (src_copy.name, 0)
+            src = (*owned, tensor.shape, tensor.dtype.str)
+            out_shm = _new_segment(int(np.prod(shape)) * first.dtype.itemsize)
+            dst = (out_shm.name, 0, shape, first.dtype.str)
+            out = _segment_array(out_shm, shape, first.dtype)
+        out[0] = first
 
         tasks = ctx.SimpleQueue()
         ranges = _ranges(n - 1, chunks)
@@ -326,14 +410,17 @@ def _shared_memory(func: Callable, tensor: np.ndarray, out: np.ndarray, workers:
             tasks.put((lo + 1, hi + 1))  # slice 0 was computed by the probe
         for _ in range(workers):
             tasks.put(None)
-        for _ in range(workers):
-            reader, writer = ctx.Pipe(duplex=False)
-            p = ctx.Process(target=_worker_main, args=(func, src_spec, dst_spec, tasks, writer),
-                            daemon=True, name="lab-tensor-apply")
-            p.start()
-            writer.close()
-            procs.append(p)
-            conns.append(reader)
+        with _gc_frozen(forked):
+            for _ in range(workers):
+                reader, writer = ctx.Pipe(duplex=False)
+                p = ctx.Process(target=_worker_main,
+                                args=(func, src, dst, tasks, writer,
+                                      controller if forked else None),
+                                daemon=True, name="lab-tensor-apply")
+                p.start()
+                writer.close()
+                procs.append(p)
+                conns.append(reader)
 
         remaining = len(ranges)
         live = dict(zip(conns, procs, strict=True))
@@ -360,13 +447,16 @@ def _shared_memory(func: Callable, tensor: np.ndarray, out: np.ndarray, workers:
                     proc = sentinels[item]
                     if proc.exitcode not in (0, None):
                         raise _died(proc, remaining)
-        out[1:] = np.ndarray(out.shape, out.dtype, buffer=dst_shm.buf)[1:]
+        return out
     finally:
         _stop(procs)
         for c in conns:
             c.close()
-        _release(src_shm, unlink=True)
-        _release(dst_shm, unlink=True)
+        _release(src_copy, unlink=True)
+        if out_shm is not None:
+            # The name goes now; the mapping lives on in the result, if any.
+            with contextlib.suppress(FileNotFoundError):
+                out_shm.unlink()
 
 
 def _died(proc: Any, remaining: int) -> WorkerDiedError:
@@ -431,8 +521,8 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     Parameters
     ----------
     func : callable
-        Takes one 2-D slice ``tensor[i]`` (read-only) and returns an array or
-        a scalar. Every slice must give the same shape and dtype. For the
+        Takes one 2-D slice ``tensor[i]`` (to be treated as read-only) and
+        returns an array or a scalar. Every slice must give the same shape and dtype. For the
         ``spawn``/``forkserver`` start methods and for dask it must be
         picklable (defined at module level).
     tensor : ndarray of shape (n_items, rows, cols)
@@ -454,7 +544,10 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     Returns
     -------
     ndarray of shape (n_items, *result_shape)
-        ``out[i] = func(tensor[i])``, with the dtype of ``func(tensor[0])``.
+        ``out[i] = func(tensor[i])``, with the dtype of ``func(tensor[0])``;
+        C-contiguous and writable. From the shared-memory backend its pages
+        are the shared mapping the workers wrote into, released with the
+        array.
 
     Raises
     ------
@@ -474,13 +567,23 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     -----
     ``func(tensor[0])`` runs first in the calling process to learn the output
     shape; the rest is split into ``chunks`` contiguous ranges. Every backend
-    calls ``func`` under ``threadpoolctl.threadpool_limits(1)`` so that
+    calls ``func`` under a one-thread BLAS limit (threadpoolctl) so that
     parallel workers do not oversubscribe the CPUs and all backends give
-    bit-identical results. The shared-memory backend copies ``tensor`` once
-    into a shared segment (no copy when it was built with
-    :func:`shared_array`); the output is written in place by the workers
-    and copied out once at the end. Segments are named ``lab_<pid>_...`` and
-    always unlinked.
+    bit-identical results; the libraries are found once per call, in the
+    caller, and the limit holds there for the whole call, so that forked
+    workers start pinned.
+
+    Memory of the shared-memory backend, beyond input and output: under
+    ``fork`` none is copied; each worker adds its private pages (a forked
+    Python process, a few MB, see ``benchmarks/bench_mp.py``), and the
+    caller's objects are frozen for the garbage collector while the workers
+    are forked (``gc.freeze``), so that a collection in a worker does not
+    copy the caller's heap. Under ``spawn``/``forkserver`` the tensor is
+    copied once into shared memory (no copy for a :func:`shared_array`) and
+    each worker is a fresh interpreter that imports ``func``'s module.
+    Segments are named ``lab_<pid>_...`` and always unlinked. ``func`` must
+    not modify its input: where that input is shared, the change would be
+    seen by other slices or by the caller, depending on the backend.
 
     Examples
     --------
@@ -513,18 +616,25 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     if chunks is not None:
         chunks = _check_int(chunks, "chunks", minimum=1)
 
-    first = _probe(func, arr)
-    out = np.empty((arr.shape[0], *first.shape), dtype=first.dtype)
-    out[0] = first
-    if arr.shape[0] == 1:
-        return out
-    if backend == "serial":
-        _serial(func, arr, out)
-    elif backend == "dask":
+    from threadpoolctl import ThreadpoolController
+
+    # One library scan per call. The limit holds in the caller for the whole
+    # call, so forked workers start with BLAS already pinned.
+    controller = ThreadpoolController()
+    with controller.limit(limits=1):
+        first = _probe(func, arr)
+        n = arr.shape[0]
+        if backend == "shared_memory" and n > 1:
+            ctx = mp.get_context(start_method)
+            if ctx.get_start_method() != "fork":
+                _check_spawnable(func, ctx.get_start_method())
+            n_workers = min(workers or len(os.sched_getaffinity(0)), n - 1)
+            n_chunks = min(chunks or RANGES_PER_WORKER * n_workers, n - 1)
+            return _shared_memory(func, arr, first, n_workers, n_chunks, ctx, controller)
+        out = np.empty((n, *first.shape), dtype=first.dtype)
+        out[0] = first
+        if n > 1 and backend == "serial":
+            _apply_range_kernel(func, arr[1:], out[1:], 1, n)
+    if n > 1 and backend == "dask":
         _dask(func, arr, out, workers, chunks, client)
-    else:
-        n_workers = workers or len(os.sched_getaffinity(0))
-        n_workers = min(n_workers, arr.shape[0] - 1)
-        n_chunks = min(chunks or RANGES_PER_WORKER * n_workers, arr.shape[0] - 1)
-        _shared_memory(func, arr, out, n_workers, n_chunks, start_method)
     return out

@@ -6,6 +6,7 @@ this process is left in /dev/shm and that no worker process is left alive.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import signal
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_info
 
 import lab.mp_utility as mpu
 from lab.mp_utility import WorkerDiedError, shared_array, tensor_apply
@@ -99,7 +101,9 @@ def test_single_slice_and_scalar_results(no_leaks):
     np.testing.assert_array_equal(tensor_apply(np.sum, one, start_method="fork"), [9.0])
 
 
-def test_shared_array_input_is_not_copied(tensor, no_leaks, monkeypatch):
+@pytest.fixture
+def new_segments(monkeypatch):
+    """Sizes of the segments tensor_apply creates (in this process) during the test."""
     created = []
     real = mpu._new_segment
 
@@ -107,14 +111,59 @@ def test_shared_array_input_is_not_copied(tensor, no_leaks, monkeypatch):
         created.append(nbytes)
         return real(nbytes)
 
+    monkeypatch.setattr(mpu, "_new_segment", spy)
+    return created
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_what_is_copied_into_shared_memory(tensor, no_leaks, new_segments, start_method):
+    # fork: nothing (the input is inherited, the output is an anonymous mapping);
+    # spawn: an ndarray input once, a shared_array input never, and the output.
+    got = tensor_apply(singular_values, tensor, workers=2, start_method=start_method)
     with shared_array(tensor.shape) as shared:
         shared[:] = tensor
-        monkeypatch.setattr(mpu, "_new_segment", spy)
-        got = tensor_apply(singular_values, shared, workers=2, start_method="fork")
-        sliced = tensor_apply(np.trace, shared[10:20], workers=2, start_method="fork")
-    assert created == [got.nbytes, sliced.nbytes]  # the outputs only, no input copy
+        # A view at an offset into the segment: workers attach at that offset.
+        sliced = tensor_apply(singular_values, shared[10:20], workers=2,
+                              start_method=start_method)
+    if start_method == "fork":  # the shared_array's own segment only
+        assert new_segments == [tensor.nbytes]
+    else:  # the input copy and the output; the shared_array and the output
+        assert new_segments == [tensor.nbytes, got.nbytes, tensor.nbytes, sliced.nbytes]
+    expected = tensor_apply(singular_values, tensor, backend="serial")
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(sliced, expected[10:20])
+
+
+def blas_threads(m):
+    return np.array([lib["num_threads"] for lib in threadpool_info()
+                     if lib["user_api"] == "blas"] or [1])
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_result_outlives_the_call_and_blas_is_pinned(tensor, no_leaks, monkeypatch,
+                                                     start_method):
+    unraisable = []
+    monkeypatch.setattr("sys.unraisablehook", unraisable.append)
+    before = _our_segments()
+    blas_before = [lib["num_threads"] for lib in threadpool_info()]
+    got = tensor_apply(singular_values, tensor, workers=2, start_method=start_method)
+    assert _our_segments() == before  # no name left, though the result is still mapped
+    # A second call does not disturb the first result; BLAS has one thread in
+    # the workers and gets its setting back in the caller.
+    threads = tensor_apply(blas_threads, tensor[:8], workers=2, chunks=4,
+                           start_method=start_method)
+    assert (threads == 1).all()
+    assert [lib["num_threads"] for lib in threadpool_info()] == blas_before
     np.testing.assert_array_equal(got, tensor_apply(singular_values, tensor, backend="serial"))
-    np.testing.assert_array_equal(sliced, [np.trace(m) for m in tensor[10:20]])
+    assert got.flags.writeable and got.flags.c_contiguous
+    got[:] = 0.0
+    view = got[3]
+    del got
+    gc.collect()
+    np.testing.assert_array_equal(view, 0.0)  # a view keeps the mapping alive
+    del view
+    gc.collect()
+    assert unraisable == []  # the segment was closed without a BufferError
 
 
 @settings(max_examples=100, deadline=None)
