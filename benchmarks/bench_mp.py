@@ -16,12 +16,21 @@ ordinary ndarray and with a ``shared_array`` input; joblib (loky, the tensor
 memmapped once); dask threads (skipped, with a note, where dask is not
 installed).
 
+Every implementation runs BLAS with one thread per process, so by default
+this process starts with ``OPENBLAS_NUM_THREADS=1`` (and the OpenMP and MKL
+equivalents): each row then finds BLAS already pinned and no row is slowed
+by another's thread pool. Otherwise (``--default-blas``) each row limits
+BLAS itself and gives the default back afterwards; after any fork in this
+process, giving it back makes OpenBLAS start its pool again, whose threads
+spin for about 0.1 s and steal CPU from whatever row comes next.
+
 ``--cpus N`` pins this process, and so every worker it starts, to the first
 N CPUs that are distinct physical cores (one hyperthread per core, read from
 ``/sys/devices/system/cpu/cpu*/topology/thread_siblings_list``), with
 ``os.sched_setaffinity``. ``--workers`` defaults to the CPUs then available.
 
-Extra memory of tensor_apply is measured in separate calls from the timings:
+Extra memory of tensor_apply is measured in separate calls from the timings
+(the median of three calls):
 a thread samples, every few milliseconds, the proportional set size (PSS,
 ``/proc/PID/smaps_rollup``) of this process and of all its child processes.
 PSS splits each shared page among the processes that map it, so the sum is
@@ -34,32 +43,40 @@ peak USS sum of the workers (their private memory, including the output
 pages they wrote), and the peak growth of this process's ``lab_<pid>_*``
 segments in /dev/shm (inside the PSS sum too, when mapped). Linux only.
 
-    .venv/bin/python benchmarks/bench_mp.py [--cpus 2] [--workers N] [--repeat 5] [--quick]
+    .venv/bin/python benchmarks/bench_mp.py [--cpus 2] [--workers N] [--repeat 5]
+        [--no-spawn] [--default-blas] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
-import mmap
 import os
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
+import sys
 
-import numpy as np
-from threadpoolctl import threadpool_limits
+#: Environment that starts BLAS/OpenMP with one thread (see --default-blas).
+ONE_THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# Before numpy is imported: OpenBLAS reads it once, when it loads.
+if __name__ == "__main__" and "--default-blas" not in sys.argv:
+    os.environ.update(dict.fromkeys(ONE_THREAD_ENV, "1"))
 
-from lab.mp_utility import SHM_PREFIX, shared_array, tensor_apply
+import argparse  # noqa: E402
+import mmap  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from lab.mp_utility import SHM_PREFIX, shared_array, tensor_apply  # noqa: E402
 
 SHAPE = (2000, 64, 64)
 #: Seconds between two memory samples.
 SAMPLE_S = 0.003
 #: Seconds between two scans of /proc for new child processes.
 SCAN_S = 0.02
-#: A memory sample is kept only if the caller's PSS moved less than this
-#: while the sample was read (no process started or ended meanwhile).
-PSS_STABLE_BYTES = 256 * 1024
+#: Calls measured for memory, per row (the median is shown).
+MEMORY_CALLS = 3
 SERIAL = "serial loop (1 BLAS thread)"
 
 
@@ -231,26 +248,27 @@ class MemorySampler:
         self.base_total += sum(_pss_uss(p)[0] for p in self.helpers)
         self.base_shm = _dev_shm_bytes()
         self.peak = dict.fromkeys(("total", "me", "workers", "shm"), 0)
+        self._previous: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self, pids: set[int]) -> None:
         me_pss, me_uss = _pss_uss(self.me)
         workers = [_pss_uss(p) for p in pids - self.helpers]
-        helpers = sum(_pss_uss(p)[0] for p in pids & self.helpers)
-        # The reads are not atomic: if a process started or ended meanwhile, the
-        # shares of the pages it mapped changed between reads (the caller's
-        # PSS shows it) and the sum could count some pages twice.
-        if abs(_pss_uss(self.me)[0] - me_pss) > PSS_STABLE_BYTES:
-            return
         sample = {
-            "total": me_pss + sum(p for p, _ in workers) + helpers,
+            "total": me_pss + sum(p for p, _ in workers)
+            + sum(_pss_uss(p)[0] for p in pids & self.helpers),
             "me": me_uss,
             "workers": sum(u for _, u in workers),
             "shm": _dev_shm_bytes(),
         }
+        # The reads of one sample are not atomic: a process that starts or
+        # ends between them changes the shares of the pages it maps, and the
+        # sum may count those twice for that one sample. A level held over
+        # two consecutive samples is a real one.
+        previous, self._previous = self._previous, sample
         for key, value in sample.items():
-            self.peak[key] = max(self.peak[key], value)
+            self.peak[key] = max(self.peak[key], min(value, previous.get(key, value)))
 
     def _run(self) -> None:
         pids, last_scan = set(), 0.0
@@ -267,10 +285,9 @@ class MemorySampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample(_children(self.me))
 
 
-def extra_memory(run: Callable[[], np.ndarray]) -> dict[str, int]:
+def extra_memory(run: Callable[[], np.ndarray]) -> dict[str, float]:
     """Peak memory of ``run()`` in bytes beyond the memory before it and its output."""
     with MemorySampler() as s:
         out = run()
@@ -292,6 +309,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5, help="rounds; best and median are shown")
     ap.add_argument("--no-spawn", action="store_true", help="skip the spawn rows (slow)")
     ap.add_argument("--quick", action="store_true", help="500 slices, two rounds")
+    ap.add_argument("--default-blas", action="store_true",
+                    help="keep the BLAS libraries' default thread count in this process "
+                         "(by default it starts with one: see the module docstring)")
     args = ap.parse_args()
     pinning = pin(args.cpus)
     w = args.workers or len(os.sched_getaffinity(0))
@@ -338,15 +358,21 @@ def main() -> None:
                 fn()
                 times[name].append(time.perf_counter() - t0)
 
-        mem_runs = {k: v for k, v in runs.items() if k.startswith("tensor_apply")}
-        memory = {name: extra_memory(fn) for name, fn in mem_runs.items()}
+        # Median of a few calls: the sampler can miss or catch a short peak.
+        memory = {
+            name: {key: float(np.median([m[key] for m in samples])) for key in samples[0]}
+            for name, fn in runs.items() if name.startswith("tensor_apply")
+            for samples in [[extra_memory(fn) for _ in range(MEMORY_CALLS)]]
+        }
 
     best = {name: min(t) for name, t in times.items()}
     ref = best[SERIAL]
     fork = best[f"tensor_apply fork, ndarray, {w} workers"]
     print(f"tensor_apply, per-slice singular values of a {tensor.shape} float64 tensor "
-          f"({tensor.nbytes / 1e6:.0f} MB), {w} workers; {pinning}; best and median of "
-          f"{repeat} rounds; load average {os.getloadavg()[0]:.1f} at the end")
+          f"({tensor.nbytes / 1e6:.0f} MB), {w} workers; {pinning}; "
+          f"{'default BLAS threads' if args.default_blas else 'BLAS started with 1 thread'}; "
+          f"best and median of {repeat} rounds; load average {os.getloadavg()[0]:.1f} at "
+          "the end")
     print()
     print("| implementation | best s | median s | speed-up vs serial | "
           "tensor_apply (fork) vs it |")

@@ -192,6 +192,25 @@ def _apply_range_kernel(func: Callable, src: np.ndarray, dst: np.ndarray, lo: in
             raise
 
 
+@contextlib.contextmanager
+def _blas_pinned() -> Iterator[None]:
+    """BLAS and OpenMP limited to one thread in the caller, for a whole call.
+
+    The libraries are found once (one ThreadpoolController) and the limit
+    holds while workers are forked, so they start pinned. Nothing is set
+    when every library already runs one thread: setting a thread count
+    after a fork makes OpenBLAS start its thread pool again.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    if all(lib["num_threads"] == 1 for lib in controller.info()):
+        yield
+        return
+    with controller.limit(limits=1):
+        yield
+
+
 def _probe(func: Callable, tensor: np.ndarray) -> np.ndarray:
     """Run ``func`` on slice 0 to learn the output shape and dtype (BLAS already pinned)."""
     try:
@@ -267,26 +286,25 @@ def _gc_frozen(active: bool) -> Iterator[None]:
 
 
 def _worker_main(func: Callable, src: Any, dst: Any, tasks: Any,
-                 conn: mp.connection.Connection, controller: Any) -> None:
+                 conn: mp.connection.Connection) -> None:
     """Worker process: get both arrays, then run ranges until told to stop.
 
     ``src`` and ``dst`` are arrays inherited through fork, or
     ``(segment name, offset, shape, dtype)`` to attach to after spawn.
-    ``controller`` is the parent's ThreadpoolController under fork (the
-    libraries are already found, so pinning BLAS costs microseconds), None
-    after spawn.
     """
     # The parent decides what Ctrl-C means and stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if controller is None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1)
-    else:
-        controller.limit(limits=1)
     segments = []
     try:
         if isinstance(src, tuple):
+            # A fresh interpreter: pin BLAS here. A forked worker inherits the
+            # caller's one-thread setting and must not set it again: after a
+            # fork, OpenBLAS answers any set_num_threads by starting its whole
+            # thread pool, whose threads then spin for a while on the
+            # worker's CPUs.
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=1)
             src, dst = (_attach(spec, segments) for spec in (src, dst))
         while True:
             task = tasks.get()
@@ -373,7 +391,7 @@ def _stop(procs: list) -> None:
 
 
 def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, workers: int,
-                   chunks: int, ctx: Any, controller: Any) -> np.ndarray:
+                   chunks: int, ctx: Any) -> np.ndarray:
     """Run slices 1.. in ``workers`` processes; return the whole output.
 
     Under fork, the workers read ``tensor`` straight from the memory they
@@ -413,9 +431,7 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
         with _gc_frozen(forked):
             for _ in range(workers):
                 reader, writer = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_worker_main,
-                                args=(func, src, dst, tasks, writer,
-                                      controller if forked else None),
+                p = ctx.Process(target=_worker_main, args=(func, src, dst, tasks, writer),
                                 daemon=True, name="lab-tensor-apply")
                 p.start()
                 writer.close()
@@ -569,9 +585,15 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     shape; the rest is split into ``chunks`` contiguous ranges. Every backend
     calls ``func`` under a one-thread BLAS limit (threadpoolctl) so that
     parallel workers do not oversubscribe the CPUs and all backends give
-    bit-identical results; the libraries are found once per call, in the
+    bit-identical results. The libraries are found once per call, in the
     caller, and the limit holds there for the whole call, so that forked
-    workers start pinned.
+    workers start pinned and set nothing (after a fork, OpenBLAS answers a
+    thread-count call by starting its thread pool, which then spins on the
+    workers' CPUs); spawned workers pin themselves. When the caller gives
+    its setting back at the end, OpenBLAS restarts its pool there, whose
+    threads spin for about 0.1 s; nothing is set, in the caller or the
+    workers, when BLAS already runs one thread (e.g.
+    ``OPENBLAS_NUM_THREADS=1``).
 
     Memory of the shared-memory backend, beyond input and output: under
     ``fork`` none is copied; each worker adds its private pages (a forked
@@ -616,12 +638,7 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     if chunks is not None:
         chunks = _check_int(chunks, "chunks", minimum=1)
 
-    from threadpoolctl import ThreadpoolController
-
-    # One library scan per call. The limit holds in the caller for the whole
-    # call, so forked workers start with BLAS already pinned.
-    controller = ThreadpoolController()
-    with controller.limit(limits=1):
+    with _blas_pinned():
         first = _probe(func, arr)
         n = arr.shape[0]
         if backend == "shared_memory" and n > 1:
@@ -630,7 +647,7 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
                 _check_spawnable(func, ctx.get_start_method())
             n_workers = min(workers or len(os.sched_getaffinity(0)), n - 1)
             n_chunks = min(chunks or RANGES_PER_WORKER * n_workers, n - 1)
-            return _shared_memory(func, arr, first, n_workers, n_chunks, ctx, controller)
+            return _shared_memory(func, arr, first, n_workers, n_chunks, ctx)
         out = np.empty((n, *first.shape), dtype=first.dtype)
         out[0] = first
         if n > 1 and backend == "serial":
