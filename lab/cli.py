@@ -16,7 +16,7 @@ from pathlib import Path
 from lab import config
 from lab.experiments import ExperimentError, find_experiments, load_experiment
 from lab.notebook import ParameterError, find_notebooks, read_notebook
-from lab.runner import LabError, format_runs, list_runs, plan, run
+from lab.runner import LabError, _skip_unused_imports, format_runs, list_runs, plan, run
 
 __all__ = ["main"]
 
@@ -107,6 +107,8 @@ def _cmd_params(target: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    # This process is lab's own: papermill (through jsonschema) then loads 1.5 s faster.
+    _skip_unused_imports()
     specs = plan(args.target, _parse_pairs(args.param), args.params_file,
                  smoke=args.smoke, show_code=args.show_code)
     out = Path(args.out) if args.out else config.RUNS_DIR

@@ -20,6 +20,7 @@ dask.distributed cluster.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -258,13 +259,16 @@ def check_output_dir(out: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------ execute
-def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False) -> RunResult:
+def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False, report=None) -> RunResult:
     """Execute one notebook into ``out_root/<experiment>/<UTC timestamp>-<id>/``.
 
     The directory is written as ``.<name>.partial`` and renamed at the end,
     whatever the outcome; ``run.json`` records the status. A failing cell
     gives status ``failed`` (the partial notebook is kept); Ctrl-C gives
-    ``interrupted`` and re-raises ``KeyboardInterrupt``.
+    ``interrupted`` and re-raises ``KeyboardInterrupt``. ``report`` is a
+    callable ``(notebook, html, show_code)`` that writes the HTML report
+    (default: :func:`_write_report` in this process; :func:`run` passes its
+    helper process, where nbconvert is already loaded).
     """
     import papermill as pm
 
@@ -320,7 +324,7 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False) -> R
     seconds = time.perf_counter() - t0
     if (tmp / "notebook.ipynb").exists() and not interrupted:
         with contextlib.suppress(Exception):
-            _write_report(tmp / "notebook.ipynb", tmp / "report.html", spec.show_code)
+            (report or _write_report)(tmp / "notebook.ipynb", tmp / "report.html", spec.show_code)
     metrics_path = tmp / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     if not metrics_path.exists():
@@ -366,15 +370,21 @@ def _kernel_manager_with_env(extra: dict[str, str]):
 
 def _write_report(notebook: Path, html: Path, show_code: bool) -> None:
     import nbformat
-    from nbconvert import HTMLExporter
 
     nb = nbformat.read(notebook, as_version=4)
-    exporter = HTMLExporter(exclude_input=not show_code, exclude_input_prompt=not show_code,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = _html_exporter(show_code).from_notebook_node(nb)
     tmp = html.with_suffix(".html.tmp")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, html)
+
+
+@functools.cache
+def _html_exporter(show_code: bool):
+    """One exporter per setting, reused: its first export compiles the templates (about 1 s)."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(exclude_input=not show_code, exclude_input_prompt=not show_code,
+                        exclude_output_prompt=True)
 
 
 def _git_info() -> dict[str, Any]:
@@ -467,22 +477,144 @@ def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
     return mlrun.info.run_id
 
 
-def _track_worker(argv: list[str]) -> int:
-    """``python -m lab.runner OUT``: log the run directories read from stdin, one per line.
+class _Helper:
+    """The helper process ``python -m lab.runner``, seen from :func:`run`.
 
-    :func:`run` starts this process before the notebooks execute, so that
-    importing MLflow and opening its store (seconds) happen on another core,
-    and without holding this process's GIL while papermill talks to the kernel.
+    It is started before any notebook executes, so that loading nbconvert
+    and MLflow and opening the MLflow store (seconds of CPU) happen on
+    another core while the kernel works, not after it. It then writes each
+    HTML report (one request, one reply) and logs each finished run to
+    MLflow, one run after the other, so a SQLite store is never written
+    concurrently. :meth:`close` waits until every run is logged.
     """
-    out = Path(argv[0])
-    client = _mlflow_client(out)
+
+    def __init__(self, out: Path, *, track: bool, report: bool, experiments: list[str]) -> None:
+        self.tracking, self.reporting = track, report
+        argv = [sys.executable, "-m", "lab.runner", str(out)]
+        argv += ["--track"] * track + ["--report"] * report
+        for name in experiments:
+            argv += ["--experiment", name]
+        env = dict(os.environ)
+        # MLflow's usage telemetry would try the network (there is none in
+        # runs) and wait on it at exit; an explicit user setting still wins.
+        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env)
+
+    def _send(self, **request: Any) -> bool:
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):  # the helper died: callers fall back or warn
+            return False
+        return True
+
+    def report(self, notebook: Path, html: Path, show_code: bool) -> None:
+        """Write ``html`` in the helper; in this process if the helper cannot."""
+        if self.reporting and self._send(op="report", notebook=str(notebook), html=str(html),
+                                         show_code=show_code):
+            if self.proc.stdout.readline().strip() == "ok":
+                return
+        _write_report(notebook, html, show_code)
+
+    def track(self, run_dir: Path) -> None:
+        """Queue ``run_dir`` for MLflow; logged while the next run executes."""
+        if self.tracking and not self._send(op="track", run_dir=str(run_dir)):
+            print(f"warning: MLflow tracking failed for {run_dir}: helper process exited",
+                  file=sys.stderr)
+
+    def close(self) -> None:
+        """Wait until every queued run is logged."""
+        with contextlib.suppress(OSError, ValueError):
+            self.proc.stdin.close()
+        if self.proc.wait() != 0:
+            print(f"warning: the lab.runner helper process exited with status {self.proc.returncode}"
+                  + ("; runs may be missing from MLflow" if self.tracking else ""), file=sys.stderr)
+        self.proc.stdout.close()
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _helper_main(argv: list[str]) -> int:
+    """``python -m lab.runner OUT [--track] [--report] [--experiment NAME]...``.
+
+    Reads JSON requests from stdin, one per line: ``{"op": "report",
+    "notebook", "html", "show_code"}`` (answered ``ok`` or ``error`` on
+    stdout) and ``{"op": "track", "run_dir"}`` (not answered; failures are
+    warnings on stderr, since tracking must never lose a finished run).
+    """
+    import argparse
+    import signal
+
+    # The parent decides when this process ends (Ctrl-C in a terminal reaches
+    # the whole process group): it is killed, or its stdin closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ap = argparse.ArgumentParser(prog="python -m lab.runner")
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--track", action="store_true")
+    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--experiment", action="append", default=[])
+    args = ap.parse_args(argv)
+    # Replies go to the original stdout; anything a library prints goes to stderr.
+    replies = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    _skip_unused_imports()
+    if args.report:
+        _warm_report()
+    client, failure = None, "tracking is off"
+    if args.track:
+        try:
+            client = _mlflow_client(args.out)
+            for name in args.experiment:  # opens the store and compiles its queries
+                client.get_experiment_by_name(name)
+        except Exception as exc:  # reports are still written; each run gets a warning
+            failure = f"cannot open the MLflow store: {type(exc).__name__}: {exc}"
     for line in sys.stdin:
-        if line.strip():
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        if request["op"] == "report":
             try:
-                track(line.strip(), out, client)
+                _write_report(Path(request["notebook"]), Path(request["html"]), request["show_code"])
+                replies.write("ok\n")
+            except Exception as exc:  # the parent retries in its own process
+                replies.write(f"error {type(exc).__name__}: {exc}\n")
+            replies.flush()
+        elif request["op"] == "track":
+            try:
+                if client is None:
+                    raise RuntimeError(failure)
+                track(request["run_dir"], args.out, client)
             except Exception as exc:  # tracking must never lose a finished run
-                print(f"warning: MLflow tracking failed for {line.strip()}: {exc}", file=sys.stderr)
+                print(f"warning: MLflow tracking failed for {request['run_dir']}: {exc}",
+                      file=sys.stderr)
     return 0
+
+
+def _warm_report() -> None:
+    """Load nbconvert and compile the report templates on a tiny notebook."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# warm-up"),
+                                         nbformat.v4.new_code_cell("1", outputs=[
+                                             nbformat.v4.new_output("execute_result", {"text/plain": "1"},
+                                                                    execution_count=1)])])
+    with contextlib.suppress(Exception):  # the real export will report any problem
+        for show_code in (False, True):
+            _html_exporter(show_code).from_notebook_node(nb)
+
+
+def _skip_unused_imports() -> None:
+    """Keep jsonschema from importing ``rfc3987_syntax``, which compiles 38 grammars (1.5 s of CPU).
+
+    jsonschema imports it, when installed, only to check the ``iri`` string
+    formats of JSON Schema drafts 7 and later; nbformat validates notebooks
+    against draft 4 without format checks, so nothing here uses it.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
 
 
 # ---------------------------------------------------------------------------- run
@@ -514,36 +646,41 @@ def run(
     Returns
     -------
     list of RunResult
-        In the order of ``specs``. One helper process, started first so that
-        MLflow loads while the notebooks run, logs the runs one after the
+        In the order of ``specs``, every run logged to MLflow (unless
+        tracking is off) before this returns. One helper process, started
+        first so that nbconvert and MLflow load while the notebooks run,
+        writes the reports of sequential runs and logs the runs one after the
         other, so a SQLite store is never written concurrently.
     """
     out = check_output_dir(out_root or config.RUNS_DIR)
     if workers < 1:
         raise LabError(f"--workers must be >= 1, got {workers}")
     dask = dask or os.environ.get(config.DASK_ENV) or None
-    tracker = None
-    if tracking_enabled():
-        tracker = subprocess.Popen([sys.executable, "-m", "lab.runner", str(out)],
-                                   stdin=subprocess.PIPE, text=True)
+    sequential = dask is None and (workers == 1 or len(specs) < 2)
+    helper = None
+    if tracking_enabled() or sequential:
+        helper = _Helper(out, track=tracking_enabled(), report=sequential,
+                         experiments=list(dict.fromkeys(s.experiment for s in specs)))
     try:
-        results = _run_all(specs, out, workers, dask, echo)
+        results = _run_all(specs, out, workers, dask, echo, helper)
     except BaseException:
-        if tracker is not None:
-            tracker.kill()
-            tracker.wait()
+        if helper is not None:
+            helper.kill()
         raise
-    if tracker is not None:
-        tracker.communicate("".join(f"{r.run_dir}\n" for r in results))
+    if helper is not None:
+        helper.close()
     return results
 
 
-def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo) -> list[RunResult]:
+def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
+             helper: _Helper | None = None) -> list[RunResult]:
     results: list[RunResult] = []
     n = len(specs)
 
     def _done(i: int, res: RunResult) -> None:
         results.append(res)
+        if helper is not None:
+            helper.track(res.run_dir)
         echo(f"[{i + 1}/{n}] {res.status:<11} {res.spec.label()} -> {res.run_dir}")
         if res.error:
             echo(f"        {res.error}")
@@ -571,7 +708,8 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo) -> list[
     else:
         for i, spec in enumerate(specs):
             echo(f"[{i + 1}/{n}] running     {spec.label()}")
-            _done(i, execute(spec, out, progress=sys.stderr.isatty()))
+            _done(i, execute(spec, out, progress=sys.stderr.isatty(),
+                             report=helper.report if helper is not None else None))
     return results
 
 
@@ -652,4 +790,9 @@ def format_runs(rows: list[dict[str, Any]], max_metrics: int = 4) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(_track_worker(sys.argv[1:]))
+    _status = _helper_main(sys.argv[1:])
+    # Every run is logged and committed: skip the interpreter's teardown of
+    # MLflow and SQLAlchemy (about a second that the parent would wait for).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_status)

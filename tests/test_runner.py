@@ -167,6 +167,7 @@ def test_failed_run_names_the_cell(tmp_path):
     metrics = json.loads((run_json.parent / "metrics.json").read_text())
     assert metrics["x2"] == 2 and "after" not in metrics
     assert (run_json.parent / "notebook.ipynb").exists()
+    assert "boom on purpose" in (run_json.parent / "report.html").read_text()
     assert not list(tmp_path.rglob("*.partial"))
 
 
@@ -239,6 +240,19 @@ def test_mlflow_records_the_run(tmp_path, monkeypatch):
     names = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
     assert {"report.html", "notebook.ipynb", "metrics.json"} <= names
     assert json.loads((result.run_dir / "run.json").read_text())["mlflow_run_id"] == mlrun.info.run_id
+    html = (result.run_dir / "report.html").read_text()  # written by the helper process
+    assert "OUTPUT-MARKER 4" in html and "raise RuntimeError" not in html
+
+
+def test_broken_mlflow_store_still_finishes_the_run(tmp_path):
+    env = dict(ENV, LAB_TRACKING="on", MLFLOW_TRACKING_URI="bogus-scheme://nowhere")
+    proc = _cli("run", "10", "--out", str(tmp_path), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: MLflow tracking failed" in proc.stderr and "bogus-scheme" in proc.stderr
+    (run_dir,) = tmp_path.glob("10-echo/*")
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "metrics.json", "notebook.ipynb", "params.json", "report.html", "run.json"]
+    assert "mlflow_run_id" not in json.loads((run_dir / "run.json").read_text())
 
 
 def test_cli_list_and_params():
