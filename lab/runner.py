@@ -488,10 +488,13 @@ class _Helper:
     concurrently. :meth:`close` waits until every run is logged.
     """
 
-    def __init__(self, out: Path, *, track: bool, report: bool, experiments: list[str]) -> None:
-        self.tracking, self.reporting = track, report
+    def __init__(self, out: Path, *, track: bool, report: set[bool], experiments: list[str]) -> None:
+        """``report`` holds the ``show_code`` settings of the reports to write (none: no reports)."""
+        self.tracking, self.reporting = track, bool(report)
         argv = [sys.executable, "-m", "lab.runner", str(out)]
-        argv += ["--track"] * track + ["--report"] * report
+        argv += ["--track"] * track
+        for show_code in sorted(report):
+            argv += ["--report", "show-code" if show_code else "hide-code"]
         for name in experiments:
             argv += ["--experiment", name]
         env = dict(os.environ)
@@ -538,7 +541,7 @@ class _Helper:
 
 
 def _helper_main(argv: list[str]) -> int:
-    """``python -m lab.runner OUT [--track] [--report] [--experiment NAME]...``.
+    """``python -m lab.runner OUT [--track] [--report {hide,show}-code]... [--experiment NAME]...``.
 
     Reads JSON requests from stdin, one per line: ``{"op": "report",
     "notebook", "html", "show_code"}`` (answered ``ok`` or ``error`` on
@@ -554,7 +557,7 @@ def _helper_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m lab.runner")
     ap.add_argument("out", type=Path)
     ap.add_argument("--track", action="store_true")
-    ap.add_argument("--report", action="store_true")
+    ap.add_argument("--report", action="append", default=[], choices=["hide-code", "show-code"])
     ap.add_argument("--experiment", action="append", default=[])
     args = ap.parse_args(argv)
     # Replies go to the original stdout; anything a library prints goes to stderr.
@@ -562,7 +565,7 @@ def _helper_main(argv: list[str]) -> int:
     os.dup2(2, 1)
     _skip_unused_imports()
     if args.report:
-        _warm_report()
+        _warm_report([mode == "show-code" for mode in args.report])
     client, failure = None, "tracking is off"
     if args.track:
         try:
@@ -593,7 +596,7 @@ def _helper_main(argv: list[str]) -> int:
     return 0
 
 
-def _warm_report() -> None:
+def _warm_report(show_code: list[bool]) -> None:
     """Load nbconvert and compile the report templates on a tiny notebook."""
     import nbformat
 
@@ -602,8 +605,8 @@ def _warm_report() -> None:
                                              nbformat.v4.new_output("execute_result", {"text/plain": "1"},
                                                                     execution_count=1)])])
     with contextlib.suppress(Exception):  # the real export will report any problem
-        for show_code in (False, True):
-            _html_exporter(show_code).from_notebook_node(nb)
+        for setting in show_code:
+            _html_exporter(setting).from_notebook_node(nb)
 
 
 def _skip_unused_imports() -> None:
@@ -659,7 +662,8 @@ def run(
     sequential = dask is None and (workers == 1 or len(specs) < 2)
     helper = None
     if tracking_enabled() or sequential:
-        helper = _Helper(out, track=tracking_enabled(), report=sequential,
+        helper = _Helper(out, track=tracking_enabled(),
+                         report={s.show_code for s in specs} if sequential else set(),
                          experiments=list(dict.fromkeys(s.experiment for s in specs)))
     try:
         results = _run_all(specs, out, workers, dask, echo, helper)
