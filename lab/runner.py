@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,10 @@ KEY_PACKAGES = (
 )
 #: Statuses a run directory can end in.
 STATUSES = ("completed", "failed", "interrupted")
+# Kernel environment defaults, overridden by the user's environment: TensorFlow's
+# C++ start-up chatter (CPU features, CUDA probing, graph notes) would otherwise fill the
+# console; Python errors still raise.
+_KERNEL_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 _PARTIAL = ".partial"
 
 
@@ -362,8 +367,17 @@ def _kernel_manager_with_env(extra: dict[str, str]):
 
     class _EnvKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
-            kw["env"] = {**os.environ, **kw.get("env", {}), **extra}
+            # IPC sockets in a private directory: the kernel is reachable by this
+            # user only, and ipykernel does not warn (once per run) about plain TCP.
+            self._ipc_dir = tempfile.mkdtemp(prefix="lab-kernel-")
+            self.transport, self.ip = "ipc", os.path.join(self._ipc_dir, "kernel")
+            kw["env"] = {**_KERNEL_ENV_DEFAULTS, **os.environ, **kw.get("env", {}), **extra}
             return await super().start_kernel(**kw)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(getattr(self, "_ipc_dir", ""), ignore_errors=True)
 
     return _EnvKernelManager
 
@@ -769,18 +783,35 @@ def _read_json(path: Path) -> dict:
 def format_runs(rows: list[dict[str, Any]], max_metrics: int = 4) -> str:
     """A text table of runs: status, the parameters that differ, headline metrics.
 
+    The parameters shown are those whose values differ between the runs of
+    the same experiment (a grid's axes, a ``-p`` override); a run alone in its
+    experiment shows ``-``.
+
     Examples
     --------
     >>> print(format_runs([]))
     no runs yet
+    >>> rows = [{"experiment": "demo", "id": f"r{i}", "status": "completed", "seconds": 1.0,
+    ...          "params": {"n": i, "seed": 0}, "metrics": {"score": i / 4}} for i in (1, 2)]
+    >>> print(format_runs(rows))
+    experiment  run  status     time  params (differing)  metrics
+    demo        r1   completed  1.0s  n=1                 score=0.25
+    demo        r2   completed  1.0s  n=2                 score=0.5
     """
     if not rows:
         return "no runs yet"
-    keys = sorted({k for r in rows for k in r["params"]})
-    differing = [k for k in keys if len({json.dumps(r["params"].get(k), sort_keys=True) for r in rows}) > 1]
+    # Parameters are compared within an experiment only: two notebooks have
+    # different parameters, and listing one's as null beside the other's is noise.
+    differing: dict[str, list[str]] = {}
+    for name in {r["experiment"] for r in rows}:
+        group = [r for r in rows if r["experiment"] == name]
+        keys = sorted({k for r in group for k in r["params"]})
+        differing[name] = [k for k in keys if len(
+            {json.dumps(r["params"].get(k), sort_keys=True) for r in group}) > 1]
     table = []
     for r in rows:
-        params = " ".join(f"{k}={json.dumps(r['params'].get(k))}" for k in differing)
+        params = " ".join(f"{k}={json.dumps(r['params'][k])}" for k in differing[r["experiment"]]
+                          if k in r["params"])
         nums = [(k, v) for k, v in r["metrics"].items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool)][:max_metrics]
         metrics = " ".join(f"{k}={v:.4g}" for k, v in nums)

@@ -263,3 +263,17 @@ def test_cli_list_and_params():
     proc = _cli("params", "10")
     assert proc.returncode == 0
     assert re.search(r"^x +int +1 +a number$", proc.stdout, re.M) and "smoke: x=7" in proc.stdout
+
+
+def test_runs_table_compares_parameters_within_an_experiment():
+    def row(exp, i, params):
+        return {"experiment": exp, "id": f"{exp}-{i}", "status": "completed", "seconds": 1.0,
+                "params": params, "metrics": {}}
+
+    rows = [row("a", 1, {"alpha": 1, "epochs": 5}), row("a", 2, {"alpha": 2, "epochs": 5}),
+            row("b", 1, {"window": 10})]
+    lines = format_runs(rows).splitlines()[1:]
+    assert "alpha=1" in lines[0] and "alpha=2" in lines[1]
+    # epochs is the same in both runs of a; b has no alpha and nothing to compare with
+    assert all("epochs" not in line and "null" not in line for line in lines)
+    assert "window" not in lines[2] and "alpha" not in lines[2]
