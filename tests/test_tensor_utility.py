@@ -71,8 +71,11 @@ def test_signature_matrices_hypothesis(data, n, windows, step):
     np.testing.assert_allclose(M, ref, rtol=1e-12, atol=1e-12)
 
 
-def test_signature_matrices_block_path_chunks_and_unsorted_windows(rng):
-    # Many ends cross several chunks; unsorted windows keep the caller's order.
+@pytest.mark.parametrize("chunk", [7, None])
+def test_signature_matrices_block_path_chunks_and_unsorted_windows(rng, monkeypatch, chunk):
+    # Many ends cross several chunks (and threads); unsorted windows keep the caller's order.
+    if chunk is not None:
+        monkeypatch.setattr("lab.tensor_utility.SIGNATURE_CHUNK_ENDS", chunk)
     X = rng.normal(size=(3000, 5))
     for windows, step in [((60, 10, 30), 10), ((20, 40), 20), ((15,), 5)]:
         M, _ = signature_matrices(X, windows=windows, step=step)
