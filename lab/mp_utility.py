@@ -17,8 +17,8 @@ backends share one contract (same output, same errors):
     * ``spawn`` and ``forkserver``: the tensor is copied once into a POSIX
       shared-memory segment, unless it lives in one made by
       :func:`shared_array` (then the workers attach to it: no copy). The
-      output is a second segment; its name is unlinked when the call
-      returns, and the returned array keeps its pages mapped.
+      output is a second segment, copied into private memory and removed
+      before the call returns.
 
     BLAS is pinned to one thread per worker. Every segment is unlinked and
     every worker is stopped whether the call succeeds, ``func`` raises, the
@@ -398,8 +398,8 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
     inherit (copy-on-write, never written) and write into an anonymous
     shared mapping that becomes the result. Under spawn/forkserver, they
     attach by name to the input segment (a copy of ``tensor`` unless it was
-    built with :func:`shared_array`) and to an output segment that the
-    result keeps mapped after its name is unlinked.
+    built with :func:`shared_array`) and to an output segment, copied into
+    private memory and removed before returning.
     """
     forked = ctx.get_start_method() == "fork"
     n = len(tensor)
@@ -463,16 +463,18 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
                     proc = sentinels[item]
                     if proc.exitcode not in (0, None):
                         raise _died(proc, remaining)
+        if out_shm is not None:
+            # A named segment's pages would stay allocated in /dev/shm (a tmpfs,
+            # 64 MB by default in Docker) for as long as the result lives, yet be
+            # invisible to ls once unlinked: hand back private memory instead.
+            out = np.array(out, copy=True)
         return out
     finally:
         _stop(procs)
         for c in conns:
             c.close()
         _release(src_copy, unlink=True)
-        if out_shm is not None:
-            # The name goes now; the mapping lives on in the result, if any.
-            with contextlib.suppress(FileNotFoundError):
-                out_shm.unlink()
+        _release(out_shm, unlink=True)
 
 
 def _died(proc: Any, remaining: int) -> WorkerDiedError:
@@ -561,9 +563,13 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     -------
     ndarray of shape (n_items, *result_shape)
         ``out[i] = func(tensor[i])``, with the dtype of ``func(tensor[0])``;
-        C-contiguous and writable. From the shared-memory backend its pages
-        are the shared mapping the workers wrote into, released with the
-        array.
+        C-contiguous and writable. From the shared-memory backend under
+        fork, its pages are the anonymous shared mapping the workers wrote
+        into (no copy), released with the array; a process forked *later*
+        from the caller shares those pages, so its writes to the array show
+        in the caller (copy it first if a child must modify it privately).
+        Under spawn/forkserver it is a private copy of the output segment,
+        which is removed from /dev/shm before the call returns.
 
     Raises
     ------

@@ -269,6 +269,25 @@ def test_unpicklable_func_under_spawn_says_why(tensor, no_leaks):
     np.testing.assert_allclose(got, tensor.sum(axis=(1, 2)) * scale)
 
 
+def doubled(m):
+    return 2.0 * m
+
+
+def test_spawn_result_holds_no_shared_memory(no_leaks):
+    # An unlinked segment's pages stay allocated in the /dev/shm tmpfs while
+    # mapped; the spawn result must be private memory, not such a mapping.
+    T = np.random.default_rng(1).normal(size=(64, 128, 128))  # 8 MB of output
+
+    def shm_free():
+        st = os.statvfs("/dev/shm")
+        return st.f_bavail * st.f_frsize
+
+    before = shm_free()
+    got = tensor_apply(doubled, T, workers=2, start_method="spawn")
+    assert before - shm_free() < T.nbytes / 4
+    np.testing.assert_array_equal(got, 2.0 * T)
+
+
 # ---------------------------------------------------------------- dask
 @pytest.fixture(scope="module")
 def dask_client():
@@ -298,3 +317,4 @@ def test_dask_error_names_slice(tensor, dask_client):
 def test_dask_starts_and_closes_its_own_cluster(tensor):
     got = tensor_apply(np.trace, tensor[:8], backend="dask", workers=1)
     np.testing.assert_array_equal(got, [np.trace(m) for m in tensor[:8]])
+
