@@ -23,11 +23,13 @@ import contextlib
 import functools
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -71,6 +73,9 @@ STATUSES = ("completed", "failed", "interrupted")
 # C++ start-up chatter (CPU features, CUDA probing, graph notes) would otherwise fill the
 # console; Python errors still raise.
 _KERNEL_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+#: Seconds the report and tracking helper gets to log the finished runs after
+#: an error or Ctrl-C before it is stopped.
+HELPER_GRACE_S = 30.0
 _PARTIAL = ".partial"
 
 
@@ -379,6 +384,10 @@ def _kernel_manager_with_env(extra: dict[str, str]):
             if not restart:
                 shutil.rmtree(getattr(self, "_ipc_dir", ""), ignore_errors=True)
 
+        # nbclient calls cleanup_resources (not shutdown_kernel) when the kernel
+        # died; AsyncKernelManager binds that name to the base class's method.
+        cleanup_resources = _async_cleanup_resources
+
     return _EnvKernelManager
 
 
@@ -515,6 +524,9 @@ class _Helper:
         # MLflow's usage telemetry would try the network (there is none in
         # runs) and wait on it at exit; an explicit user setting still wins.
         env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # A remote store that is down would otherwise be retried for minutes
+        # (7 retries with backoff) before the run's warning.
+        env.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=env)
 
@@ -540,11 +552,18 @@ class _Helper:
             print(f"warning: MLflow tracking failed for {run_dir}: helper process exited",
                   file=sys.stderr)
 
-    def close(self) -> None:
-        """Wait until every queued run is logged."""
+    def close(self, timeout: float | None = None) -> None:
+        """Wait until every queued run is logged (at most ``timeout`` seconds, then kill)."""
         with contextlib.suppress(OSError, ValueError):
             self.proc.stdin.close()
-        if self.proc.wait() != 0:
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            print(f"warning: the lab.runner helper process did not finish within {timeout:g} s "
+                  "and was stopped; runs may be missing from MLflow", file=sys.stderr)
+            return
+        if self.proc.returncode != 0:
             print(f"warning: the lab.runner helper process exited with status {self.proc.returncode}"
                   + ("; runs may be missing from MLflow" if self.tracking else ""), file=sys.stderr)
         self.proc.stdout.close()
@@ -578,16 +597,15 @@ def _helper_main(argv: list[str]) -> int:
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     _skip_unused_imports()
+    # Tracking runs in its own thread, so that a report never waits on MLflow
+    # (a remote store that is slow or down retries for minutes).
+    pending: queue.Queue = queue.Queue()
+    tracker = threading.Thread(target=_tracker_main, args=(args.out, args.experiment, pending),
+                               name="lab-tracker") if args.track else None
+    if tracker is not None:
+        tracker.start()
     if args.report:
         _warm_report([mode == "show-code" for mode in args.report])
-    client, failure = None, "tracking is off"
-    if args.track:
-        try:
-            client = _mlflow_client(args.out)
-            for name in args.experiment:  # opens the store and compiles its queries
-                client.get_experiment_by_name(name)
-        except Exception as exc:  # reports are still written; each run gets a warning
-            failure = f"cannot open the MLflow store: {type(exc).__name__}: {exc}"
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -600,14 +618,33 @@ def _helper_main(argv: list[str]) -> int:
                 replies.write(f"error {type(exc).__name__}: {exc}\n")
             replies.flush()
         elif request["op"] == "track":
-            try:
-                if client is None:
-                    raise RuntimeError(failure)
-                track(request["run_dir"], args.out, client)
-            except Exception as exc:  # tracking must never lose a finished run
-                print(f"warning: MLflow tracking failed for {request['run_dir']}: {exc}",
+            if tracker is None:
+                print(f"warning: MLflow tracking failed for {request['run_dir']}: tracking is off",
                       file=sys.stderr)
+            else:
+                pending.put(request["run_dir"])
+    if tracker is not None:
+        pending.put(None)
+        tracker.join()
     return 0
+
+
+def _tracker_main(out: Path, experiments: list[str], pending: queue.Queue) -> None:
+    """Log each run directory taken from ``pending`` to MLflow, until ``None``."""
+    client, failure = None, ""
+    try:
+        client = _mlflow_client(out)
+        for name in experiments:  # opens the store and compiles its queries
+            client.get_experiment_by_name(name)
+    except Exception as exc:  # reports are still written; each run gets a warning
+        failure = f"cannot open the MLflow store: {type(exc).__name__}: {exc}"
+    while (run_dir := pending.get()) is not None:
+        try:
+            if client is None:
+                raise RuntimeError(failure)
+            track(run_dir, out, client)
+        except Exception as exc:  # tracking must never lose a finished run
+            print(f"warning: MLflow tracking failed for {run_dir}: {exc}", file=sys.stderr)
 
 
 def _warm_report(show_code: list[bool]) -> None:
@@ -683,7 +720,13 @@ def run(
         results = _run_all(specs, out, workers, dask, echo, helper)
     except BaseException:
         if helper is not None:
-            helper.kill()
+            # Let the helper log the runs that finished before the error or
+            # Ctrl-C (it ignores SIGINT); a second Ctrl-C stops it at once.
+            try:
+                helper.close(timeout=HELPER_GRACE_S)
+            finally:
+                if helper.proc.poll() is None:
+                    helper.kill()
         raise
     if helper is not None:
         helper.close()

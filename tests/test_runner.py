@@ -277,3 +277,39 @@ def test_runs_table_compares_parameters_within_an_experiment():
     # epochs is the same in both runs of a; b has no alpha and nothing to compare with
     assert all("epochs" not in line and "null" not in line for line in lines)
     assert "window" not in lines[2] and "alpha" not in lines[2]
+
+
+def _kernel_dirs() -> set[str]:
+    import tempfile
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("lab-kernel-*")}
+
+
+def test_dead_kernel_fails_the_run_and_removes_its_socket_dir(tmp_path):
+    import nbformat
+
+    nb = nbformat.read(NB_DIR / "10-echo.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import os\nos._exit(3)"))
+    (tmp_path / "nbs").mkdir()
+    nbformat.write(nb, tmp_path / "nbs" / "10-echo.ipynb")
+    before = _kernel_dirs()
+    proc = _cli("run", "10", "--out", str(tmp_path / "runs"),
+                env=dict(ENV, LAB_NOTEBOOKS=str(tmp_path / "nbs")))
+    assert proc.returncode == 1 and "DeadKernelError" in proc.stderr
+    (run_json,) = (tmp_path / "runs").rglob("run.json")
+    assert json.loads(run_json.read_text())["status"] == "failed"
+    assert _kernel_dirs() <= before  # nbclient's dead-kernel path cleaned up too
+
+
+def test_unreachable_tracking_server_warns_and_keeps_the_run(tmp_path):
+    # Port 9 (discard) is closed: MLflow's retries are capped, the report is
+    # not held up by them, and the finished run stays complete.
+    env = dict(ENV, LAB_TRACKING="on", MLFLOW_TRACKING_URI="http://127.0.0.1:9")
+    start = time.monotonic()
+    proc = _cli("run", "10", "--out", str(tmp_path), env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "MLflow tracking failed" in proc.stderr
+    (run_json,) = tmp_path.rglob("run.json")
+    assert json.loads(run_json.read_text())["status"] == "completed"
+    assert (run_json.parent / "report.html").is_file()
+    assert time.monotonic() - start < 90
