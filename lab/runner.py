@@ -571,6 +571,7 @@ class _Helper:
     def kill(self) -> None:
         self.proc.kill()
         self.proc.wait()
+        self.proc.stdout.close()
 
 
 def _helper_main(argv: list[str]) -> int:
@@ -617,12 +618,8 @@ def _helper_main(argv: list[str]) -> int:
             except Exception as exc:  # the parent retries in its own process
                 replies.write(f"error {type(exc).__name__}: {exc}\n")
             replies.flush()
-        elif request["op"] == "track":
-            if tracker is None:
-                print(f"warning: MLflow tracking failed for {request['run_dir']}: tracking is off",
-                      file=sys.stderr)
-            else:
-                pending.put(request["run_dir"])
+        elif request["op"] == "track" and tracker is not None:  # sent only with --track
+            pending.put(request["run_dir"])
     if tracker is not None:
         pending.put(None)
         tracker.join()
