@@ -9,9 +9,10 @@ median) of ``--repeat`` rounds, alternated, in one process. Every result is
 checked bit for bit against the serial loop.
 
 Rows: the serial loop; "ideal split", the tensor cut into ``--workers``
-contiguous parts computed by as many bare ``os.fork`` children into a shared
-output (no queue, no probe, no messages: the ceiling for processes on this
-hardware); tensor_apply (shared_memory backend) under fork and spawn, with an
+equal contiguous parts, one computed by this process and the others by bare
+``os.fork`` children, into a shared output (tensor_apply's arrangement with
+no probe, no scheduling and no messages: the ceiling for an equal split on
+this hardware); tensor_apply (shared_memory backend) under fork and spawn, with an
 ordinary ndarray and with a ``shared_array`` input; joblib (loky, the tensor
 memmapped once); dask threads (skipped, with a note, where dask is not
 installed).
@@ -104,12 +105,13 @@ def serial(tensor: np.ndarray) -> np.ndarray:
 
 
 def ideal_split(tensor: np.ndarray, workers: int) -> np.ndarray:
-    """``workers`` bare forked children, one contiguous part each, into a shared output."""
+    """Equal contiguous parts: the last in this process, the others in bare forked children."""
     out = np.ndarray((len(tensor), tensor.shape[2]), dtype=np.float64,
                      buffer=mmap.mmap(-1, len(tensor) * tensor.shape[2] * 8))
     pids = []
+    *parts, (last_lo, last_hi) = _edges(len(tensor), workers)
     with threadpool_limits(limits=1):
-        for lo, hi in _edges(len(tensor), workers):
+        for lo, hi in parts:
             pid = os.fork()
             if pid == 0:
                 code = 1
@@ -119,6 +121,7 @@ def ideal_split(tensor: np.ndarray, workers: int) -> np.ndarray:
                 finally:
                     os._exit(code)
             pids.append(pid)
+        out[last_lo:last_hi] = np.stack([singular_values(m) for m in tensor[last_lo:last_hi]])
         codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
     assert codes == [0] * len(pids), codes
     return out
@@ -325,7 +328,8 @@ def main() -> None:
         shared[:] = tensor
         runs: dict[str, Callable[[], np.ndarray]] = {
             SERIAL: lambda: serial(tensor),
-            f"ideal split: {w} bare forked processes, no IPC": lambda: ideal_split(tensor, w),
+            f"ideal split: caller + {w - 1} bare forked process(es), no IPC":
+                lambda: ideal_split(tensor, w),
             f"tensor_apply fork, ndarray, {w} workers":
                 lambda: tensor_apply(singular_values, tensor, workers=w, start_method="fork"),
             f"tensor_apply fork, shared_array, {w} workers":

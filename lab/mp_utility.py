@@ -5,8 +5,9 @@ batch of matrices ``(n_items, rows, cols)`` and stacks the results. Three
 backends share one contract (same output, same errors):
 
 ``"shared_memory"``
-    Local processes that take a few large index ranges each and write into
-    one preallocated output, which is returned as it is (no final copy).
+    The caller and ``workers - 1`` local processes take index ranges, large
+    ones first and shrinking ones at the end, and write into one
+    preallocated output, which is returned as it is (no final copy).
     What is copied depends on the start method:
 
     * ``fork`` (Python's default on Linux before 3.14): nothing. The workers
@@ -46,6 +47,7 @@ import pickle
 import secrets
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from multiprocessing import shared_memory
@@ -65,10 +67,22 @@ __all__ = [
 BACKENDS = ("shared_memory", "serial", "dask")
 #: Start methods accepted for the shared-memory backend (None: Python's default).
 START_METHODS = (None, "fork", "spawn", "forkserver")
-#: Index ranges handed out per worker by default: a few large ranges keep the
+#: Index ranges per dask worker by default: a few large ranges keep the
 #: per-task overhead negligible, more than one lets a fast worker take over
 #: part of a slow one's share on a busy machine.
 RANGES_PER_WORKER = 2
+#: The shared-memory backend hands out shrinking ranges by default ("guided"
+#: scheduling, as in OpenMP): each is 1/GUIDED_SHARE_PER_PROCESS of what is
+#: left per process, so the first are large (few messages) and the last are
+#: small, and the processes finish within one small range of each other.
+GUIDED_SHARE_PER_PROCESS = 2
+#: The smallest guided range is 1/GUIDED_MIN_PER_PROCESS of a process's share
+#: (for 2000 slices and 2 processes: 32 slices, 1/64 of the work).
+GUIDED_MIN_PER_PROCESS = 32
+#: Seconds between two looks, while the caller computes its own ranges, at
+#: the workers' messages: a worker's error or death is raised within this
+#: time (plus one slice), not after the caller's whole range.
+CALLER_POLL_S = 0.01
 #: Every shared-memory segment this module creates starts with this prefix
 #: (followed by the creating process id), so leaks are easy to find in /dev/shm.
 SHM_PREFIX = "lab_"
@@ -77,6 +91,11 @@ TERMINATE_GRACE_S = 2.0
 #: Workers of a temporary LocalCluster started by the dask backend (capped by
 #: the number of CPUs); one thread each, as with the shared-memory backend.
 DASK_DEFAULT_WORKERS = 2
+
+# The cached ThreadpoolController and the key it was made for (see
+# _threadpool_controller), and the library counter (False where unavailable).
+_CONTROLLER_CACHE: dict[str, Any] = {}
+_DL_COUNTER: Any = None
 
 # Segments created by shared_array(), by name: (shm, first byte address, size).
 _OWNED_SEGMENTS: dict[str, tuple[shared_memory.SharedMemory, int, int]] = {}
@@ -174,11 +193,12 @@ def _shape_error(index: int, got: Any, expected_shape: tuple, expected_dtype: np
 
 
 def _apply_range_kernel(func: Callable, src: np.ndarray, dst: np.ndarray, lo: int, hi: int,
-                        offset: int = 0) -> None:
+                        offset: int = 0, between: Callable[[], None] | None = None) -> None:
     """``dst[i - lo] = func(src[i - lo])`` for ``i`` in ``[lo, hi)``, index-named errors.
 
     ``offset`` maps local positions to the caller's slice numbers (used for
     messages only). A failure gets a note naming the failing slice.
+    ``between``, if given, is called after every slice (it may raise).
     """
     for local in range(hi - lo):
         index = lo + local + offset
@@ -190,6 +210,51 @@ def _apply_range_kernel(func: Callable, src: np.ndarray, dst: np.ndarray, lo: in
         except BaseException as exc:
             exc.add_note(f"tensor_apply: func failed on slice {index} (tensor[{index}])")
             raise
+        if between is not None:
+            between()
+
+
+def _loaded_library_count() -> int | None:
+    """Shared objects loaded in this process (glibc's ``dl_iterate_phdr``), or None."""
+    global _DL_COUNTER
+    if _DL_COUNTER is None:
+        try:
+            import ctypes
+
+            iterate = ctypes.CDLL(None).dl_iterate_phdr
+        except (OSError, AttributeError):
+            _DL_COUNTER = False
+        else:
+            visit = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
+                                     ctypes.c_void_p)
+
+            def count() -> int:
+                seen = [0]
+
+                def one(*_: Any) -> int:
+                    seen[0] += 1
+                    return 0  # go on to the next object
+
+                iterate(visit(one), None)
+                return seen[0]
+
+            _DL_COUNTER = count
+    return _DL_COUNTER() if _DL_COUNTER else None
+
+
+def _threadpool_controller() -> Any:
+    """threadpoolctl's view of the loaded BLAS/OpenMP libraries, cached per process.
+
+    Finding the libraries takes 1 to 2 ms, paid on every call otherwise; the
+    cache is dropped when the process forks or loads or unloads a shared
+    object, since a new library may bring its own thread pool.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    key = (os.getpid(), _loaded_library_count())
+    if key[1] is None or _CONTROLLER_CACHE.get("key") != key:
+        _CONTROLLER_CACHE.update(key=key, controller=ThreadpoolController())
+    return _CONTROLLER_CACHE["controller"]
 
 
 @contextlib.contextmanager
@@ -201,9 +266,7 @@ def _blas_pinned() -> Iterator[None]:
     when every library already runs one thread: setting a thread count
     after a fork makes OpenBLAS start its thread pool again.
     """
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
+    controller = _threadpool_controller()
     if all(lib["num_threads"] == 1 for lib in controller.info()):
         yield
         return
@@ -285,12 +348,20 @@ def _gc_frozen(active: bool) -> Iterator[None]:
         gc.unfreeze()
 
 
-def _worker_main(func: Callable, src: Any, dst: Any, tasks: Any,
-                 conn: mp.connection.Connection) -> None:
-    """Worker process: get both arrays, then run ranges until told to stop.
+def _take(counter: Any, ranges: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The next range nobody has taken (``counter`` is held locked), or None."""
+    i = counter.value
+    counter.value = i + 1
+    return ranges[i] if i < len(ranges) else None
+
+
+def _worker_main(func: Callable, src: Any, dst: Any, ranges: list[tuple[int, int]],
+                 counter: Any, conn: mp.connection.Connection) -> None:
+    """Worker process: get both arrays, then take ranges until none is left.
 
     ``src`` and ``dst`` are arrays inherited through fork, or
     ``(segment name, offset, shape, dtype)`` to attach to after spawn.
+    ``counter`` is the shared index of the next range to take.
     """
     # The parent decides what Ctrl-C means and stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -307,7 +378,8 @@ def _worker_main(func: Callable, src: Any, dst: Any, tasks: Any,
             threadpool_limits(limits=1)
             src, dst = (_attach(spec, segments) for spec in (src, dst))
         while True:
-            task = tasks.get()
+            with counter.get_lock():
+                task = _take(counter, ranges)
             if task is None:
                 break
             lo, hi = task
@@ -379,6 +451,22 @@ def _ranges(n: int, parts: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
+def _guided_ranges(n: int, processes: int) -> list[tuple[int, int]]:
+    """Contiguous ranges covering ``[0, n)`` that shrink as the work runs out.
+
+    Each range is ``1/GUIDED_SHARE_PER_PROCESS`` of what is left per
+    process, and at least ``1/GUIDED_MIN_PER_PROCESS`` of one process's
+    share (OpenMP's "guided" schedule).
+    """
+    smallest = max(1, -(-n // (GUIDED_MIN_PER_PROCESS * processes)))
+    ranges, lo = [], 0
+    while lo < n:
+        size = max(smallest, -(-(n - lo) // (GUIDED_SHARE_PER_PROCESS * processes)))
+        ranges.append((lo, min(n, lo + size)))
+        lo = ranges[-1][1]
+    return ranges
+
+
 def _stop(procs: list) -> None:
     for p in procs:
         if p.is_alive():
@@ -391,15 +479,19 @@ def _stop(procs: list) -> None:
 
 
 def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, workers: int,
-                   chunks: int, ctx: Any) -> np.ndarray:
-    """Run slices 1.. in ``workers`` processes; return the whole output.
+                   chunks: int | None, ctx: Any) -> np.ndarray:
+    """Run slices 1.. in the caller and ``workers - 1`` processes; return the whole output.
 
-    Under fork, the workers read ``tensor`` straight from the memory they
-    inherit (copy-on-write, never written) and write into an anonymous
-    shared mapping that becomes the result. Under spawn/forkserver, they
-    attach by name to the input segment (a copy of ``tensor`` unless it was
-    built with :func:`shared_array`) and to an output segment, copied into
-    private memory and removed before returning.
+    The caller takes ranges from the same queue as the worker processes
+    (as OpenMP's master thread does) instead of waiting idle: one fork fewer
+    and one more CPU at work. Between slices it looks at the workers'
+    messages every ``CALLER_POLL_S``, so a worker's error or death is raised
+    promptly. Under fork, the workers read ``tensor`` straight from the
+    memory they inherit (copy-on-write, never written) and write into an
+    anonymous shared mapping that becomes the result. Under
+    spawn/forkserver, they attach by name to the input segment (a copy of
+    ``tensor`` unless it was built with :func:`shared_array`) and to an
+    output segment, copied into private memory and removed before returning.
     """
     forked = ctx.get_start_method() == "fork"
     n = len(tensor)
@@ -422,28 +514,30 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
             out = _segment_array(out_shm, shape, first.dtype)
         out[0] = first
 
-        tasks = ctx.SimpleQueue()
-        ranges = _ranges(n - 1, chunks)
-        for lo, hi in ranges:
-            tasks.put((lo + 1, hi + 1))  # slice 0 was computed by the probe
-        for _ in range(workers):
-            tasks.put(None)
+        # Slice 0 was computed by the probe. Processes take the ranges in
+        # order through one shared counter (no queue: nothing to fill up).
+        ranges = [(lo + 1, hi + 1) for lo, hi in
+                  (_ranges(n - 1, chunks) if chunks else _guided_ranges(n - 1, workers))]
+        counter = ctx.Value("q", 0)
         with _gc_frozen(forked):
-            for _ in range(workers):
+            for _ in range(workers - 1):
                 reader, writer = ctx.Pipe(duplex=False)
-                p = ctx.Process(target=_worker_main, args=(func, src, dst, tasks, writer),
+                p = ctx.Process(target=_worker_main,
+                                args=(func, src, dst, ranges, counter, writer),
                                 daemon=True, name="lab-tensor-apply")
                 p.start()
                 writer.close()
                 procs.append(p)
                 conns.append(reader)
 
-        remaining = len(ranges)
         live = dict(zip(conns, procs, strict=True))
-        while remaining:
+        remaining = len(ranges)
+
+        def collect(timeout: float | None) -> None:
+            """Take the workers' messages; raise on an error or a dead worker."""
+            nonlocal remaining
             sentinels = {p.sentinel: p for p in live.values()}
-            ready = mp.connection.wait(list(live) + list(sentinels))
-            for item in ready:
+            for item in mp.connection.wait(list(live) + list(sentinels), timeout):
                 if item in live:
                     try:
                         msg = item.recv()
@@ -463,6 +557,36 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
                     proc = sentinels[item]
                     if proc.exitcode not in (0, None):
                         raise _died(proc, remaining)
+
+        next_look = 0.0
+
+        def look() -> None:
+            nonlocal next_look
+            now = time.monotonic()
+            if now >= next_look and live:
+                collect(0)
+                next_look = now + CALLER_POLL_S
+
+        # The caller's share. A worker killed while it holds the counter's
+        # lock would block a plain acquire for ever: wait in short steps and
+        # look at the workers in between.
+        lock = counter.get_lock()
+        while True:
+            while not lock.acquire(timeout=CALLER_POLL_S):
+                collect(0)
+            try:
+                task = _take(counter, ranges)
+            finally:
+                lock.release()
+            if task is None:
+                break
+            lo, hi = task
+            _apply_range_kernel(func, tensor[lo:hi], out[lo:hi], lo, hi, between=look)
+            remaining -= 1
+        while remaining:
+            if not live:  # cannot happen: every range is done or a worker died
+                raise WorkerDiedError(f"{remaining} index range(s) were never finished")
+            collect(None)
         if out_shm is not None:
             # A named segment's pages would stay allocated in /dev/shm (a tmpfs,
             # 64 MB by default in Docker) for as long as the result lives, yet be
@@ -548,10 +672,16 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     backend : {"shared_memory", "serial", "dask"}
         Where the work runs (see the module docstring).
     workers : int, optional
-        Worker processes (default: the CPUs available to this process). For
-        dask with no ``client``, the workers of the temporary LocalCluster.
+        Processes that compute, the caller included (default: the CPUs
+        available to this process): the shared-memory backend starts
+        ``workers - 1`` processes and the caller works beside them, so
+        ``workers=1`` runs everything in the caller. For dask with no
+        ``client``, the workers of the temporary LocalCluster.
     chunks : int, optional
-        Index ranges the work is split into (default: 2 per worker).
+        Equal index ranges the work is split into. Default, shared memory:
+        shrinking ranges ("guided"), each half of what is left per process
+        and at least 1/32 of a process's share, so processes finish within
+        one small range of each other; dask: 2 per worker.
     client : dask.distributed.Client, optional
         Cluster for the dask backend. If None, a temporary LocalCluster of
         processes is started and closed.
@@ -582,17 +712,26 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
         finishes: an error, never a hang.
     Exception
         Whatever ``func`` raises, re-raised in the caller with a note naming
-        the failing slice index; for the shared-memory backend its cause
-        holds the worker's original traceback.
+        the failing slice index. Raised in a worker process, its cause holds
+        the worker's original traceback; raised in the caller (the probe, or
+        a range the caller took), its own traceback is the original.
 
     Notes
     -----
     ``func(tensor[0])`` runs first in the calling process to learn the output
-    shape; the rest is split into ``chunks`` contiguous ranges. Every backend
-    calls ``func`` under a one-thread BLAS limit (threadpoolctl) so that
+    shape; the rest is split into contiguous ranges that the processes take
+    in order from a shared counter. The caller takes ranges too instead of
+    waiting idle (as OpenMP's master thread does): one fork fewer, one more
+    CPU at work. While it computes, it looks at the workers' messages every
+    ``CALLER_POLL_S`` seconds, so a worker's error or death is raised
+    within that time, not after the caller's range. So a ``func`` that
+    crashes its process (a segfault in an extension) ends the caller when it
+    does so on slice 0 (the probe, as for every backend) or on a range the
+    caller took; a crash in a worker is a :class:`WorkerDiedError`. Every
+    backend calls ``func`` under a one-thread BLAS limit (threadpoolctl) so that
     parallel workers do not oversubscribe the CPUs and all backends give
-    bit-identical results. The libraries are found once per call, in the
-    caller, and the limit holds there for the whole call, so that forked
+    bit-identical results. The libraries are found in the caller (cached
+    until a shared library is loaded), and the limit holds there for the whole call, so that forked
     workers start pinned and set nothing (after a fork, OpenBLAS answers a
     thread-count call by starting its thread pool, which then spins on the
     workers' CPUs); spawned workers pin themselves. When the caller gives
@@ -652,11 +791,13 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
             if ctx.get_start_method() != "fork":
                 _check_spawnable(func, ctx.get_start_method())
             n_workers = min(workers or len(os.sched_getaffinity(0)), n - 1)
-            n_chunks = min(chunks or RANGES_PER_WORKER * n_workers, n - 1)
-            return _shared_memory(func, arr, first, n_workers, n_chunks, ctx)
+            if n_workers > 1:
+                return _shared_memory(func, arr, first, n_workers,
+                                      min(chunks, n - 1) if chunks else None, ctx)
         out = np.empty((n, *first.shape), dtype=first.dtype)
         out[0] = first
-        if n > 1 and backend == "serial":
+        # One shared-memory worker is the caller itself: no process to start.
+        if n > 1 and backend in ("serial", "shared_memory"):
             _apply_range_kernel(func, arr[1:], out[1:], 1, n)
     if n > 1 and backend == "dask":
         _dask(func, arr, out, workers, chunks, client)

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 
 import numpy as np
 import pytest
@@ -43,9 +44,23 @@ def size_from_first_value(m):
 
 
 def die_on_marker(m):
+    # The caller computes ranges too: only a worker process kills itself.
     if m[0, 0] == 99.0 and os.getpid() != PARENT_PID:
         os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.002)  # the caller must not finish everything before the worker starts
     return m.sum()
+
+
+def fail_in_worker_sleep_in_caller(m):
+    if os.getpid() != PARENT_PID:
+        raise ZeroDivisionError("worker failed")
+    time.sleep(0.02)
+    return m.sum()
+
+
+def pid_of(m):
+    time.sleep(0.005)
+    return os.getpid()
 
 
 def slow_sum(m):
@@ -96,6 +111,46 @@ def test_shared_memory_any_split_and_layouts(tensor, no_leaks, workers, chunks):
     np.testing.assert_array_equal(got, ints * 2)
 
 
+def test_caller_and_workers_share_the_ranges(no_leaks):
+    pids = tensor_apply(pid_of, np.zeros((200, 1, 1)), workers=2, start_method="fork")
+    assert PARENT_PID in set(pids) and len(set(pids)) == 2
+    # One worker is the caller alone: no process is started.
+    pids = tensor_apply(pid_of, np.zeros((5, 1, 1)), workers=1, start_method="fork")
+    assert set(pids) == {PARENT_PID}
+
+
+def test_more_ranges_than_a_pipe_holds(no_leaks):
+    # 20000 ranges of one slice each (a task queue in a pipe would fill up).
+    T = np.arange(20001.0).reshape(-1, 1, 1)
+    got = tensor_apply(np.sum, T, workers=2, chunks=20000, start_method="fork")
+    np.testing.assert_array_equal(got, T.ravel())
+
+
+def test_threadpool_controller_is_cached_until_a_library_loads(monkeypatch):
+    count = [1]
+    monkeypatch.setattr(mpu, "_loaded_library_count", lambda: count[0])
+    monkeypatch.setattr(mpu, "_CONTROLLER_CACHE", {})
+    first = mpu._threadpool_controller()
+    assert mpu._threadpool_controller() is first
+    count[0] = 2  # a shared object was loaded
+    assert mpu._threadpool_controller() is not first
+
+
+def test_loaded_library_count_sees_a_new_library():
+    import ctypes
+    import ctypes.util
+
+    before = mpu._loaded_library_count()
+    assert before is not None and before > 1
+    # Loading a library not yet mapped raises the count; one already there does not.
+    name = next((n for n in ("bz2", "lzma", "sqlite3", "expat", "uuid", "z")
+                 if ctypes.util.find_library(n)), None)
+    if name is None:
+        pytest.skip("no spare shared library to load")
+    ctypes.CDLL(ctypes.util.find_library(name))
+    assert mpu._loaded_library_count() >= before
+
+
 def test_single_slice_and_scalar_results(no_leaks):
     one = np.ones((1, 3, 3))
     np.testing.assert_array_equal(tensor_apply(np.sum, one, start_method="fork"), [9.0])
@@ -135,7 +190,7 @@ def test_what_is_copied_into_shared_memory(tensor, no_leaks, new_segments, start
 
 
 def blas_threads(m):
-    """The worker's number of OS threads and the largest BLAS thread setting it sees.
+    """Process id, its number of OS threads and the largest BLAS thread setting it sees.
 
     A fixed shape: which BLAS libraries are loaded differs between the caller
     (the probe runs there, after whatever other tests imported) and a spawned worker.
@@ -143,7 +198,7 @@ def blas_threads(m):
     with open("/proc/self/status") as f:
         os_threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
     settings = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
-    return np.array([os_threads, max(settings or [1])])
+    return np.array([os.getpid(), os_threads, max(settings or [1])])
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
@@ -159,11 +214,13 @@ def test_result_outlives_the_call_and_blas_is_pinned(tensor, no_leaks, monkeypat
     # the workers and gets its setting back in the caller.
     threads = tensor_apply(blas_threads, tensor[:8], workers=2, chunks=4,
                            start_method=start_method)
-    assert (threads[:, 1:] == 1).all()
+    assert (threads[:, 2] == 1).all()
     if start_method == "fork":
         # Forked workers inherit the setting; setting it again would have
-        # started OpenBLAS's thread pool in each worker.
-        assert (threads[1:, 0] == 1).all()
+        # started OpenBLAS's thread pool in each worker. (The caller computes
+        # some slices too; its thread count is the test process's.)
+        in_worker = threads[:, 0] != PARENT_PID
+        assert (threads[in_worker, 1] == 1).all()
     assert [lib["num_threads"] for lib in threadpool_info()] == blas_before
     np.testing.assert_array_equal(got, tensor_apply(singular_values, tensor, backend="serial"))
     assert got.flags.writeable and got.flags.c_contiguous
@@ -186,6 +243,22 @@ def test_ranges_cover_every_index_once(n, parts):
     assert len(ranges) <= parts
 
 
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(0, 5000), processes=st.integers(1, 16))
+def test_guided_ranges_cover_every_index_once_and_shrink(n, processes):
+    ranges = mpu._guided_ranges(n, processes)
+    covered = [i for lo, hi in ranges for i in range(lo, hi)]
+    assert covered == list(range(n))
+    sizes = [hi - lo for lo, hi in ranges]
+    assert all(s > 0 for s in sizes)
+    assert sizes[:-1] == sorted(sizes[:-1], reverse=True)  # the last may be a remainder
+    if n:
+        # The first range is a 1/(2 P) share; a few dozen ranges, not one per slice.
+        assert sizes[0] == max(-(-n // (mpu.GUIDED_SHARE_PER_PROCESS * processes)),
+                               -(-n // (mpu.GUIDED_MIN_PER_PROCESS * processes)))
+        assert len(ranges) <= mpu.GUIDED_MIN_PER_PROCESS * processes + 1
+
+
 # ---------------------------------------------------------------- errors in func
 @pytest.mark.parametrize("backend", ["shared_memory", "serial"])
 def test_exception_in_func_names_slice_and_keeps_traceback(tensor, no_leaks, backend):
@@ -193,9 +266,28 @@ def test_exception_in_func_names_slice_and_keeps_traceback(tensor, no_leaks, bac
     with pytest.raises(ZeroDivisionError, match="marker slice reached") as info:
         tensor_apply(fail_on_marker, tensor, backend=backend, workers=2, start_method="fork")
     assert any("slice 37" in note for note in info.value.__notes__)
-    if backend == "shared_memory":
-        remote = str(info.value.__cause__)
-        assert "fail_on_marker" in remote and "raise ZeroDivisionError" in remote
+    # The original traceback: the worker's, as the cause, or the caller's own
+    # when the caller computed slice 37.
+    where = str(info.value.__cause__) + "".join(traceback.format_tb(info.value.__traceback__))
+    assert "fail_on_marker" in where and "raise ZeroDivisionError" in where
+
+
+def test_worker_traceback_is_the_cause(no_leaks):
+    T = np.zeros((40, 2, 2))
+    with pytest.raises(ZeroDivisionError, match="worker failed") as info:
+        tensor_apply(fail_in_worker_sleep_in_caller, T, workers=2, start_method="fork")
+    remote = str(info.value.__cause__)
+    assert "fail_in_worker_sleep_in_caller" in remote and "raise ZeroDivisionError" in remote
+
+
+def test_worker_error_is_raised_while_the_caller_computes(no_leaks):
+    # 400 slices of 20 ms in the caller would take 8 s; the worker fails at
+    # once and the caller looks at its messages between slices.
+    T = np.zeros((400, 2, 2))
+    start = time.monotonic()
+    with pytest.raises(ZeroDivisionError, match="worker failed"):
+        tensor_apply(fail_in_worker_sleep_in_caller, T, workers=2, start_method="fork")
+    assert time.monotonic() - start < 2
 
 
 def test_exception_in_first_slice_is_raised_in_caller(tensor, no_leaks):
@@ -214,11 +306,27 @@ def test_result_shapes_that_differ_raise_value_error(no_leaks, backend):
 
 
 def test_worker_killed_is_an_error_not_a_hang(tensor, no_leaks):
-    tensor[40, 0, 0] = 99.0
+    tensor[20:, 0, 0] = 99.0  # whichever ranges the worker takes, it dies
     start = time.monotonic()
     with pytest.raises(WorkerDiedError, match="SIGKILL"):
         tensor_apply(die_on_marker, tensor, workers=2, start_method="fork")
     assert time.monotonic() - start < 30
+
+
+def test_worker_killed_holding_the_range_lock_is_an_error_not_a_hang(
+        tensor, no_leaks, monkeypatch):
+    real = mpu._take
+
+    def take_then_die(counter, ranges):
+        if os.getpid() != PARENT_PID:  # forked workers inherit the patch
+            os.kill(os.getpid(), signal.SIGKILL)  # with the counter's lock held
+        return real(counter, ranges)
+
+    monkeypatch.setattr(mpu, "_take", take_then_die)
+    start = time.monotonic()
+    with pytest.raises(WorkerDiedError, match="SIGKILL"):
+        tensor_apply(slow_sum, tensor, workers=2, start_method="fork")
+    assert time.monotonic() - start < 10
 
 
 def test_ctrl_c_stops_workers_and_unlinks(no_leaks):
