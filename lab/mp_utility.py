@@ -38,6 +38,7 @@ are bit-identical to each other.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import mmap
 import multiprocessing as mp
@@ -93,9 +94,9 @@ TERMINATE_GRACE_S = 2.0
 DASK_DEFAULT_WORKERS = 2
 
 # The cached ThreadpoolController and the key it was made for (see
-# _threadpool_controller), and the library counter (False where unavailable).
+# _threadpool_controller), and glibc's dl_iterate_phdr (False where unavailable).
 _CONTROLLER_CACHE: dict[str, Any] = {}
-_DL_COUNTER: Any = None
+_DL_ITERATE: Any = None
 
 # Segments created by shared_array(), by name: (shm, first byte address, size).
 _OWNED_SEGMENTS: dict[str, tuple[shared_memory.SharedMemory, int, int]] = {}
@@ -214,32 +215,46 @@ def _apply_range_kernel(func: Callable, src: np.ndarray, dst: np.ndarray, lo: in
             between()
 
 
-def _loaded_library_count() -> int | None:
-    """Shared objects loaded in this process (glibc's ``dl_iterate_phdr``), or None."""
-    global _DL_COUNTER
-    if _DL_COUNTER is None:
+class _PhdrInfo(ctypes.Structure):
+    """The head of glibc's ``struct dl_phdr_info`` (``<link.h>``)."""
+
+    _fields_ = [
+        ("dlpi_addr", ctypes.c_void_p),
+        ("dlpi_name", ctypes.c_char_p),
+        ("dlpi_phdr", ctypes.c_void_p),
+        ("dlpi_phnum", ctypes.c_uint16),
+        ("dlpi_adds", ctypes.c_ulonglong),
+        ("dlpi_subs", ctypes.c_ulonglong),
+    ]
+
+
+_PHDR_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_PhdrInfo), ctypes.c_size_t,
+                                  ctypes.c_void_p)
+
+def _library_generation() -> tuple[int, int] | None:
+    """glibc's counts of shared objects loaded and unloaded so far, or None.
+
+    Both only ever grow, so any ``dlopen`` or ``dlclose`` since an earlier
+    call changes the pair. None where ``dl_iterate_phdr`` or the counters
+    are missing (not glibc).
+    """
+    global _DL_ITERATE
+    if _DL_ITERATE is None:
         try:
-            import ctypes
-
-            iterate = ctypes.CDLL(None).dl_iterate_phdr
+            _DL_ITERATE = ctypes.CDLL(None).dl_iterate_phdr
         except (OSError, AttributeError):
-            _DL_COUNTER = False
-        else:
-            visit = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t,
-                                     ctypes.c_void_p)
+            _DL_ITERATE = False
+    if not _DL_ITERATE:
+        return None
+    found: list[tuple[int, int]] = []
 
-            def count() -> int:
-                seen = [0]
+    def first(info: Any, size: int, _data: Any) -> int:
+        if size >= _PhdrInfo.dlpi_subs.offset + ctypes.sizeof(ctypes.c_ulonglong):
+            found.append((info.contents.dlpi_adds, info.contents.dlpi_subs))
+        return 1  # stop: every entry carries the same counters
 
-                def one(*_: Any) -> int:
-                    seen[0] += 1
-                    return 0  # go on to the next object
-
-                iterate(visit(one), None)
-                return seen[0]
-
-            _DL_COUNTER = count
-    return _DL_COUNTER() if _DL_COUNTER else None
+    _DL_ITERATE(_PHDR_CALLBACK(first), None)
+    return found[0] if found else None
 
 
 def _threadpool_controller() -> Any:
@@ -247,11 +262,12 @@ def _threadpool_controller() -> Any:
 
     Finding the libraries takes 1 to 2 ms, paid on every call otherwise; the
     cache is dropped when the process forks or loads or unloads a shared
-    object, since a new library may bring its own thread pool.
+    object (glibc's load and unload counters), since a new library may bring
+    its own thread pool. Without those counters nothing is cached.
     """
     from threadpoolctl import ThreadpoolController
 
-    key = (os.getpid(), _loaded_library_count())
+    key = (os.getpid(), _library_generation())
     if key[1] is None or _CONTROLLER_CACHE.get("key") != key:
         _CONTROLLER_CACHE.update(key=key, controller=ThreadpoolController())
     return _CONTROLLER_CACHE["controller"]
@@ -482,7 +498,7 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
                    chunks: int | None, ctx: Any) -> np.ndarray:
     """Run slices 1.. in the caller and ``workers - 1`` processes; return the whole output.
 
-    The caller takes ranges from the same queue as the worker processes
+    The caller takes ranges from the same counter as the worker processes
     (as OpenMP's master thread does) instead of waiting idle: one fork fewer
     and one more CPU at work. Between slices it looks at the workers'
     messages every ``CALLER_POLL_S``, so a worker's error or death is raised
@@ -534,25 +550,30 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
         remaining = len(ranges)
 
         def collect(timeout: float | None) -> None:
-            """Take the workers' messages; raise on an error or a dead worker."""
+            """Take the workers' messages; raise on an error or a dead worker.
+
+            Every message waiting on a ready pipe is read, so that a worker
+            with many small ranges never blocks on a full pipe.
+            """
             nonlocal remaining
             sentinels = {p.sentinel: p for p in live.values()}
             for item in mp.connection.wait(list(live) + list(sentinels), timeout):
                 if item in live:
-                    try:
-                        msg = item.recv()
-                    except EOFError:
-                        # The pipe closed: the worker is gone; its exit code decides.
-                        proc = live.pop(item)
-                        proc.join(TERMINATE_GRACE_S)
-                        if proc.exitcode != 0:
-                            raise _died(proc, remaining) from None
-                        continue
-                    if msg[0] == "done":
-                        remaining -= 1
-                    else:
-                        _, exc, tb = msg
-                        raise exc from _RemoteTraceback(tb)
+                    while item in live and item.poll():
+                        try:
+                            msg = item.recv()
+                        except EOFError:
+                            # The pipe closed: the worker is gone; its exit code decides.
+                            proc = live.pop(item)
+                            proc.join(TERMINATE_GRACE_S)
+                            if proc.exitcode != 0:
+                                raise _died(proc, remaining) from None
+                            break
+                        if msg[0] == "done":
+                            remaining -= 1
+                        else:
+                            _, exc, tb = msg
+                            raise exc from _RemoteTraceback(tb)
                 elif item in sentinels:
                     proc = sentinels[item]
                     if proc.exitcode not in (0, None):
@@ -584,8 +605,10 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
             _apply_range_kernel(func, tensor[lo:hi], out[lo:hi], lo, hi, between=look)
             remaining -= 1
         while remaining:
-            if not live:  # cannot happen: every range is done or a worker died
-                raise WorkerDiedError(f"{remaining} index range(s) were never finished")
+            if not live:  # a worker left with exit code 0 mid-range (os._exit(0) in func)
+                raise WorkerDiedError(
+                    f"{remaining} index range(s) were never finished: a worker exited with "
+                    "code 0 before finishing its range (does func call os._exit or sys.exit?)")
             collect(None)
         if out_shm is not None:
             # A named segment's pages would stay allocated in /dev/shm (a tmpfs,

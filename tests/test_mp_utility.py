@@ -47,7 +47,7 @@ def die_on_marker(m):
     # The caller computes ranges too: only a worker process kills itself.
     if m[0, 0] == 99.0 and os.getpid() != PARENT_PID:
         os.kill(os.getpid(), signal.SIGKILL)
-    time.sleep(0.002)  # the caller must not finish everything before the worker starts
+    time.sleep(0.01)  # the caller must not finish everything before the worker starts
     return m.sum()
 
 
@@ -61,6 +61,17 @@ def fail_in_worker_sleep_in_caller(m):
 def pid_of(m):
     time.sleep(0.005)
     return os.getpid()
+
+
+def pid_and_sum(m):
+    time.sleep(0.0001)
+    return np.array([os.getpid(), m.sum()])
+
+
+def slow_pid_and_sum(m):
+    # Slow enough that a spawned interpreter starts before the caller is done.
+    time.sleep(0.01)
+    return np.array([os.getpid(), m.sum()])
 
 
 def slow_sum(m):
@@ -119,36 +130,54 @@ def test_caller_and_workers_share_the_ranges(no_leaks):
     assert set(pids) == {PARENT_PID}
 
 
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_started_workers_compute_under_spawn_and_forkserver(no_leaks, start_method):
+    T = np.random.default_rng(2).normal(size=(300, 3, 3))
+    got = tensor_apply(slow_pid_and_sum, T, workers=2, start_method=start_method)
+    np.testing.assert_array_equal(got[:, 1], T.sum(axis=(1, 2)))
+    assert (got[:, 0] != PARENT_PID).sum() >= 10  # the started worker took ranges
+
+
 def test_more_ranges_than_a_pipe_holds(no_leaks):
-    # 20000 ranges of one slice each (a task queue in a pipe would fill up).
+    # 20000 ranges of one slice each: a task queue in a pipe would fill up,
+    # and so would a worker's pipe of "done" messages if the caller read one
+    # message at a time (the worker would then stall and do little).
     T = np.arange(20001.0).reshape(-1, 1, 1)
-    got = tensor_apply(np.sum, T, workers=2, chunks=20000, start_method="fork")
-    np.testing.assert_array_equal(got, T.ravel())
+    got = tensor_apply(pid_and_sum, T, workers=2, chunks=20000, start_method="fork")
+    np.testing.assert_array_equal(got[:, 1], T.ravel())
+    assert (got[:, 0] != PARENT_PID).mean() > 0.2
 
 
 def test_threadpool_controller_is_cached_until_a_library_loads(monkeypatch):
-    count = [1]
-    monkeypatch.setattr(mpu, "_loaded_library_count", lambda: count[0])
+    generation = [(1, 0)]
+    monkeypatch.setattr(mpu, "_library_generation", lambda: generation[0])
     monkeypatch.setattr(mpu, "_CONTROLLER_CACHE", {})
     first = mpu._threadpool_controller()
     assert mpu._threadpool_controller() is first
-    count[0] = 2  # a shared object was loaded
-    assert mpu._threadpool_controller() is not first
+    generation[0] = (2, 0)  # a shared object was loaded
+    second = mpu._threadpool_controller()
+    assert second is not first and mpu._threadpool_controller() is second
+    generation[0] = None  # no counters (not glibc): nothing is cached
+    assert mpu._threadpool_controller() is not mpu._threadpool_controller()
 
 
-def test_loaded_library_count_sees_a_new_library():
+def test_library_generation_moves_when_a_library_loads():
     import ctypes
     import ctypes.util
 
-    before = mpu._loaded_library_count()
-    assert before is not None and before > 1
-    # Loading a library not yet mapped raises the count; one already there does not.
-    name = next((n for n in ("bz2", "lzma", "sqlite3", "expat", "uuid", "z")
-                 if ctypes.util.find_library(n)), None)
-    if name is None:
-        pytest.skip("no spare shared library to load")
-    ctypes.CDLL(ctypes.util.find_library(name))
-    assert mpu._loaded_library_count() >= before
+    before = mpu._library_generation()
+    if before is None:
+        pytest.skip("no glibc dl_iterate_phdr load counters here")
+    with open("/proc/self/maps") as f:
+        mapped = f.read()
+    paths = [ctypes.util.find_library(n) for n in ("sqlite3", "expat", "gdbm", "bz2", "lzma")]
+    new = next((p for p in paths if p and p.split(".so")[0] not in mapped), None)
+    if new is None:
+        pytest.skip("every candidate library is already loaded")
+    assert mpu._library_generation() == before  # nothing loaded in between
+    ctypes.CDLL(new)
+    after = mpu._library_generation()
+    assert after[0] > before[0] and after[1] >= before[1]
 
 
 def test_single_slice_and_scalar_results(no_leaks):
@@ -195,6 +224,7 @@ def blas_threads(m):
     A fixed shape: which BLAS libraries are loaded differs between the caller
     (the probe runs there, after whatever other tests imported) and a spawned worker.
     """
+    time.sleep(0.02)  # the started worker takes some slices, even under spawn
     with open("/proc/self/status") as f:
         os_threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
     settings = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -212,14 +242,14 @@ def test_result_outlives_the_call_and_blas_is_pinned(tensor, no_leaks, monkeypat
     assert _our_segments() == before  # no name left, though the result is still mapped
     # A second call does not disturb the first result; BLAS has one thread in
     # the workers and gets its setting back in the caller.
-    threads = tensor_apply(blas_threads, tensor[:8], workers=2, chunks=4,
-                           start_method=start_method)
+    threads = tensor_apply(blas_threads, tensor[:40], workers=2, start_method=start_method)
+    in_worker = threads[:, 0] != PARENT_PID
+    assert in_worker.any()  # the started worker computed some slices
     assert (threads[:, 2] == 1).all()
     if start_method == "fork":
         # Forked workers inherit the setting; setting it again would have
         # started OpenBLAS's thread pool in each worker. (The caller computes
         # some slices too; its thread count is the test process's.)
-        in_worker = threads[:, 0] != PARENT_PID
         assert (threads[in_worker, 1] == 1).all()
     assert [lib["num_threads"] for lib in threadpool_info()] == blas_before
     np.testing.assert_array_equal(got, tensor_apply(singular_values, tensor, backend="serial"))
