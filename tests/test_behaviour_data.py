@@ -95,3 +95,25 @@ def test_any_valid_arguments_give_consistent_truth(n_segments, extra, n_series, 
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_behaviour_changes(**kwargs)
+
+
+@settings(max_examples=50, deadline=None)
+@given(n_segments=st.integers(2, 12), seed=st.integers(0, 2**16))
+def test_trend_level_stays_within_a_few_units(n_segments, seed):
+    """A slope moves the level by at most 2.5 over the stretch it lasts, back towards 0."""
+    from lab.datasets import behaviour
+
+    df, cps = make_behaviour_changes(n_segments=n_segments, length=2000, random_state=seed)
+    bounds = np.r_[0, cps, len(df)]
+    slopes = np.concatenate([np.full(bounds[k + 1] - bounds[k], p["trend"])
+                             for k, p in enumerate(df.attrs["segments"])])
+    level = np.cumsum(slopes)
+    bound = behaviour._TREND_RETURN_LEVEL + behaviour._TREND_RISE[1]
+    assert np.abs(level).max() <= bound + 1e-9
+    # every stretch of one nonzero slope moves the level by 1 to 2.5 units
+    for k, p in enumerate(df.attrs["segments"]):
+        if p["trend"] != 0 and (k == 0 or df.attrs["segments"][k - 1]["trend"] != p["trend"]):
+            end = next((j for j in range(k + 1, n_segments)
+                        if df.attrs["segments"][j]["trend"] != p["trend"]), n_segments)
+            rise = abs(p["trend"]) * (bounds[end] - bounds[k])
+            assert behaviour._TREND_RISE[0] - 1e-9 <= rise <= behaviour._TREND_RISE[1] + 1e-9

@@ -29,9 +29,12 @@ _CORR_MAX = 0.9
 # A change multiplies or divides a scale parameter by a factor drawn from this
 # range: large enough to be a change of behaviour, not of noise.
 _CHANGE_FACTOR = (2.0, 3.5)
-# Trend slopes move the level by this many units over a segment, towards 0
+# A trend slope moves the level by this many units over the whole stretch it
+# lasts (it lasts until the next boundary that changes the trend), towards 0
 # when the level has drifted, so trends never swamp the other behaviours.
 _TREND_RISE = (1.0, 2.5)
+# A slope heads back towards 0 once the level is this far from it.
+_TREND_RETURN_LEVEL = 1.0
 # Chance that a boundary changes a second aspect besides the one taken in cyclic order.
 _SECOND_ASPECT_PROB = 0.3
 # No segment is shorter than length / (_MIN_SEGMENT_DIVISOR * n_segments).
@@ -54,7 +57,11 @@ def make_behaviour_changes(
     one aspect (taken in a random cyclic order, so all five occur when there
     are at least five boundaries) and sometimes a second one change by a
     clear factor. Phase and trend are continuous across boundaries, so nothing
-    jumps: only the behaviour changes.
+    jumps: only the behaviour changes. A trend slope lasts until the next
+    boundary that changes the trend and moves the level by 1 to 2.5 units
+    over that whole stretch (back towards 0 once the level is more than 1
+    away), so the level stays within a few units of 0 and never swamps the
+    oscillation.
 
     Parameters
     ----------
@@ -141,22 +148,31 @@ def _segment_params(rng, n_segments, n_series, bounds):
         "trend": 0.0,
         "correlation": float(rng.uniform(-0.3, 0.3)),
     }
-    params, changed = [dict(current)], []
-    level = 0.0
+    # Which aspects change where is drawn first: a trend slope must know how
+    # long it lasts (until the next trend change) to move the level by a
+    # bounded amount.
+    changed = []
     for k in range(1, n_segments):
-        level += current["trend"] * (bounds[k] - bounds[k - 1])
-        seg_len = bounds[k + 1] - bounds[k]
         picked = [order[(k - 1) % len(order)]]
         if rng.random() < _SECOND_ASPECT_PROB:
             picked.append(rng.choice([a for a in aspects if a != picked[0]]))
-        for aspect in picked:
-            current[aspect] = _changed_value(rng, aspect, current[aspect], seg_len, level)
-        params.append(dict(current))
         changed.append([str(a) for a in picked])
+    trend_starts = [k for k in range(1, n_segments) if "trend" in changed[k - 1]]
+    params, level = [dict(current)], 0.0
+    for k in range(1, n_segments):
+        level += current["trend"] * (bounds[k] - bounds[k - 1])
+        for aspect in changed[k - 1]:
+            if aspect == "trend":
+                end = next((j for j in trend_starts if j > k), n_segments)
+                current["trend"] = _changed_trend(rng, current["trend"], bounds[end] - bounds[k],
+                                                  level)
+            else:
+                current[aspect] = _changed_value(rng, aspect, current[aspect])
+        params.append(dict(current))
     return params, changed
 
 
-def _changed_value(rng, aspect, value, seg_len, level):
+def _changed_value(rng, aspect, value):
     if aspect in ("frequency", "amplitude", "noise"):
         low, high = {"frequency": _FREQ_RANGE, "amplitude": _AMP_RANGE,
                      "noise": _NOISE_RANGE}[aspect]
@@ -165,16 +181,19 @@ def _changed_value(rng, aspect, value, seg_len, level):
         # Go the way that stays inside the range; if both do, pick at random.
         options = [v for v in (up, down) if low <= v <= high] or [min(max(up, low), high)]
         return float(options[rng.integers(len(options))])
-    if aspect == "trend":
-        if value != 0.0 and rng.random() < 0.5:
-            return 0.0
-        sign = -np.sign(level) if abs(level) > 1.0 else rng.choice([-1.0, 1.0])
-        if value != 0.0 and sign == np.sign(value):
-            sign = -sign  # a new slope, not the same one
-        return float(sign * rng.uniform(*_TREND_RISE) / max(seg_len, 1))
     # correlation: flip to the other side, far from the current value
     target = -np.sign(value) if value != 0 else rng.choice([-1.0, 1.0])
     return float(target * rng.uniform(0.6, _CORR_MAX))
+
+
+def _changed_trend(rng, slope, span, level):
+    """A new slope that moves the level by ``_TREND_RISE`` units over ``span`` rows."""
+    if slope != 0.0 and rng.random() < 0.5:
+        return 0.0
+    sign = -np.sign(level) if abs(level) > _TREND_RETURN_LEVEL else rng.choice([-1.0, 1.0])
+    if slope != 0.0 and sign == np.sign(slope):
+        sign = -sign  # a new slope, not the same one
+    return float(sign * rng.uniform(*_TREND_RISE) / max(span, 1))
 
 
 def _kernel(rng, bounds, params, n_series):
