@@ -10,7 +10,10 @@ If ``ruptures`` is importable (it is not a dependency of the lab:
 ``pip install ruptures``), binary segmentation with a Gaussian cost, *given
 the true number of changes*, is scored on the same z-scored data beside it.
 
-    .venv/bin/python benchmarks/betsi_aspects.py [--seeds 8]
+    .venv/bin/python benchmarks/betsi_aspects.py [--seeds 8] [--span 1 8]
+
+``--span`` scores the same fitted detector with each given ``span`` (windows
+compared on each side of a boundary; 1 is the default).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ def nearest(truth: np.ndarray, found: list[int]) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=8, help="seeds 0 .. N-1 of the generator")
+    ap.add_argument("--span", type=int, nargs="+", default=[1],
+                    help="BehaviourDetector span values to score (one fit per seed)")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -44,8 +49,17 @@ def main() -> None:
     from lab.metrics import f1_margin
     from lab.models.betsi import BehaviourDetector
 
-    detectors = {"betsi": lambda df, X, k: BehaviourDetector(verbose=0).fit(df)
-                 .change_points(df).tolist()}
+    current: dict[str, BehaviourDetector] = {}  # the detector fitted on this seed's data
+
+    def betsi(span):
+        def detect(df, X, k):
+            det = current["det"]
+            det.span = span  # scoring only: the fit does not depend on span
+            return det.change_points(df).tolist()
+        return detect
+
+    detectors = {("betsi" if span == 1 else f"betsi span {span}"): betsi(span)
+                 for span in args.span}
     try:
         import ruptures as rpt
 
@@ -59,6 +73,7 @@ def main() -> None:
     for seed in range(args.seeds):
         df, truth = make_behaviour_changes(random_state=seed)
         X = ((df - df.mean()) / df.std()).to_numpy()
+        current["det"] = BehaviourDetector(verbose=0).fit(df)
         for name, detect in detectors.items():
             found = [int(c) for c in detect(df, X, len(truth))]
             f1[name].append(f1_margin({"truth": truth.tolist()}, found, len(df), MARGIN))

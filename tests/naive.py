@@ -366,3 +366,19 @@ def naive_peak_masses(d):
         else:
             i += 1
     return peaks, masses
+
+
+def naive_set_distance(codes, lag, span):
+    """Half the energy distance between codes[i-span+1..i] and codes[i+lag..i+lag+span-1], per i."""
+    out = []
+    for i in range(span - 1, len(codes) - lag - span + 1):
+        left = [codes[i - a] for a in range(span)]
+        right = [codes[i + lag + b] for b in range(span)]
+
+        def mean_dist(xs, ys):
+            return sum(np.sqrt(sum((p - q) ** 2 for p, q in zip(x, y, strict=True)))
+                       for x in xs for y in ys) / (len(xs) * len(ys))
+
+        out.append(mean_dist(left, right)
+                   - (mean_dist(left, left) + mean_dist(right, right)) / 2)
+    return out

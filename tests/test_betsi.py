@@ -12,13 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from naive import naive_normalized_distance, naive_peak_masses
+from naive import naive_normalized_distance, naive_peak_masses, naive_set_distance
 from sklearn.exceptions import NotFittedError
 
 from lab.datasets import make_behaviour_changes
+from lab.metrics import f1_margin
 from lab.models.betsi import (
     BehaviourDetector,
     _peak_masses,
+    _set_distance_kernel,
     custom_autoencoder,
     distance_measure,
     get_events,
@@ -222,6 +224,88 @@ def test_distances_compare_codes_one_window_apart(fitted, data):
                                distance_measure(codes[:-lag], codes[lag:]), rtol=1e-6)
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 40), lag=st.integers(1, 6), span=st.integers(1, 6),
+       k=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_set_distance_matches_naive(n, lag, span, k, seed):
+    codes = np.random.default_rng(seed).normal(size=(n, k))
+    got = _set_distance_kernel(codes, lag, span)
+    want = naive_set_distance(codes, lag, span)
+    assert got.shape == (len(want),)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    if span == 1:  # one code a side: the plain distance
+        np.testing.assert_allclose(got, np.linalg.norm(codes[lag:] - codes[:-lag], axis=1)
+                                   if n > lag else [], atol=1e-12)
+    assert (got >= -1e-12).all()  # an energy distance is never negative
+
+
+def test_set_distance_is_zero_for_a_repeating_cycle_and_peaks_at_a_change():
+    # codes that go round a circle: one code a side sees the phase, sets of a
+    # whole cycle do not; a change of radius is a hill centred on the change
+    phase = 2 * np.pi * np.arange(80) / 8
+    radius = np.where(np.arange(80) < 40, 1.0, 2.5)
+    codes = np.c_[radius * np.cos(phase), radius * np.sin(phase)]
+    single = _set_distance_kernel(codes[:40], 3, 1)
+    assert single.min() > 0.5  # neighbours 3 steps apart on the circle: never close
+    sets = _set_distance_kernel(codes, 3, 8)
+    # value j compares codes[j .. j+7] with codes[j+10 .. j+17]: two whole
+    # cycles of one radius (j <= 22 or j >= 40) give 0, whatever the phase;
+    # a gap on the change (left all before 40, right all after) is the top
+    assert len(sets) == 80 - 3 - 2 * 8 + 2
+    np.testing.assert_allclose(sets[:23], 0.0, atol=1e-12)
+    np.testing.assert_allclose(sets[40:], 0.0, atol=1e-12)
+    assert int(np.argmax(sets)) == 30
+    np.testing.assert_allclose(sets[30:33], sets[30])
+    assert sets[30] > 0.3 and (sets[23:30] < sets[30]).all()
+
+
+def test_span_compares_sets_of_windows_on_each_side(fitted, data):
+    df, _ = data
+    codes = fitted.codes(df).to_numpy()
+    w, s, lag = fitted.window_size_, fitted.stride_, fitted.lag_
+    det = BehaviourDetector(**{**fitted.get_params(), "span": 4})
+    for attr in ("autoencoder_", "encoder_", "decoder_", "window_size_", "stride_", "lag_",
+                 "n_features_in_", "center_", "scale_"):
+        setattr(det, attr, getattr(fitted, attr))
+    d = det.distances(df)
+    np.testing.assert_allclose(d.to_numpy(), naive_set_distance(codes, lag, 4), rtol=1e-6,
+                               atol=1e-9)
+    # the first value's gap is after window span - 1 = 3: window 3 ends at row 3*s + w
+    assert d.index.equals(df.index[(np.arange(len(d)) + 3) * s + w])
+    # lag + 4 windows leave room for 2 a side, not 4: span falls back to 2
+    short = df.iloc[: w + (lag + 3) * s]
+    assert len(fitted.codes(short)) == lag + 4
+    np.testing.assert_allclose(det.distances(short).to_numpy(),
+                               naive_set_distance(fitted.codes(short).to_numpy(), lag, 2),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_sets_of_codes_find_amplitude_changes_of_a_sine_that_neighbours_miss():
+    # A sine whose amplitude switches between 1 and 2.5 every 250 rows. One
+    # code follows the phase, so neighbouring windows' codes differ all along
+    # and more in the loud segments: the curve steps, it has no hill at the
+    # changes. Sets of lag_ codes a side cover whole cycles and do.
+    rng = np.random.default_rng(0)
+    n = 2000
+    truth = np.arange(250, n, 250)
+    amp = np.where((np.arange(n) // 250) % 2 == 0, 1.0, 2.5)
+    x = (amp[:, None] * np.sin(2 * np.pi * 0.07 * np.arange(n)[:, None] + [0.0, 2.0])
+         + 0.3 * rng.standard_normal((n, 2)))
+    det = BehaviourDetector(verbose=0).fit(x)
+
+    def within(cps, rows):
+        return sum(bool(len(cps)) and np.abs(cps - t).min() <= rows for t in truth)
+
+    neighbours = det.change_points(x)
+    det.span = det.lag_
+    sets = det.change_points(x)
+    assert within(neighbours, 5) <= 1
+    assert within(sets, 5) >= 4 and within(sets, 10) == len(truth)
+    assert len(sets) <= len(truth) + 1
+    f1 = [f1_margin({"truth": truth.tolist()}, c.tolist(), n) for c in (neighbours, sets)]
+    assert f1[1] > f1[0] + 0.3
+
+
 def test_change_points_events_and_peaks_agree(fitted, data):
     df, _ = data
     d = fitted.distances(df)
@@ -342,5 +426,9 @@ def test_bad_input_gives_clear_errors(fitted, data):
         BehaviourDetector(activations=["tanh"], **TINY).fit(df)
     with pytest.raises(ValueError, match="metric must be one of"):
         BehaviourDetector(metric="cosine", **TINY).fit(df)
+    with pytest.raises(ValueError, match="span must be >= 1"):
+        BehaviourDetector(span=0, **TINY).fit(df)
+    with pytest.raises(ValueError, match="span=3 .*energy distance.*metric='euclidean'"):
+        BehaviourDetector(span=3, metric="normalized", **TINY).fit(df)
     with pytest.raises(NotFittedError):
         BehaviourDetector().distances(df)

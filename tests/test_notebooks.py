@@ -58,3 +58,12 @@ def test_every_notebook_has_a_smoke_test(path):
     test_file = ROOT / "tests" / f"test_notebook_{number}.py"
     assert test_file.is_file(), f"{test_file.name} must run {path.name} with --smoke"
     assert "run_smoke" in test_file.read_text()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_experiments_plan_against_the_real_notebooks(path):
+    """Every experiments/*.yaml names an existing notebook and only parameters it declares."""
+    from lab.runner import plan
+
+    specs = plan(path.stem, notebooks_dir=ROOT / "notebooks", experiments_dir=ROOT / "experiments")
+    assert specs and all(s.experiment == path.stem for s in specs)

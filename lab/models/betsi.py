@@ -10,8 +10,10 @@ Lee, "Time Series Segmentation through Automatic Feature Learning" (arXiv
    row each (:func:`lab.preprocessor.convert_to_column`);
 3. train a symmetric dense autoencoder on those rows (:func:`custom_autoencoder`);
 4. compare the codes of consecutive windows, the one that ends at a row with
-   the one that starts there, and call a peak of that distance curve an event
-   when its mass stands far enough above the average peak's (:func:`get_events`).
+   the one that starts there (or, with ``span > 1``, the sets of codes on each
+   side by their energy distance), and call a peak of that distance curve an
+   event when its mass stands far enough above the average peak's
+   (:func:`get_events`).
 
 Fixed defects of the published package: the output layer is linear (a ReLU
 output cannot reconstruct standardised, negative data); the distance stays
@@ -247,6 +249,40 @@ def _distance_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(diff, denom, out=np.zeros_like(diff), where=denom > 0)
 
 
+def _set_distance_kernel(codes: np.ndarray, lag: int, span: int) -> np.ndarray:
+    """Half the energy distance between the sets of ``span`` codes on each side of a gap.
+
+    Value ``i`` compares the left set ``codes[i - span + 1 .. i]`` with the
+    right set ``codes[i + lag .. i + lag + span - 1]``::
+
+        mean ||L - R|| - (mean ||L - L'|| + mean ||R - R'||) / 2
+
+    (means over all pairs, a code paired with itself included), for ``i`` in
+    ``span - 1 .. len(codes) - lag - span``. With ``span=1`` it is
+    ``||codes[i] - codes[i + lag]||``. The pairwise distances are taken once
+    per offset between windows (``k**2`` passes over the curve, not one per
+    value and pair).
+    """
+    n_out = len(codes) - lag - 2 * span + 2
+    if n_out <= 0:
+        return np.empty(0)
+    first = span - 1  # position of value 0 in the codes
+
+    def at(offset: int, start: int) -> np.ndarray:
+        """``||codes[t] - codes[t + offset]||`` for t = start .. start + n_out - 1."""
+        return np.linalg.norm(codes[start + offset:start + offset + n_out]
+                              - codes[start:start + n_out], axis=1)
+
+    cross = np.zeros(n_out)
+    within = np.zeros(n_out)
+    for a in range(span):  # left code i - a
+        for b in range(span):  # right code i + lag + b
+            cross += at(lag + a + b, first - a)
+        for b in range(a + 1, span):  # pairs inside each set, both orders: x2
+            within += at(b - a, first - b) + at(b - a, first + lag + a)
+    return cross / span**2 - within / span**2
+
+
 # --------------------------------------------------------------------------- events
 
 
@@ -372,6 +408,17 @@ class BehaviourDetector(BaseDetector):
     metric : {"euclidean", "normalized"}, default "euclidean"
         Distance between two codes: plain Euclidean, or Lee et al.'s normalised
         L2 distance (:func:`distance_measure`).
+    span : int, default 1
+        Windows compared on each side of a boundary. 1 compares one window
+        with its neighbour (the paper's comparison of consecutive codes).
+        ``span > 1`` compares the *sets* of ``span`` codes before and after
+        the boundary by their energy distance (halved, so that ``span=1``
+        gives the plain distance): for a periodic signal, where a single code
+        follows the phase, the set of codes over a few windows covers the
+        whole cycle, so a change of amplitude, noise or correlation shows as a
+        hill at the change rather than as a change of level of the curve.
+        Euclidean metric only. Capped at ``(n_windows - lag_) // 2`` for
+        short series. See Notes.
     random_state : int, default 0
         Seed for weights and shuffling (:func:`lab.models._base.seed_everything`);
         the same seed gives the same model on CPU.
@@ -415,6 +462,17 @@ class BehaviourDetector(BaseDetector):
     the origin, which z-scored windows near the series' mean do. Both choices
     were made on the TCPD benchmark (``benchmarks/tcpd.py``, docs/betsi.md).
 
+    With ``span=k > 1`` the value at a boundary is half the energy distance
+    (Szekely and Rizzo, 2013) between the codes of the ``k`` windows that end
+    at or before it and the ``k`` windows that start at or after it; it is 0
+    when the two sets coincide and grows with any difference between their
+    distributions, whatever the phase of each window. It needs ``k`` windows
+    on each side, so a change closer than ``window_size + (k - 1) * stride``
+    rows to either end cannot be seen. On a sine whose amplitude switches
+    between 1 and 2.5 (docs/betsi.md), ``span=1`` places none of the changes
+    within 5 rows and ``span=lag_`` most of them; on TCPD ``span=1`` scores
+    better, hence the default.
+
     Short series: a series shorter than ``window_size`` (when given) raises;
     with the automatic window, any series of at least 2 rows works (the 15-row
     series of TCPD gets windows of 2 rows, stride 1), though a series with
@@ -449,6 +507,7 @@ class BehaviourDetector(BaseDetector):
         batch_size: int = 16,
         threshold: float = DEFAULT_THRESHOLD,
         metric: str = "euclidean",
+        span: int = 1,
         random_state: int = 0,
         verbose: int | str = 1,
     ):
@@ -460,6 +519,7 @@ class BehaviourDetector(BaseDetector):
         self.batch_size = batch_size
         self.threshold = threshold
         self.metric = metric
+        self.span = span
         self.random_state = random_state
         self.verbose = verbose
 
@@ -486,6 +546,7 @@ class BehaviourDetector(BaseDetector):
         """
         _check_threshold(self.threshold)
         _check_option(self.metric, "metric", _METRICS)
+        self._check_span()
         epochs = _check_int(self.epochs, "epochs", minimum=1)
         batch_size = _check_int(self.batch_size, "batch_size", minimum=1)
         random_state = _check_int(self.random_state, "random_state", minimum=0)
@@ -543,6 +604,15 @@ class BehaviourDetector(BaseDetector):
             return [_check_int(self.layer_dims, "layer_dims", minimum=1)]
         return _check_layer_dims([input_width, *self.layer_dims])[1:]
 
+    def _check_span(self) -> int:
+        span = _check_int(self.span, "span", minimum=1)
+        if span > 1 and self.metric != "euclidean":
+            raise ValueError(
+                f"span={span} compares sets of codes by their energy distance, which needs "
+                f"metric='euclidean', got metric={self.metric!r}; use span=1 with it"
+            )
+        return span
+
     def _after_load(self) -> None:
         for attr in ("window_size_", "stride_", "lag_", "n_features_in_", "n_encoder_layers_"):
             setattr(self, attr, int(getattr(self, attr)))
@@ -591,13 +661,14 @@ class BehaviourDetector(BaseDetector):
         """Distance curve, the row position of each value, and the index of ``df``."""
         codes, index = self._codes(df)
         lag = self.lag_
-        before, after = codes[:-lag], codes[lag:]
+        span = min(self._check_span(), max(1, (len(codes) - lag) // 2))
         if self.metric == "normalized":
-            d = _distance_kernel(before, after)
+            d = _distance_kernel(codes[:-lag], codes[lag:])
         else:
-            d = np.linalg.norm(after - before, axis=1)
+            d = _set_distance_kernel(codes, lag, span)
         # between the end of window i and the start of window i + lag
-        positions = ((2 * np.arange(len(d)) * self.stride_ + self.window_size_
+        i = np.arange(len(d)) + span - 1
+        positions = ((2 * i * self.stride_ + self.window_size_
                       + lag * self.stride_) // 2).astype(np.int64)
         return d, positions, index
 
