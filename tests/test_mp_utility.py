@@ -264,12 +264,17 @@ def test_result_outlives_the_call_and_blas_is_pinned(tensor, no_leaks, monkeypat
     assert unraisable == []  # the segment was closed without a BufferError
 
 
+def assert_partition(ranges, n):
+    """Contiguous, non-empty ranges that cover 0 .. n-1 once each, in order."""
+    assert [i for lo, hi in ranges for i in range(lo, hi)] == list(range(n))
+    assert all(hi > lo for lo, hi in ranges)
+
+
 @settings(max_examples=100, deadline=None)
 @given(n=st.integers(0, 300), parts=st.integers(1, 40))
 def test_ranges_cover_every_index_once(n, parts):
     ranges = mpu._ranges(n, parts)
-    covered = [i for lo, hi in ranges for i in range(lo, hi)]
-    assert covered == list(range(n))
+    assert_partition(ranges, n)
     assert len(ranges) <= parts
 
 
@@ -277,10 +282,8 @@ def test_ranges_cover_every_index_once(n, parts):
 @given(n=st.integers(0, 5000), processes=st.integers(1, 16))
 def test_guided_ranges_cover_every_index_once_and_shrink(n, processes):
     ranges = mpu._guided_ranges(n, processes)
-    covered = [i for lo, hi in ranges for i in range(lo, hi)]
-    assert covered == list(range(n))
+    assert_partition(ranges, n)
     sizes = [hi - lo for lo, hi in ranges]
-    assert all(s > 0 for s in sizes)
     assert sizes[:-1] == sorted(sizes[:-1], reverse=True)  # the last may be a remainder
     if n:
         # The first range is a 1/(2 P) share; a few dozen ranges, not one per slice.
