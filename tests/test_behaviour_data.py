@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lab.datasets import make_behaviour_changes
@@ -99,6 +99,8 @@ def test_bad_arguments_raise(kwargs, message):
 
 @settings(max_examples=50, deadline=None)
 @given(n_segments=st.integers(2, 12), seed=st.integers(0, 2**16))
+@example(n_segments=12, seed=1477)  # a slope already heading back to 0 used to be flipped
+@example(n_segments=20, seed=1692)
 def test_trend_level_stays_within_a_few_units(n_segments, seed):
     """A slope moves the level by at most 2.5 over the stretch it lasts, back towards 0."""
     from lab.datasets import behaviour

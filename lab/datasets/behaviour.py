@@ -190,9 +190,16 @@ def _changed_trend(rng, slope, span, level):
     """A new slope that moves the level by ``_TREND_RISE`` units over ``span`` rows."""
     if slope != 0.0 and rng.random() < 0.5:
         return 0.0
-    sign = -np.sign(level) if abs(level) > _TREND_RETURN_LEVEL else rng.choice([-1.0, 1.0])
-    if slope != 0.0 and sign == np.sign(slope):
-        sign = -sign  # a new slope, not the same one
+    if abs(level) > _TREND_RETURN_LEVEL:
+        sign = -np.sign(level)
+        if slope != 0.0 and sign == np.sign(slope):
+            # Already heading back: a flipped slope would carry the level
+            # further away, so the change is that the trend stops.
+            return 0.0
+    else:
+        sign = rng.choice([-1.0, 1.0])
+        if slope != 0.0 and sign == np.sign(slope):
+            sign = -sign  # a new slope, not the same one
     return float(sign * rng.uniform(*_TREND_RISE) / max(span, 1))
 
 

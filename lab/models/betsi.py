@@ -675,8 +675,10 @@ class BehaviourDetector(BaseDetector):
     def distances(self, df) -> pd.Series:
         """Distance between the codes of neighbouring windows, indexed by time.
 
-        Value ``i`` compares window ``i`` with window ``i + lag_`` and sits at
-        the row between them (see Notes of the class). The result is empty
+        Value ``i`` compares window ``i`` with window ``i + lag_`` (with
+        ``span=k``, windows ``i .. i+k-1`` with the ``k`` windows from
+        ``i + k - 1 + lag_`` on) and sits at the row between the last window of
+        the left set and the first of the right one (see Notes of the class). The result is empty
         when ``df`` has too few rows for two windows side by side.
 
         Raises
