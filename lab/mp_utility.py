@@ -38,7 +38,6 @@ are bit-identical to each other.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import mmap
 import multiprocessing as mp
@@ -56,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from lab._blas import one_blas_thread as _blas_pinned
 from lab._validation import _check_int, _check_option
 
 __all__ = [
@@ -92,11 +92,6 @@ TERMINATE_GRACE_S = 2.0
 #: Workers of a temporary LocalCluster started by the dask backend (capped by
 #: the number of CPUs); one thread each, as with the shared-memory backend.
 DASK_DEFAULT_WORKERS = 2
-
-# The cached ThreadpoolController and the key it was made for (see
-# _threadpool_controller), and glibc's dl_iterate_phdr (False where unavailable).
-_CONTROLLER_CACHE: dict[str, Any] = {}
-_DL_ITERATE: Any = None
 
 # Segments created by shared_array(), by name: (shm, first byte address, size).
 _OWNED_SEGMENTS: dict[str, tuple[shared_memory.SharedMemory, int, int]] = {}
@@ -213,81 +208,6 @@ def _apply_range_kernel(func: Callable, src: np.ndarray, dst: np.ndarray, lo: in
             raise
         if between is not None:
             between()
-
-
-class _PhdrInfo(ctypes.Structure):
-    """The head of glibc's ``struct dl_phdr_info`` (``<link.h>``)."""
-
-    _fields_ = [
-        ("dlpi_addr", ctypes.c_void_p),
-        ("dlpi_name", ctypes.c_char_p),
-        ("dlpi_phdr", ctypes.c_void_p),
-        ("dlpi_phnum", ctypes.c_uint16),
-        ("dlpi_adds", ctypes.c_ulonglong),
-        ("dlpi_subs", ctypes.c_ulonglong),
-    ]
-
-
-_PHDR_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(_PhdrInfo), ctypes.c_size_t,
-                                  ctypes.c_void_p)
-
-def _library_generation() -> tuple[int, int] | None:
-    """glibc's counts of shared objects loaded and unloaded so far, or None.
-
-    Both only ever grow, so any ``dlopen`` or ``dlclose`` since an earlier
-    call changes the pair. None where ``dl_iterate_phdr`` or the counters
-    are missing (not glibc).
-    """
-    global _DL_ITERATE
-    if _DL_ITERATE is None:
-        try:
-            _DL_ITERATE = ctypes.CDLL(None).dl_iterate_phdr
-        except (OSError, AttributeError):
-            _DL_ITERATE = False
-    if not _DL_ITERATE:
-        return None
-    found: list[tuple[int, int]] = []
-
-    def first(info: Any, size: int, _data: Any) -> int:
-        if size >= _PhdrInfo.dlpi_subs.offset + ctypes.sizeof(ctypes.c_ulonglong):
-            found.append((info.contents.dlpi_adds, info.contents.dlpi_subs))
-        return 1  # stop: every entry carries the same counters
-
-    _DL_ITERATE(_PHDR_CALLBACK(first), None)
-    return found[0] if found else None
-
-
-def _threadpool_controller() -> Any:
-    """threadpoolctl's view of the loaded BLAS/OpenMP libraries, cached per process.
-
-    Finding the libraries takes 1 to 2 ms, paid on every call otherwise; the
-    cache is dropped when the process forks or loads or unloads a shared
-    object (glibc's load and unload counters), since a new library may bring
-    its own thread pool. Without those counters nothing is cached.
-    """
-    from threadpoolctl import ThreadpoolController
-
-    key = (os.getpid(), _library_generation())
-    if key[1] is None or _CONTROLLER_CACHE.get("key") != key:
-        _CONTROLLER_CACHE.update(key=key, controller=ThreadpoolController())
-    return _CONTROLLER_CACHE["controller"]
-
-
-@contextlib.contextmanager
-def _blas_pinned() -> Iterator[None]:
-    """BLAS and OpenMP limited to one thread in the caller, for a whole call.
-
-    The libraries are found once (one ThreadpoolController) and the limit
-    holds while workers are forked, so they start pinned. Nothing is set
-    when every library already runs one thread: setting a thread count
-    after a fork makes OpenBLAS start its thread pool again.
-    """
-    controller = _threadpool_controller()
-    if all(lib["num_threads"] == 1 for lib in controller.info()):
-        yield
-        return
-    with controller.limit(limits=1):
-        yield
 
 
 def _probe(func: Callable, tensor: np.ndarray) -> np.ndarray:
