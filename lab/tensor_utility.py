@@ -154,20 +154,23 @@ def _signature_sums_kernel(sums: np.ndarray, chain: np.ndarray, levels: np.ndarr
     is written once, in memory order, with its scale; numpy's separate add
     and multiply passes (strided over the windows axis) cost twice as much.
     """
-    n = sums.shape[2]
+    # The n x n matrices are contiguous: one flat loop of n * n per matrix
+    # vectorises where two nested loops of n did not.
+    nn = sums.shape[2] * sums.shape[3]
+    flat = sums.reshape(sums.shape[0], sums.shape[1], nn)
+    flat_out = out.reshape(out.shape[0], out.shape[1], nn)
     for i in range(chain.shape[0]):
         m, a, la, lb = chain[i, 0], chain[i, 1], chain[i, 2], chain[i, 3]
         for p in range(m - 1, n_blocks):
-            for u in range(n):
-                for v in range(n):
-                    sums[i + 1, p, u, v] = sums[la, p, u, v] + sums[lb, p - a, u, v]
+            dst, x, y = flat[i + 1, p], flat[la, p], flat[lb, p - a]
+            for q in range(nn):
+                dst[q] = x[q] + y[q]
     for k in range(lo, hi):
         p = longest - 1 + (k - lo) * stride
         for s in range(levels.shape[0]):
-            lev, c = levels[s], scales[s]
-            for u in range(n):
-                for v in range(n):
-                    out[k, s, u, v] = sums[lev, p, u, v] * c
+            src, c, dst = flat[levels[s], p], scales[s], flat_out[k, s]
+            for q in range(nn):
+                dst[q] = src[q] * c
 
 
 def _signature_block_sums(X: np.ndarray, stride: int, longest: int, g: int,
