@@ -332,6 +332,9 @@ def test_worker_killed_holding_the_range_lock_is_an_error_not_a_hang(
 
 def test_ctrl_c_stops_workers_and_unlinks(no_leaks):
     T = np.zeros((400, 2, 2))  # 400 x 50 ms: far longer than the interrupt delay
+    # Ctrl-C as at a terminal, even under nohup or in a background job, where
+    # SIGINT is ignored; the previous handler is given back afterwards.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, args=(os.getpid(), signal.SIGINT))
     timer.start()
     start = time.monotonic()
@@ -340,6 +343,7 @@ def test_ctrl_c_stops_workers_and_unlinks(no_leaks):
             tensor_apply(slow_sum, T, workers=2, start_method="fork")
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - start < 5
 
 

@@ -172,9 +172,12 @@ def test_failed_run_names_the_cell(tmp_path):
 
 
 def test_ctrl_c_leaves_interrupted_run(tmp_path):
+    # Ctrl-C as at a terminal, even when the tests run under nohup or in a
+    # background job, where SIGINT is ignored and children inherit that.
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", "10", "-p", "sleep=60",
                              "--out", str(tmp_path)], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until the kernel has recorded, i.e. is sleeping
         if list(tmp_path.glob("10-echo/.*.partial/metrics.json")):
