@@ -1,10 +1,9 @@
 """BLAS and OpenMP thread limits, shared by the parallel code of the lab.
 
-Parallel work (processes in :mod:`lab.mp_utility`, threads in
-:mod:`lab.tensor_utility`) runs BLAS with one thread per worker, so that the
-workers do not oversubscribe the CPUs. Finding the loaded libraries with
-threadpoolctl takes 1 to 2 ms, so the controller is cached until a shared
-library is loaded or unloaded.
+Parallel work (the worker processes of :mod:`lab.mp_utility`) runs BLAS with
+one thread per worker, so that the workers do not oversubscribe the CPUs.
+Finding the loaded libraries with threadpoolctl takes 1 to 2 ms, so the
+controller is cached until a shared library is loaded or unloaded.
 """
 
 from __future__ import annotations

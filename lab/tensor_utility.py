@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numba
 import numpy as np
 import pandas as pd
 
-from lab._blas import one_blas_thread
 from lab._validation import _as_2d, _check_int
 
 __all__ = [
@@ -31,20 +30,26 @@ __all__ = [
 #: (Zhang et al., AAAI 2019, section 4.1 uses 10, 30 and 60 with step 10).
 DEFAULT_WINDOWS = (10, 30, 60)
 DEFAULT_STEP = 10
-#: Elements of the centred-window scratch array of correlation_matrices per
-#: batch (about 64 MB of float64): bounds memory on long series.
-CORRELATION_BATCH_ELEMENTS = 8_000_000
-#: Windows shorter than this many rows per shared block are summed from block
-#: products; with smaller blocks the per-block overhead beats the saved
-#: arithmetic and one batched product per window is faster.
-MIN_BLOCK_ROWS = 5
-#: Window ends handled together by the block kernel. For 30 series and windows
-#: (10, 30, 60) 128 ends take about 4 MB of scratch sums (in L3, not L2), yet
-#: beat 32 ends (1 MB) in interleaved timings on 2 cores (best 10.0 against
-#: 11.4 ms): fewer chunks mean fewer BLAS and kernel calls per output.
-SIGNATURE_CHUNK_ENDS = 128
-#: Threads of the block kernel (it only starts them for inputs with at least
-#: this many chunks of ends per thread).
+#: Elements of the window copies that correlation_matrices and the batched
+#: path of signature_matrices make per batch (about 64 MB of float64):
+#: bounds memory on long series.
+BATCH_ELEMENTS = 8_000_000
+#: Window ends per part of the block kernel. Threads take parts one at a time,
+#: so a thread slowed by a busy CPU takes fewer; each part recomputes the
+#: ``longest - stride`` block products it shares with the part before it
+#: (5 of 261 blocks for windows 10, 30, 60 and step 10). For n=30, T=20000
+#: two halves were 5% faster on a quiet machine (best 5.7 against 6.0 ms),
+#: 32 ends 10% slower.
+SIGNATURE_PART_ENDS = 256
+#: Parts are made longer where needed so that the recomputed blocks are at
+#: most this share of a part's blocks (long windows in short blocks).
+SIGNATURE_MAX_OVERLAP = 1 / 8
+#: Bytes of the block kernel's ring buffers per thread allowed beyond the
+#: output's own size. The rings hold about 2 * w / g matrices of n x n for a
+#: window of w rows in g-row blocks; past this, the batched product is used.
+SIGNATURE_RING_BYTES = 128 * 2**20
+#: Threads of the block kernel, the caller included (it starts no more than
+#: there are parts).
 SIGNATURE_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                         else os.cpu_count() or 1)
 
@@ -124,16 +129,24 @@ def _check_windows(windows: Sequence[int], step: int, n_rows: int,
 def _addition_chain(targets: list[int]) -> list[tuple[int, int, int]]:
     """Steps ``(m, a, b)`` with ``m = a + b`` that build every target from 1.
 
-    Each step is one array addition ``R_m[p] = R_a[p] + R_b[p - a]`` of
-    sliding block sums; reusing the sums already built keeps the additions
-    few (10, 30, 60 rows in blocks of 10: 2 = 1 + 1, 3 = 1 + 2, 6 = 3 + 3).
+    Each step is one addition of sliding block sums,
+    ``R_m[p] = R_a[p] + R_b[p - a]``; reusing the sums already built keeps
+    the steps few (10, 30, 60 rows in blocks of 10: 2 = 1 + 1, 3 = 1 + 2,
+    6 = 3 + 3). ``m`` is the largest sum built so far that is at most
+    ``m / 2``, plus the rest; when that sum is under about ``m / 4``, ``m``
+    is built from its two halves instead. So the chain has O(log m) steps
+    and recursion depth (a chain of +1 steps would take m steps, and
+    recurse m deep).
     """
     have, steps = {1}, []
 
     def build(m: int) -> None:
         if m in have:
             return
-        a = max(x for x in have if x < m)
+        a = max(x for x in have if x <= m // 2)
+        if 2 * a < m // 2:  # the largest sum so far is too short: halve instead
+            a = m // 2
+        build(a)
         build(m - a)
         steps.append((m, a, m - a))
         have.add(m)
@@ -143,61 +156,73 @@ def _addition_chain(targets: list[int]) -> list[tuple[int, int, int]]:
     return steps
 
 
-@numba.njit(nogil=True, cache=True)
-def _signature_sums_kernel(sums: np.ndarray, chain: np.ndarray, levels: np.ndarray,
-                           scales: np.ndarray, n_blocks: int, longest: int, stride: int,
-                           out: np.ndarray, lo: int, hi: int) -> None:
-    """Sliding block sums in ``sums[1:]`` from ``sums[0]``, scaled into ``out[lo:hi]``.
+@numba.njit(nogil=True, cache=True, fastmath={"contract"})
+def _signature_ring_kernel(X: np.ndarray, g: int, longest: int, chain: np.ndarray,
+                           ring_start: np.ndarray, ring_len: np.ndarray, levels: np.ndarray,
+                           scales: np.ndarray, end_blocks: np.ndarray, lo: int, hi: int,
+                           ring: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out[lo:hi]`` from ``g``-row block products kept in a ring buffer.
 
-    ``chain[i] = (m, a, level of a, level of b)`` builds level ``i + 1``:
-    ``R_m[p] = R_a[p] + R_b[p - a]``. Compiled so that every output element
-    is written once, in memory order, with its scale; numpy's separate add
-    and multiply passes (strided over the windows axis) cost twice as much.
+    Block ``j`` is ``X[j*g : (j+1)*g]``; window end ``k`` is block
+    ``end_blocks[k]`` (exclusive). Level 0 holds the block products ``P_j``,
+    level ``i + 1`` the sliding sums ``R_m[j] = R_a[j] + R_b[j - a]`` of step
+    ``chain[i] = (m, a, level of a, level of b)``. Level ``L`` keeps its last
+    ``ring_len[L]`` values in ``ring[ring_start[L]:]`` (as many as the
+    longest shift it is read at, plus one). For windows of a few blocks that
+    is a few matrices, which stay in the CPU cache: only ``out`` goes to
+    memory, written once, in order, scaled.
     """
-    # The n x n matrices are contiguous: one flat loop of n * n per matrix
-    # vectorises where two nested loops of n did not.
-    nn = sums.shape[2] * sums.shape[3]
-    flat = sums.reshape(sums.shape[0], sums.shape[1], nn)
-    flat_out = out.reshape(out.shape[0], out.shape[1], nn)
-    for i in range(chain.shape[0]):
-        m, a, la, lb = chain[i, 0], chain[i, 1], chain[i, 2], chain[i, 3]
-        for p in range(m - 1, n_blocks):
-            dst, x, y = flat[i + 1, p], flat[la, p], flat[lb, p - a]
-            for q in range(nn):
-                dst[q] = x[q] + y[q]
-    for k in range(lo, hi):
-        p = longest - 1 + (k - lo) * stride
-        for s in range(levels.shape[0]):
-            src, c, dst = flat[levels[s], p], scales[s], flat_out[k, s]
-            for q in range(nn):
-                dst[q] = src[q] * c
-
-
-def _signature_block_sums(X: np.ndarray, stride: int, longest: int, g: int,
-                          chain: np.ndarray, levels: np.ndarray, scales: np.ndarray,
-                          ends: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
-    """Fill ``out[start:stop]`` from block products (see ``_signature_kernel``)."""
     n = X.shape[1]
-    chunk_ends = min(stop - start, SIGNATURE_CHUNK_ENDS)
-    max_blocks = (chunk_ends - 1) * stride + longest
-    # Scratch reused by every chunk: fresh large arrays would page-fault anew.
-    sums = np.empty((len(chain) + 1, max_blocks, n, n))
-    # Consecutive chunks share longest - stride blocks: their products are
-    # moved to the front instead of computed again.
-    overlap, prev_blocks = max(0, longest - stride), 0
-    for lo in range(start, stop, chunk_ends):
-        hi = min(stop, lo + chunk_ends)
-        n_blocks = (hi - lo - 1) * stride + longest
-        first_row = int(ends[lo]) - longest * g
-        done = 0
-        if prev_blocks:
-            sums[0, :overlap] = sums[0, prev_blocks - overlap : prev_blocks]
-            done = overlap
-        blocks = X[first_row + done * g : first_row + n_blocks * g].reshape(n_blocks - done, g, n)
-        np.matmul(blocks.transpose(0, 2, 1), blocks, out=sums[0, done:n_blocks])
-        prev_blocks = n_blocks
-        _signature_sums_kernel(sums, chain, levels, scales, n_blocks, longest, stride,
-                               out, lo, hi)
+    nn = n * n
+    flat = ring.reshape(ring.shape[0], nn)
+    flat_out = out.reshape(out.shape[0], out.shape[1], nn)
+    first = end_blocks[lo] - longest
+    k = lo
+    for j in range(first, end_blocks[hi - 1]):
+        # P_j = B.T @ B by rank-1 updates, rows of B in order: the inner loops
+        # run over contiguous rows and vectorise with fused multiply-adds.
+        # Four rows per pass over P_j load and store it a quarter as often
+        # (17% faster for n = 30; the additions keep their order, so the
+        # result is bit-identical to one row per pass). One BLAS call per
+        # 10 x 30 block costs more in call overhead than this whole product.
+        P, r = ring[ring_start[0] + j % ring_len[0]], j * g
+        row = X[r]
+        for a in range(n):
+            Pa, xa = P[a], row[a]
+            for b in range(n):
+                Pa[b] = xa * row[b]
+        t = 1
+        while t + 4 <= g:
+            y0, y1, y2, y3 = X[r + t], X[r + t + 1], X[r + t + 2], X[r + t + 3]
+            for a in range(n):
+                Pa, c0, c1, c2, c3 = P[a], y0[a], y1[a], y2[a], y3[a]
+                for b in range(n):
+                    Pa[b] = Pa[b] + c0 * y0[b] + c1 * y1[b] + c2 * y2[b] + c3 * y3[b]
+            t += 4
+        for u in range(t, g):
+            row = X[r + u]
+            for a in range(n):
+                Pa, xa = P[a], row[a]
+                for b in range(n):
+                    Pa[b] += xa * row[b]
+        for i in range(chain.shape[0]):
+            m, a, la, lb = chain[i, 0], chain[i, 1], chain[i, 2], chain[i, 3]
+            if j - m + 1 >= first:  # R_m[j] needs blocks from this part only
+                dst = flat[ring_start[i + 1] + j % ring_len[i + 1]]
+                x = flat[ring_start[la] + j % ring_len[la]]
+                y = flat[ring_start[lb] + (j - a) % ring_len[lb]]
+                for q in range(nn):
+                    dst[q] = x[q] + y[q]
+        if j == end_blocks[k] - 1:
+            for s in range(levels.shape[0]):
+                level = levels[s]
+                src = flat[ring_start[level] + j % ring_len[level]]
+                c, dst = scales[s], flat_out[k, s]
+                for q in range(nn):
+                    dst[q] = src[q] * c
+            k += 1
+            if k == hi:
+                break
 
 
 def _signature_kernel(X: np.ndarray, windows: tuple[int, ...], step: int,
@@ -207,51 +232,86 @@ def _signature_kernel(X: np.ndarray, windows: tuple[int, ...], step: int,
     Every window boundary is a multiple of ``g = gcd(step, *windows)`` rows
     (the first end is the longest window, itself a multiple of ``g``). So the
     ``g``-row block products ``P_j = X[jg:(j+1)g].T @ X[jg:(j+1)g]`` are
-    computed once with one batched matmul, and a window of ``m = w / g``
-    blocks is the sliding sum ``R_m[j] = P_{j-m+1} + ... + P_j``, built from
-    shorter sliding sums by an addition chain (``R_6 = R_3 + R_3`` shifted).
-    Every sum is direct, never a difference of cumulative sums, so rounding
-    stays at the level of the naive product (no cancellation). The work goes
-    in chunks of ends whose scratch arrays stay in the CPU cache; the block
-    products are BLAS calls (numpy's batched matmul), the sums and the
-    scaled writes a compiled loop (numba) that writes each output element
-    once, in memory order.
+    computed once each, and a window of ``m = w / g`` blocks is the sliding
+    sum ``R_m[j] = P_{j-m+1} + ... + P_j``, built from shorter sliding sums by
+    an addition chain (``R_6 = R_3 + R_3`` shifted). Every sum is direct,
+    never a difference of cumulative sums, so rounding stays at the level of
+    the naive product (no cancellation). One compiled pass
+    (``_signature_ring_kernel``) per part of the ends computes the products
+    and sums into ring buffers (cache-sized for windows of a few blocks) and
+    writes each output element once; threads take the parts in turn.
     """
-    n_rows, n = X.shape
+    n = X.shape[1]
     out = np.empty((len(ends), len(windows), n, n))
     g = math.gcd(step, *windows)
-    if g < MIN_BLOCK_ROWS or step > max(windows):
-        # Small blocks, or ends so far apart that most blocks would be unused.
-        for s, w in enumerate(windows):
-            segs = np.lib.stride_tricks.sliding_window_view(X, w, axis=0)[ends - w]
-            np.matmul(segs, segs.transpose(0, 2, 1), out=out[:, s])
-            out[:, s] /= w
-        return out
-    stride, longest = step // g, max(windows) // g
-    level = {1: 0}
+    level, shift = {1: 0}, [0]
     chain = np.zeros((0, 4), dtype=np.int64)
     for m, a, b in _addition_chain([w // g for w in windows]):
         chain = np.vstack([chain, [(m, a, level[a], level[b])]])
+        shift[level[b]] = max(shift[level[b]], a)
         level[m] = len(chain)
+        shift.append(0)
+    ring_len = np.array(shift, dtype=np.int64) + 1
+    ring_bytes = int(ring_len.sum()) * n * n * 8
+    if step > max(windows) or ring_bytes > max(out.nbytes, SIGNATURE_RING_BYTES):
+        # Ends so far apart that most blocks would be unused, or rings of
+        # sums too large (windows of very many blocks): one batched product
+        # per window and end, over batches of ends that bound the copies.
+        for s, w in enumerate(windows):
+            view = np.lib.stride_tricks.sliding_window_view(X, w, axis=0)  # (T-w+1, n, w)
+            batch = max(1, BATCH_ELEMENTS // (w * n))
+            for lo in range(0, len(ends), batch):
+                segs = view[ends[lo : lo + batch] - w]
+                dst = out[lo : lo + batch, s]
+                np.matmul(segs, segs.transpose(0, 2, 1), out=dst)
+                dst /= w
+        return out
+    X = np.ascontiguousarray(X, dtype=np.float64)  # the kernel reads whole rows
+    longest = max(windows) // g
+    ring_start = np.concatenate([[0], np.cumsum(ring_len)[:-1]])
     levels = np.array([level[w // g] for w in windows], dtype=np.int64)
     # A multiply by 1/w (within an ulp of dividing) runs several times faster
     # than a division.
     scales = 1.0 / np.array(windows, dtype=float)
-    # Threads take contiguous runs of ends: numpy releases the GIL in matmul
-    # and in ufunc loops, and each thread keeps its own cache-sized scratch.
-    n_threads = max(1, min(SIGNATURE_THREADS, len(ends) // SIGNATURE_CHUNK_ENDS))
-    bounds = np.linspace(0, len(ends), n_threads + 1).astype(int)
-    jobs = [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    args = (X, stride, longest, g, chain, levels, scales, ends, out)
-    if n_threads == 1:
-        _signature_block_sums(*args, *jobs[0])
-    else:
-        # Each thread's block products would otherwise start BLAS's own
-        # threads too (4 threads on 2 cores): one BLAS thread per thread cut
-        # the median time by about a fifth in interleaved runs.
-        with one_blas_thread(), ThreadPoolExecutor(n_threads) as pool:
-            for done in [pool.submit(_signature_block_sums, *args, a, b) for a, b in jobs]:
-                done.result()
+    end_blocks = ends // g
+    stride = step // g
+    part = max(SIGNATURE_PART_ENDS,
+               math.ceil((longest - stride) / (SIGNATURE_MAX_OVERLAP * stride)))
+    parts = iter(range(0, len(ends), part))
+    take = threading.Lock()
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            ring = np.empty((int(ring_len.sum()), n, n))
+            while not failed:
+                with take:
+                    lo = next(parts, None)
+                if lo is None:
+                    return
+                _signature_ring_kernel(X, g, longest, chain, ring_start, ring_len, levels,
+                                       scales, end_blocks, lo, min(len(ends), lo + part),
+                                       ring, out)
+        except BaseException as exc:  # re-raised by the caller; the others stop
+            failed.append(exc)
+
+    # The kernel releases the GIL: the caller works beside up to
+    # SIGNATURE_THREADS - 1 threads, which end with the call (no idle threads
+    # are left behind to trouble a later fork).
+    helpers = [threading.Thread(target=work, daemon=True)
+               for _ in range(min(SIGNATURE_THREADS, -(-len(ends) // part)) - 1)]
+    try:
+        for thread in helpers:
+            thread.start()
+        work()
+    except BaseException as exc:  # a thread that could not start, or Ctrl-C
+        failed.append(exc)
+    finally:
+        for thread in helpers:
+            if thread.ident is not None:  # started
+                thread.join()
+    if failed:  # Ctrl-C first, then the first error
+        raise next((e for e in failed if isinstance(e, KeyboardInterrupt)), failed[0])
     return out
 
 
@@ -327,7 +387,7 @@ def _correlation_kernel(X: np.ndarray, windows: tuple[int, ...],
     diag = np.arange(n)
     for s, w in enumerate(windows):
         starts = ends - w
-        batch = max(1, CORRELATION_BATCH_ELEMENTS // (w * n))
+        batch = max(1, BATCH_ELEMENTS // (w * n))
         view = np.lib.stride_tricks.sliding_window_view(X, w, axis=0)  # (T-w+1, n, w)
         for lo in range(0, len(ends), batch):
             segs = view[starts[lo : lo + batch]]

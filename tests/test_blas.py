@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
 import lab._blas as blas
-import lab.tensor_utility as tu
-from lab.tensor_utility import signature_matrices
 
 
 def test_threadpool_controller_is_cached_until_a_library_loads(monkeypatch):
@@ -48,21 +45,3 @@ def test_one_blas_thread_limits_and_gives_back():
     with blas.one_blas_thread():
         assert all(lib["num_threads"] == 1 for lib in threadpool_info())
     assert [lib["num_threads"] for lib in threadpool_info()] == before
-
-
-def test_signature_threads_run_blas_with_one_thread(monkeypatch):
-    seen = []
-    real = tu._signature_block_sums
-
-    def spy(*args):
-        seen.append(max([lib["num_threads"] for lib in threadpool_info()
-                         if lib["user_api"] == "blas"] or [1]))
-        return real(*args)
-
-    monkeypatch.setattr(tu, "_signature_block_sums", spy)
-    monkeypatch.setattr(tu, "SIGNATURE_THREADS", 2)
-    X = np.random.default_rng(0).normal(size=(60 + 10 * 2 * tu.SIGNATURE_CHUNK_ENDS, 4))
-    M, _ = signature_matrices(X)
-    assert len(seen) == 2 and seen == [1, 1]  # two threads, each with one BLAS thread
-    seg = X[-60:]
-    np.testing.assert_allclose(M[-1, 2], seg.T @ seg / 60, rtol=1e-12, atol=1e-12)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+import threading
+import time
+
 import naive
 import numpy as np
 import pandas as pd
@@ -10,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import lab.tensor_utility as tu
 from lab.tensor_utility import correlation_matrices, signature_matrices, sliding_windows
 
 
@@ -71,16 +76,144 @@ def test_signature_matrices_hypothesis(data, n, windows, step):
     np.testing.assert_allclose(M, ref, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("chunk", [7, None])
-def test_signature_matrices_block_path_chunks_and_unsorted_windows(rng, monkeypatch, chunk):
-    # Many ends cross several chunks (and threads); unsorted windows keep the caller's order.
-    if chunk is not None:
-        monkeypatch.setattr("lab.tensor_utility.SIGNATURE_CHUNK_ENDS", chunk)
+@pytest.mark.parametrize(("part", "threads"), [(7, 3), (1, 2), (None, None)])
+def test_signature_matrices_parts_threads_and_unsorted_windows(rng, monkeypatch, part, threads):
+    # Many ends cross several parts taken by several threads; unsorted
+    # windows keep the caller's order.
+    if part is not None:
+        monkeypatch.setattr(tu, "SIGNATURE_PART_ENDS", part)
+        monkeypatch.setattr(tu, "SIGNATURE_MAX_OVERLAP", 100.0)  # parts that short
+        monkeypatch.setattr(tu, "SIGNATURE_THREADS", threads)
     X = rng.normal(size=(3000, 5))
-    for windows, step in [((60, 10, 30), 10), ((20, 40), 20), ((15,), 5)]:
+    for windows, step in [((60, 10, 30), 10), ((20, 40), 20), ((15,), 5), ((9, 21), 3)]:
         M, _ = signature_matrices(X, windows=windows, step=step)
         ref, _ = naive.signature_matrices_matmul(X, windows=windows, step=step)
         np.testing.assert_allclose(M, ref, rtol=0, atol=1e-12)
+
+
+def test_signature_matrices_spreads_parts_over_threads(rng, monkeypatch):
+    seen = []
+    real = tu._signature_ring_kernel
+
+    def spy(*args):
+        seen.append((threading.get_ident(), args[-4]))  # (thread, first end of the part)
+        time.sleep(0.01)  # so that no single thread takes every part first
+        return real(*args)
+
+    monkeypatch.setattr(tu, "_signature_ring_kernel", spy)
+    monkeypatch.setattr(tu, "SIGNATURE_PART_ENDS", 10)
+    monkeypatch.setattr(tu, "SIGNATURE_MAX_OVERLAP", 100.0)
+    monkeypatch.setattr(tu, "SIGNATURE_THREADS", 2)
+    X = rng.normal(size=(60 + 10 * 99, 3))
+    M, ends = signature_matrices(X)
+    assert sorted(lo for _, lo in seen) == list(range(0, 100, 10))  # each part once
+    assert len({thread for thread, _ in seen}) == 2
+    assert threading.get_ident() in {thread for thread, _ in seen}  # the caller works too
+    ref, _ = naive.signature_matrices_matmul(X)
+    np.testing.assert_allclose(M, ref, rtol=0, atol=1e-12)
+
+
+def test_signature_matrices_reraises_a_thread_error_and_stops_the_others(rng, monkeypatch):
+    calls = []
+
+    def broken(*args):
+        calls.append(args[-4])
+        if threading.current_thread() is not threading.main_thread():
+            raise MemoryError("no room for the part")
+        time.sleep(0.05)
+
+    monkeypatch.setattr(tu, "_signature_ring_kernel", broken)
+    monkeypatch.setattr(tu, "SIGNATURE_PART_ENDS", 10)
+    monkeypatch.setattr(tu, "SIGNATURE_THREADS", 2)
+    X = rng.normal(size=(60 + 10 * 199, 3))
+    with pytest.raises(MemoryError, match="no room"):
+        signature_matrices(X)
+    assert len(calls) < 20  # the caller stopped taking parts after the failure
+
+
+def test_signature_matrices_long_windows_of_many_blocks(rng, monkeypatch):
+    # 1001 blocks of 10 rows: the addition chain has a dozen steps, not a
+    # thousand (a chain of +1 steps also overflowed Python's recursion).
+    parts = []
+    real = tu._signature_ring_kernel
+    monkeypatch.setattr(tu, "_signature_ring_kernel",
+                        lambda *args: parts.append(args[-4:-2]) or real(*args))
+    X = rng.normal(size=(10_200, 3))
+    M, _ = signature_matrices(X, windows=(10, 10_010), step=10)
+    ref, _ = naive.signature_matrices_matmul(X, windows=(10, 10_010), step=10)
+    np.testing.assert_allclose(M, ref, rtol=1e-12, atol=1e-12)
+    assert parts == [(0, 20)]  # through the ring kernel, in one part
+    assert len(tu._addition_chain([1, 1001])) <= 2 * 10
+
+
+def test_signature_matrices_parts_grow_with_the_overlap(rng, monkeypatch):
+    # Each part recomputes longest - stride = 19 blocks: parts of 4 ends
+    # would recompute 5 times what they keep, so they grow to 8 * 19 = 152.
+    parts = []
+    real = tu._signature_ring_kernel
+    monkeypatch.setattr(tu, "_signature_ring_kernel",
+                        lambda *args: parts.append(args[-4:-2]) or real(*args))
+    monkeypatch.setattr(tu, "SIGNATURE_PART_ENDS", 4)
+    X = rng.normal(size=(200 + 10 * 400, 2))
+    M, _ = signature_matrices(X, windows=(10, 200), step=10)
+    assert sorted(parts) == [(0, 152), (152, 304), (304, 401)]
+    ref, _ = naive.signature_matrices_matmul(X, windows=(10, 200), step=10)
+    np.testing.assert_allclose(M, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_signature_matrices_stops_started_threads_when_one_cannot_start(rng, monkeypatch):
+    calls = []
+
+    def slow(*args):
+        calls.append(args[-4])
+        time.sleep(0.01)
+
+    class OneStart(threading.Thread):
+        started = 0
+
+        def start(self):
+            OneStart.started += 1
+            if OneStart.started > 1:
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    monkeypatch.setattr(tu, "_signature_ring_kernel", slow)
+    monkeypatch.setattr(tu.threading, "Thread", OneStart)
+    monkeypatch.setattr(tu, "SIGNATURE_PART_ENDS", 10)
+    monkeypatch.setattr(tu, "SIGNATURE_THREADS", 3)
+    X = rng.normal(size=(60 + 10 * 199, 2))
+    with pytest.raises(RuntimeError, match="start new thread"):
+        signature_matrices(X)
+    done = len(calls)
+    time.sleep(0.05)
+    assert done <= 2 and len(calls) == done  # the started thread stopped and was joined
+
+
+@settings(max_examples=200, deadline=None)
+@given(targets=st.lists(st.integers(1, 5000), min_size=1, max_size=4))
+def test_addition_chain_builds_every_target_from_built_sums(targets):
+    chain = tu._addition_chain(targets)
+    have = {1}
+    for m, a, b in chain:
+        assert m == a + b and a in have and b in have and m not in have
+        have.add(m)
+    assert set(targets) <= have
+    # O(log m) steps per target (about two per halving)
+    assert len(chain) <= sum(2 * math.ceil(math.log2(m)) + 1 for m in targets)
+
+
+@pytest.mark.parametrize(("windows", "step"), [((600, 37), 1), ((10, 30), 45)])
+def test_signature_matrices_batched_path_in_bounded_batches(rng, monkeypatch, windows, step):
+    # Rings over their memory bound, or ends further apart than the longest
+    # window: one batched product per window, in batches of ends.
+    monkeypatch.setattr(tu, "_signature_ring_kernel", None)
+    monkeypatch.setattr(tu, "SIGNATURE_RING_BYTES", 0)
+    monkeypatch.setattr(tu, "BATCH_ELEMENTS", 5_000)  # a few ends per batch
+    X = rng.normal(size=(700, 3))
+    M, ends = signature_matrices(X, windows=windows, step=step)
+    ref, ref_ends = naive.signature_matrices_matmul(X, windows=windows, step=step)
+    np.testing.assert_array_equal(ends, ref_ends)
+    np.testing.assert_allclose(M, ref, rtol=1e-12, atol=1e-12)
 
 
 def test_signature_matrices_block_sums_keep_precision_with_large_offset(rng):
