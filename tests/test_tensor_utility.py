@@ -131,32 +131,34 @@ def test_signature_matrices_reraises_a_thread_error_and_stops_the_others(rng, mo
     assert len(calls) < 20  # the caller stopped taking parts after the failure
 
 
-def test_signature_matrices_long_windows_of_many_blocks(rng, monkeypatch):
-    # 1001 blocks of 10 rows: the addition chain has a dozen steps, not a
-    # thousand (a chain of +1 steps also overflowed Python's recursion).
+@pytest.fixture
+def ring_parts(monkeypatch):
+    """The ``(lo, hi)`` ends of each part the ring kernel computes, in call order."""
     parts = []
     real = tu._signature_ring_kernel
     monkeypatch.setattr(tu, "_signature_ring_kernel",
                         lambda *args: parts.append(args[-4:-2]) or real(*args))
+    return parts
+
+
+def test_signature_matrices_long_windows_of_many_blocks(rng, ring_parts):
+    # 1001 blocks of 10 rows: the addition chain has a dozen steps, not a
+    # thousand (a chain of +1 steps also overflowed Python's recursion).
     X = rng.normal(size=(10_200, 3))
     M, _ = signature_matrices(X, windows=(10, 10_010), step=10)
     ref, _ = naive.signature_matrices_matmul(X, windows=(10, 10_010), step=10)
     np.testing.assert_allclose(M, ref, rtol=1e-12, atol=1e-12)
-    assert parts == [(0, 20)]  # through the ring kernel, in one part
+    assert ring_parts == [(0, 20)]  # through the ring kernel, in one part
     assert len(tu._addition_chain([1, 1001])) <= 2 * 10
 
 
-def test_signature_matrices_parts_grow_with_the_overlap(rng, monkeypatch):
+def test_signature_matrices_parts_grow_with_the_overlap(rng, monkeypatch, ring_parts):
     # Each part recomputes longest - stride = 19 blocks: parts of 4 ends
     # would recompute 5 times what they keep, so they grow to 8 * 19 = 152.
-    parts = []
-    real = tu._signature_ring_kernel
-    monkeypatch.setattr(tu, "_signature_ring_kernel",
-                        lambda *args: parts.append(args[-4:-2]) or real(*args))
     monkeypatch.setattr(tu, "SIGNATURE_PART_ENDS", 4)
     X = rng.normal(size=(200 + 10 * 400, 2))
     M, _ = signature_matrices(X, windows=(10, 200), step=10)
-    assert sorted(parts) == [(0, 152), (152, 304), (304, 401)]
+    assert sorted(ring_parts) == [(0, 152), (152, 304), (304, 401)]
     ref, _ = naive.signature_matrices_matmul(X, windows=(10, 200), step=10)
     np.testing.assert_allclose(M, ref, rtol=1e-12, atol=1e-12)
 
