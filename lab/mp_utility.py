@@ -21,9 +21,11 @@ backends share one contract (same output, same errors):
       output is a second segment, copied into private memory and removed
       before the call returns.
 
-    BLAS is pinned to one thread per worker. Every segment is unlinked and
-    every worker is stopped whether the call succeeds, ``func`` raises, the
-    caller presses Ctrl-C or a worker is killed.
+    BLAS is pinned to one thread per worker. Every segment (and, under
+    spawn, the named semaphore of the range counter) is unlinked and every
+    worker is stopped whether the call succeeds, ``func`` raises or calls
+    ``sys.exit``, the caller presses Ctrl-C, a worker is killed or stopped,
+    or the ``timeout`` passes.
 ``"serial"``
     A plain loop in the calling process, for debugging (``pdb`` works).
 ``"dask"``
@@ -56,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from lab._blas import one_blas_thread as _blas_pinned
-from lab._validation import _check_int, _check_option
+from lab._validation import _check_float, _check_int, _check_option
 
 __all__ = [
     "WorkerDiedError",
@@ -98,7 +100,7 @@ _OWNED_SEGMENTS: dict[str, tuple[shared_memory.SharedMemory, int, int]] = {}
 
 
 class WorkerDiedError(RuntimeError):
-    """A worker process ended without finishing its work (e.g. killed by SIGKILL)."""
+    """A worker ended without finishing its work (killed, out of memory), or func called sys.exit."""
 
 
 # --------------------------------------------------------------------------
@@ -177,6 +179,27 @@ def _find_owned_segment(arr: np.ndarray) -> tuple[str, int] | None:
     return None
 
 
+class _Deadline:
+    """The end of a call's time: ``timeout`` seconds after it started (None: no end)."""
+
+    def __init__(self, timeout: float | None):
+        self.timeout = timeout
+        self.at = None if timeout is None else time.monotonic() + timeout
+
+    def left(self) -> float | None:
+        return None if self.at is None else max(0.0, self.at - time.monotonic())
+
+    def passed(self) -> bool:
+        return self.at is not None and time.monotonic() >= self.at
+
+    def error(self, what: str) -> TimeoutError:
+        return TimeoutError(f"tensor_apply did not finish within timeout={self.timeout:g} s: {what}")
+
+    def check(self, what: str) -> None:
+        if self.passed():
+            raise self.error(what)
+
+
 # --------------------------------------------------------------------------
 # The per-slice loop shared by every backend
 # --------------------------------------------------------------------------
@@ -185,6 +208,20 @@ def _shape_error(index: int, got: Any, expected_shape: tuple, expected_dtype: np
         f"func returned shape {np.shape(got)} and dtype {np.asarray(got).dtype} for slice "
         f"{index}, but shape {expected_shape} and dtype {expected_dtype} for slice 0; "
         "every slice must give a result of the same shape and dtype"
+    )
+
+
+def _exit_error(exc: SystemExit, index: int) -> WorkerDiedError:
+    """``sys.exit`` in ``func``: an error, in whichever process ran the slice.
+
+    Passed on as it is, it would end the caller's program with no message
+    (the worker sends its exceptions to the caller, which re-raises them),
+    or only when the caller happened to compute that slice itself.
+    """
+    return WorkerDiedError(
+        f"func called sys.exit({exc.code!r}) on slice {index} (tensor[{index}]) in process "
+        f"{os.getpid()} ({mp.current_process().name}); tensor_apply needs a result from every "
+        "slice, so this ends the call with an error instead of ending the program"
     )
 
 
@@ -203,6 +240,8 @@ def _apply_range_kernel(func: Callable, src: np.ndarray, dst: np.ndarray, lo: in
             if result.shape != dst.shape[1:] or result.dtype != dst.dtype:
                 raise _shape_error(index, result, dst.shape[1:], dst.dtype)
             dst[local] = result
+        except SystemExit as exc:
+            raise _exit_error(exc, index) from exc
         except BaseException as exc:
             exc.add_note(f"tensor_apply: func failed on slice {index} (tensor[{index}])")
             raise
@@ -214,6 +253,8 @@ def _probe(func: Callable, tensor: np.ndarray) -> np.ndarray:
     """Run ``func`` on slice 0 to learn the output shape and dtype (BLAS already pinned)."""
     try:
         first = np.asarray(func(tensor[0]))
+    except SystemExit as exc:
+        raise _exit_error(exc, 0) from exc
     except BaseException as exc:
         exc.add_note("tensor_apply: func failed on slice 0 (tensor[0])")
         raise
@@ -292,15 +333,16 @@ def _take(counter: Any, ranges: list[tuple[int, int]]) -> tuple[int, int] | None
 
 
 def _worker_main(func: Callable, src: Any, dst: Any, ranges: list[tuple[int, int]],
-                 counter: Any, conn: mp.connection.Connection) -> None:
+                 counter_box: list, conn: mp.connection.Connection) -> None:
     """Worker process: get both arrays, then take ranges until none is left.
 
     ``src`` and ``dst`` are arrays inherited through fork, or
     ``(segment name, offset, shape, dtype)`` to attach to after spawn.
-    ``counter`` is the shared index of the next range to take.
+    ``counter_box`` holds the shared index of the next range to take.
     """
     # The parent decides what Ctrl-C means and stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    (counter,) = counter_box
     segments = []
     try:
         if isinstance(src, tuple):
@@ -407,6 +449,8 @@ def _stop(procs: list) -> None:
     for p in procs:
         if p.is_alive():
             p.terminate()
+            # A stopped worker (SIGSTOP) holds SIGTERM pending until it runs again.
+            os.kill(p.pid, signal.SIGCONT)
     for p in procs:
         p.join(TERMINATE_GRACE_S)
         if p.is_alive():
@@ -415,7 +459,7 @@ def _stop(procs: list) -> None:
 
 
 def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, workers: int,
-                   chunks: int | None, ctx: Any) -> np.ndarray:
+                   chunks: int | None, ctx: Any, deadline: _Deadline) -> np.ndarray:
     """Run slices 1.. in the caller and ``workers - 1`` processes; return the whole output.
 
     The caller takes ranges from the same counter as the worker processes
@@ -428,12 +472,19 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
     spawn/forkserver, they attach by name to the input segment (a copy of
     ``tensor`` unless it was built with :func:`shared_array`) and to an
     output segment, copied into private memory and removed before returning.
+    Past the deadline, the workers still running are named in a TimeoutError.
     """
     forked = ctx.get_start_method() == "fork"
     n = len(tensor)
     shape = (n, *first.shape)
     src_copy = out_shm = None
     procs, conns = [], []
+    # Under spawn the counter's lock is a named semaphore (/dev/shm/sem.mp-*),
+    # unlinked only when its last reference goes. A raised error's traceback
+    # keeps this frame and the Process objects (so their arguments) alive, until
+    # garbage collection when it is in a cycle. So the counter reaches the
+    # workers in a box, and the finally empties the box and drops its own names.
+    counter_box: list = []
     try:
         if forked:
             src, dst = tensor, _anonymous_shared(shape, first.dtype)
@@ -455,11 +506,12 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
         ranges = [(lo + 1, hi + 1) for lo, hi in
                   (_ranges(n - 1, chunks) if chunks else _guided_ranges(n - 1, workers))]
         counter = ctx.Value("q", 0)
+        counter_box.append(counter)
         with _gc_frozen(forked):
             for _ in range(workers - 1):
                 reader, writer = ctx.Pipe(duplex=False)
                 p = ctx.Process(target=_worker_main,
-                                args=(func, src, dst, ranges, counter, writer),
+                                args=(func, src, dst, ranges, counter_box, writer),
                                 daemon=True, name="lab-tensor-apply")
                 p.start()
                 writer.close()
@@ -499,6 +551,12 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
                     if proc.exitcode not in (0, None):
                         raise _died(proc, remaining)
 
+        def check_deadline() -> None:
+            if deadline.passed():
+                at_work = _describe(live.values())
+                raise deadline.error(f"{remaining} index range(s) unfinished" + (
+                    f"; worker(s) {at_work} were still at work and are killed" if at_work else ""))
+
         next_look = 0.0
 
         def look() -> None:
@@ -507,6 +565,7 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
             if now >= next_look and live:
                 collect(0)
                 next_look = now + CALLER_POLL_S
+            check_deadline()
 
         # The caller's share. A worker killed while it holds the counter's
         # lock would block a plain acquire for ever: wait in short steps and
@@ -515,6 +574,7 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
         while True:
             while not lock.acquire(timeout=CALLER_POLL_S):
                 collect(0)
+                check_deadline()
             try:
                 task = _take(counter, ranges)
             finally:
@@ -528,8 +588,9 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
             if not live:  # a worker left with exit code 0 mid-range (os._exit(0) in func)
                 raise WorkerDiedError(
                     f"{remaining} index range(s) were never finished: a worker exited with "
-                    "code 0 before finishing its range (does func call os._exit or sys.exit?)")
-            collect(None)
+                    "code 0 before finishing its range (does func call os._exit?)")
+            collect(deadline.left())
+            check_deadline()
         if out_shm is not None:
             # A named segment's pages would stay allocated in /dev/shm (a tmpfs,
             # 64 MB by default in Docker) for as long as the result lives, yet be
@@ -542,6 +603,21 @@ def _shared_memory(func: Callable, tensor: np.ndarray, first: np.ndarray, worker
             c.close()
         _release(src_copy, unlink=True)
         _release(out_shm, unlink=True)
+        counter_box.clear()
+        counter = lock = None
+
+
+def _describe(procs: Any) -> str:
+    """``"12 (stopped), 13"``: the live workers' pids, as a timeout found them."""
+    names = []
+    for p in procs:
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            state = ""
+        names.append(f"{p.pid} (stopped)" if state in ("T", "t") else str(p.pid))
+    return ", ".join(names)
 
 
 def _died(proc: Any, remaining: int) -> WorkerDiedError:
@@ -566,11 +642,13 @@ def _dask_block(func: Callable, block: np.ndarray, lo: int, shape: tuple, dtype:
 
 
 def _dask(func: Callable, tensor: np.ndarray, out: np.ndarray, workers: int | None,
-          chunks: int | None, client: Any) -> None:
-    from dask.distributed import Client, LocalCluster
+          chunks: int | None, client: Any, deadline: _Deadline) -> None:
+    from dask.distributed import CancelledError, Client, KilledWorker, LocalCluster
 
     own = client is None
     cluster = None
+    futures: list = []
+    done = False
     try:
         if own:
             n = workers or min(DASK_DEFAULT_WORKERS, os.cpu_count() or 1)
@@ -586,9 +664,25 @@ def _dask(func: Callable, tensor: np.ndarray, out: np.ndarray, workers: int | No
             client.submit(_dask_block, func, blk, lo + 1, out.shape[1:], out.dtype.str, pure=False)
             for blk, (lo, _) in zip(blocks, ranges, strict=True)
         ]
-        for fut, (lo, hi) in zip(futures, ranges, strict=True):
-            out[lo + 1:hi + 1] = fut.result()
+        for k, (fut, (lo, hi)) in enumerate(zip(futures, ranges, strict=True)):
+            try:
+                out[lo + 1:hi + 1] = fut.result(timeout=deadline.left())
+            except TimeoutError:
+                raise deadline.error(f"{len(ranges) - k} of {len(ranges)} dask task(s) "
+                                     "unfinished, now cancelled") from None
+            except (CancelledError, KilledWorker) as exc:
+                # A dead worker takes the blocks scattered to it along: dask then
+                # cancels their tasks ("already forgotten") instead of rerunning them.
+                raise WorkerDiedError(
+                    f"the dask task for slices {lo + 1} to {hi} (tensor[{lo + 1}:{hi + 1}]) was "
+                    f"lost: a dask worker died (out of memory? killed? a crash in func?) "
+                    f"({type(exc).__name__}: {exc})") from exc
+        done = True
     finally:
+        if not done and not own:
+            # The error being raised says more than a failed cancel would.
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
         if own:
             client.close()
             if cluster is not None:
@@ -600,7 +694,7 @@ def _dask(func: Callable, tensor: np.ndarray, out: np.ndarray, workers: int | No
 # --------------------------------------------------------------------------
 def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str = "shared_memory",
                  workers: int | None = None, chunks: int | None = None, client: Any = None,
-                 start_method: str | None = None) -> np.ndarray:
+                 start_method: str | None = None, timeout: float | None = None) -> np.ndarray:
     """Apply ``func`` to every slice ``tensor[i]`` and stack the results.
 
     Parameters
@@ -631,6 +725,12 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     start_method : {None, "fork", "spawn", "forkserver"}
         Multiprocessing start method of the shared-memory backend (None:
         Python's default for the platform).
+    timeout : float, optional
+        Seconds the whole call may take (None: no limit), for every backend;
+        past it a ``TimeoutError`` is raised and the workers are killed (a
+        stopped one too) or, on a dask cluster, the tasks cancelled. It is
+        checked between slices: a slice that the calling process is
+        computing (slice 0 always) is not interrupted.
 
     Returns
     -------
@@ -651,8 +751,14 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
         slice; if results differ in shape or dtype between slices (naming the
         slice); if ``func`` cannot be pickled under spawn (saying why).
     WorkerDiedError
-        If a worker process dies (e.g. SIGKILL, out of memory) before it
-        finishes: an error, never a hang.
+        If a worker process dies (e.g. SIGKILL, out of memory; a dask worker
+        too) before it finishes: an error, never a hang. Also if ``func``
+        calls ``sys.exit``, in whichever process (the message names the
+        slice and the process), instead of ending the caller's program.
+    TimeoutError
+        If the call is not done after ``timeout`` seconds (e.g. a worker was
+        stopped with SIGSTOP); the message names the workers still at work
+        and which of them were stopped.
     Exception
         Whatever ``func`` raises, re-raised in the caller with a note naming
         the failing slice index. Raised in a worker process, its cause holds
@@ -673,8 +779,8 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
     caller took; a crash in a worker is a :class:`WorkerDiedError`. Every
     backend calls ``func`` under a one-thread BLAS limit (threadpoolctl) so that
     parallel workers do not oversubscribe the CPUs and all backends give
-    bit-identical results. The libraries are found in the caller (cached
-    until a shared library is loaded), and the limit holds there for the whole call, so that forked
+    bit-identical results. The libraries are found in the caller on every
+    call (about 1 ms), and the limit holds there for the whole call, so that forked
     workers start pinned and set nothing (after a fork, OpenBLAS answers a
     thread-count call by starting its thread pool, which then spins on the
     workers' CPUs); spawned workers pin themselves. When the caller gives
@@ -725,6 +831,11 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
         workers = _check_int(workers, "workers", minimum=1)
     if chunks is not None:
         chunks = _check_int(chunks, "chunks", minimum=1)
+    if timeout is not None:
+        timeout = _check_float(timeout, "timeout")
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds (or None: no limit), got {timeout}")
+    deadline = _Deadline(timeout)
 
     with _blas_pinned():
         first = _probe(func, arr)
@@ -736,12 +847,13 @@ def tensor_apply(func: Callable[[np.ndarray], Any], tensor: Any, *, backend: str
             n_workers = min(workers or len(os.sched_getaffinity(0)), n - 1)
             if n_workers > 1:
                 return _shared_memory(func, arr, first, n_workers,
-                                      min(chunks, n - 1) if chunks else None, ctx)
+                                      min(chunks, n - 1) if chunks else None, ctx, deadline)
         out = np.empty((n, *first.shape), dtype=first.dtype)
         out[0] = first
         # One shared-memory worker is the caller itself: no process to start.
         if n > 1 and backend in ("serial", "shared_memory"):
-            _apply_range_kernel(func, arr[1:], out[1:], 1, n)
+            _apply_range_kernel(func, arr[1:], out[1:], 1, n, between=None if timeout is None else (
+                lambda: deadline.check("the loop in the calling process stopped between slices")))
     if n > 1 and backend == "dask":
-        _dask(func, arr, out, workers, chunks, client)
+        _dask(func, arr, out, workers, chunks, client, deadline)
     return out

@@ -1,43 +1,20 @@
-"""lab._blas: the cached threadpoolctl controller and the one-thread limit."""
+"""lab._blas: the one-thread BLAS limit."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from threadpoolctl import threadpool_info
 
 import lab._blas as blas
 
-
-def test_threadpool_controller_is_cached_until_a_library_loads(monkeypatch):
-    generation = [(1, 0)]
-    monkeypatch.setattr(blas, "_library_generation", lambda: generation[0])
-    monkeypatch.setattr(blas, "_CONTROLLER_CACHE", {})
-    first = blas._threadpool_controller()
-    assert blas._threadpool_controller() is first
-    generation[0] = (2, 0)  # a shared object was loaded
-    second = blas._threadpool_controller()
-    assert second is not first and blas._threadpool_controller() is second
-    generation[0] = None  # no counters (not glibc): nothing is cached
-    assert blas._threadpool_controller() is not blas._threadpool_controller()
-
-
-def test_library_generation_moves_when_a_library_loads():
-    import ctypes
-    import ctypes.util
-
-    before = blas._library_generation()
-    if before is None:
-        pytest.skip("no glibc dl_iterate_phdr load counters here")
-    with open("/proc/self/maps") as f:
-        mapped = f.read()
-    paths = [ctypes.util.find_library(n) for n in ("sqlite3", "expat", "gdbm", "bz2", "lzma")]
-    new = next((p for p in paths if p and p.split(".so")[0] not in mapped), None)
-    if new is None:
-        pytest.skip("every candidate library is already loaded")
-    assert blas._library_generation() == before  # nothing loaded in between
-    ctypes.CDLL(new)
-    after = blas._library_generation()
-    assert after[0] > before[0] and after[1] >= before[1]
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_one_blas_thread_limits_and_gives_back():
@@ -45,3 +22,30 @@ def test_one_blas_thread_limits_and_gives_back():
     with blas.one_blas_thread():
         assert all(lib["num_threads"] == 1 for lib in threadpool_info())
     assert [lib["num_threads"] for lib in threadpool_info()] == before
+
+
+def test_one_blas_thread_covers_a_library_loaded_after_an_earlier_use():
+    # A fresh interpreter, so that scipy's own OpenBLAS is not loaded yet.
+    code = textwrap.dedent("""
+        import json
+
+        import numpy
+        from threadpoolctl import threadpool_info
+        from lab._blas import one_blas_thread
+        with one_blas_thread():
+            pass
+        import scipy.linalg  # loads scipy's own OpenBLAS
+        threads = [lib["num_threads"] for lib in threadpool_info()]
+        with one_blas_thread():
+            pinned = [lib["num_threads"] for lib in threadpool_info()]
+        print(json.dumps([threads, pinned]))
+    """)
+    env = {k: v for k, v in os.environ.items()
+           if not k.endswith("_NUM_THREADS") and k != "OMP_THREAD_LIMIT"}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, timeout=120).stdout
+    threads, pinned = json.loads(out)
+    if len(threads) < 2 or max(threads) == 1:
+        pytest.skip(f"needs two BLAS libraries with more than one thread, got {threads}")
+    assert pinned == [1] * len(threads)
