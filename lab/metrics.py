@@ -21,10 +21,14 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
 
-from lab._validation import _check_int, _check_option
+from lab._validation import (
+    _check_int,
+    _check_label_pair,
+    _check_labels,
+    _check_option,
+)
 
 __all__ = [
     "f1_margin",
@@ -48,66 +52,6 @@ _CARDINALITIES = ("one", "reciprocal")
 
 
 # --------------------------------------------------------------------------- input checks
-
-
-def _check_labels(y, name: str) -> np.ndarray:
-    """A non-empty 1-D array of 0/1 labels, as bool."""
-    arr = _as_1d(y, name)
-    if arr.dtype == bool:
-        return arr
-    if not (np.issubdtype(arr.dtype, np.number)):
-        raise ValueError(f"{name} must hold 0/1 labels, got dtype {arr.dtype}")
-    bad = ~np.isin(arr, (0, 1))
-    if bad.any():
-        seen = np.unique(arr[bad])[:5].tolist()
-        raise ValueError(f"{name} must hold only 0/1 labels; found {seen}")
-    return arr.astype(bool)
-
-
-def _check_score(s, name: str) -> np.ndarray:
-    """A non-empty 1-D array of finite floats."""
-    arr = _as_1d(s, name)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN or infinite "
-                         "values; a score must be finite everywhere")
-    return arr
-
-
-def _as_1d(y, name: str) -> np.ndarray:
-    if isinstance(y, pd.DataFrame):
-        if y.shape[1] != 1:
-            raise ValueError(f"{name} must be 1-D, got a DataFrame of shape {y.shape}")
-        y = y.iloc[:, 0]
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_timepoints,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty; at least one timepoint is needed")
-    return arr
-
-
-def _check_pair(y_true, other, other_name: str) -> None:
-    """Lengths match; two pandas Series must share their index."""
-    if isinstance(y_true, pd.Series) and isinstance(other, pd.Series) and \
-            not y_true.index.equals(other.index):
-        raise ValueError(f"y_true and {other_name} are Series with different indexes; "
-                         "align them first")
-
-
-def _pair(y_true, other, other_name: str, score: bool):
-    t = _check_labels(y_true, "y_true")
-    o = _check_score(other, other_name) if score else _check_labels(other, other_name)
-    if len(t) != len(o):
-        raise ValueError(f"y_true has {len(t)} timepoints but {other_name} has {len(o)}; "
-                         "they must have the same length")
-    _check_pair(y_true, other, other_name)
-    return t, o
 
 
 def _check_zero_division(value) -> float:
@@ -332,7 +276,7 @@ def point_metrics(y_true, y_pred, *, zero_division: float = 0.0) -> dict:
     {'precision': 0.5, 'recall': 0.5, 'f1': 0.5}
     """
     zero_division = _check_zero_division(zero_division)
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
     tp = int((t & p).sum())
     precision = _safe_div(tp, int(p.sum()), "precision", zero_division)
     recall = _safe_div(tp, int(t.sum()), "recall", zero_division)
@@ -364,7 +308,7 @@ def point_adjust(y_true, y_pred) -> np.ndarray:
     >>> point_adjust([0, 1, 1, 1, 0], [0, 0, 1, 0, 0]).astype(int).tolist()
     [0, 1, 1, 1, 0]
     """
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
     return _adjust_kernel(t, p)
 
 
@@ -414,7 +358,7 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
     1.0
     """
     zero_division = _check_zero_division(zero_division)
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
     adjusted = _adjust_kernel(t, p)
     tp = int((t & adjusted).sum())
     precision = _safe_div(tp, int(adjusted.sum()), "precision", zero_division)
@@ -505,7 +449,7 @@ def range_precision_recall(y_true, y_pred, *, alpha: float = 0.0, bias: str = "f
     (0.5, 0.25)
     """
     zero_division = _check_zero_division(zero_division)
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     _check_option(bias, "bias", _BIASES)
@@ -568,7 +512,7 @@ def auc_roc(y_true, score) -> float:
     >>> auc_roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     """
-    t, s = _pair(y_true, score, "score", score=True)
+    t, s = _check_label_pair(y_true, score, "score", score=True)
     _check_both_classes(t, "auc_roc")
     ranks = _average_ranks(s)
     n1, n0 = int(t.sum()), int((~t).sum())
@@ -606,7 +550,7 @@ def auc_pr(y_true, score) -> float:
     >>> auc_pr([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.833...
     """
-    t, s = _pair(y_true, score, "score", score=True)
+    t, s = _check_label_pair(y_true, score, "score", score=True)
     if not t.any():
         raise ValueError(f"auc_pr needs at least one anomaly in y_true; it holds only 0s "
                          f"({len(t)} timepoints)")
@@ -653,7 +597,7 @@ def precision_at_k(y_true, score, k: int | None = None) -> float:
     >>> precision_at_k([0, 1, 0, 1], [0.9, 0.8, 0.1, 0.7], k=2)
     0.5
     """
-    t, s = _pair(y_true, score, "score", score=True)
+    t, s = _check_label_pair(y_true, score, "score", score=True)
     if k is None:
         k = int(t.sum())
         if k == 0:
