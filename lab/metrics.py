@@ -4,8 +4,11 @@ Change points follow the Turing Change Point Detection benchmark (van den Burg
 & Williams, 2020): :func:`f1_margin` and :func:`covering`. Anomaly metrics take
 0/1 labels and, for the threshold-free ones, a score where higher means more
 anomalous: :func:`point_metrics`, :func:`point_adjusted_f1`,
-:func:`range_precision_recall`, :func:`auc_roc`, :func:`auc_pr`,
-:func:`precision_at_k`.
+:func:`range_precision_recall`, :func:`range_f1`, :func:`auc_roc`,
+:func:`auc_pr`, :func:`precision_at_k`. The scores of published benchmarks,
+:func:`vus_pr`, :func:`vus_roc` (TSB-AD), :func:`nab_score` (NAB) and
+:func:`ucr_hit` (UCR archive), live in :mod:`lab.benchmark_metrics` and are
+re-exported here.
 
 Inputs are checked at the door: mismatched lengths, empty inputs, labels that
 are not 0/1, NaN scores and out-of-range change points raise a ``ValueError``
@@ -29,6 +32,7 @@ from lab._validation import (
     _check_labels,
     _check_option,
 )
+from lab.benchmark_metrics import NAB_PROFILES, nab_score, ucr_hit, vus_pr, vus_roc
 
 __all__ = [
     "f1_margin",
@@ -37,6 +41,12 @@ __all__ = [
     "point_adjust",
     "point_adjusted_f1",
     "range_precision_recall",
+    "range_f1",
+    "vus_pr",
+    "vus_roc",
+    "nab_score",
+    "NAB_PROFILES",
+    "ucr_hit",
     "auc_roc",
     "auc_pr",
     "precision_at_k",
@@ -49,6 +59,8 @@ DEFAULT_MARGIN = 5
 # i-th point (1-based) of a range of length n.
 _BIASES = ("flat", "front", "back", "middle")
 _CARDINALITIES = ("one", "reciprocal")
+# point_adjusted_f1 warns once per process, not at every call of a loop.
+_PA_WARNED = False
 
 
 # --------------------------------------------------------------------------- input checks
@@ -330,7 +342,8 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
        Point adjustment inflates scores: Kim et al. (AAAI 2022, "Towards a
        Rigorous Evaluation of Time-Series Anomaly Detection") show that a
        random score reaches a high point-adjusted F1 on the usual benchmarks.
-       Report :func:`point_metrics` or :func:`range_precision_recall` next to it.
+       Report :func:`point_metrics` or :func:`range_f1` next to it. The first
+       call in a process says so with a ``UserWarning``.
 
     Parameters
     ----------
@@ -359,11 +372,22 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
     """
     zero_division = _check_zero_division(zero_division)
     t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
+    _warn_point_adjust()
     adjusted = _adjust_kernel(t, p)
     tp = int((t & adjusted).sum())
     precision = _safe_div(tp, int(adjusted.sum()), "precision", zero_division)
     recall = _safe_div(tp, int(t.sum()), "recall", zero_division)
     return _f1(precision, recall)
+
+
+def _warn_point_adjust() -> None:
+    global _PA_WARNED
+    if not _PA_WARNED:
+        _PA_WARNED = True
+        warnings.warn("point_adjusted_f1 inflates results: a random score reaches a high "
+                      "point-adjusted F1 (Kim et al., AAAI 2022); report point_metrics or "
+                      "range_f1 next to it. This warning is shown once per process.",
+                      UserWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- range metrics
@@ -460,6 +484,57 @@ def range_precision_recall(y_true, y_pred, *, alpha: float = 0.0, bias: str = "f
     recall = _safe_div(recall_each.sum(), len(real), "range recall", zero_division)
     precision = _safe_div(precision_each.sum(), len(pred), "range precision", zero_division)
     return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+
+
+def range_f1(y_true, y_pred, *, alpha: float = 0.0, cardinality: str = "one",
+             zero_division: float = 0.0) -> float:
+    """Range-based F1 of Tatbul et al. (2018) with flat positional bias.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like or Series of shape (n_timepoints,)
+        0/1 labels; each run of 1s is one anomaly range.
+    alpha : float, default 0.0
+        Weight of the existence reward in range recall. 0 scores overlap only,
+        the common choice in benchmarks; Tatbul et al. leave it to the
+        application (their experiments also use 0).
+    cardinality : {"one", "reciprocal"}, default "one"
+        γ: ``"one"`` does not penalise a range found in several pieces;
+        ``"reciprocal"`` multiplies its overlap by 1/(number of pieces).
+    zero_division : {0, 1, nan}, default 0.0
+        Returned, with an ``UndefinedMetricWarning``, for a precision with no
+        predicted range or a recall with no true range (F1 is then 0 unless
+        the other term is defined and ``zero_division`` is 1).
+
+    Returns
+    -------
+    float
+        ``2 P R / (P + R)`` of the range precision ``P`` and recall ``R`` of
+        :func:`range_precision_recall` with ``bias="flat"`` (0 when both are 0).
+
+    Raises
+    ------
+    ValueError
+        On empty inputs, different lengths, labels that are not 0/1,
+        ``alpha`` outside ``[0, 1]`` or an unknown ``cardinality``.
+
+    Notes
+    -----
+    Tatbul, Lee, Zdonik, Alam & Gottschlich, "Precision and Recall for Time
+    Series", NeurIPS 2018, eqs. 1-8, with flat bias δ = 1. With the defaults
+    (α = 0, γ = 1), recall is the mean covered share of the true ranges and
+    precision the mean share of each predicted range that is anomalous.
+    TSB-AD's "R-based-F1" uses α = 0.2 and reciprocal cardinality and takes
+    the best threshold; pass those to compare.
+
+    Examples
+    --------
+    >>> range_f1([0, 1, 1, 1, 1, 0, 1, 0], [0, 0, 1, 1, 0, 0, 0, 1])
+    0.333...
+    """
+    return range_precision_recall(y_true, y_pred, alpha=alpha, bias="flat",
+                                  cardinality=cardinality,
+                                  zero_division=zero_division)["f1"]
 
 
 # --------------------------------------------------------------------------- score metrics
