@@ -185,6 +185,17 @@ def test_nab_score_matches_the_row_walk(corpus, profile, datetimes):
             pytest.approx(expected, abs=1e-9)
 
 
+def test_nab_profiles_are_nabs_config():
+    path = NAB_ROOT / "config" / "profiles.json"
+    if not path.is_file():
+        pytest.skip(f"NAB profiles not found at {path}")
+    config = json.loads(path.read_text())
+    assert set(config) == set(NAB_PROFILES)
+    for name, profile in config.items():
+        for key, weight in NAB_PROFILES[name].items():
+            assert profile["CostMatrix"][key] == weight, (name, key)
+
+
 def test_nab_null_perfect_and_hand_computed_cases():
     index = pd.date_range("2024-01-01", periods=2000, freq="h")
     windows = [(index[800], index[849]), (index[1500], index[1599])]
