@@ -171,3 +171,89 @@ def _check_option(value: Any, name: str, options: Iterable[Any]) -> Any:
     if value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
     return value
+
+
+def _as_1d(y: Any, name: str) -> np.ndarray:
+    """A non-empty 1-D array from a Series, a one-column frame or an array-like.
+
+    Examples
+    --------
+    >>> _as_1d([[1], [2]], "y").tolist()
+    [1, 2]
+    """
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise ValueError(f"{name} must be 1-D, got a DataFrame of shape {y.shape}")
+        y = y.iloc[:, 0]
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (n_timepoints,), got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty; at least one timepoint is needed")
+    return arr
+
+
+def _check_labels(y: Any, name: str) -> np.ndarray:
+    """A non-empty 1-D array of 0/1 labels, as bool.
+
+    Examples
+    --------
+    >>> _check_labels([0, 1, 1], "y_true").tolist()
+    [False, True, True]
+    """
+    arr = _as_1d(y, name)
+    if arr.dtype == bool:
+        return arr
+    if not (np.issubdtype(arr.dtype, np.number)):
+        raise ValueError(f"{name} must hold 0/1 labels, got dtype {arr.dtype}")
+    bad = ~np.isin(arr, (0, 1))
+    if bad.any():
+        seen = np.unique(arr[bad])[:5].tolist()
+        raise ValueError(f"{name} must hold only 0/1 labels; found {seen}")
+    return arr.astype(bool)
+
+
+def _check_score(s: Any, name: str) -> np.ndarray:
+    """A non-empty 1-D array of finite floats.
+
+    Examples
+    --------
+    >>> _check_score([1, 2.5], "score").tolist()
+    [1.0, 2.5]
+    """
+    arr = _as_1d(s, name)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
+                                   or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN or infinite "
+                         "values; a score must be finite everywhere")
+    return arr
+
+
+def _check_label_pair(y_true: Any, other: Any, other_name: str,
+                      score: bool) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 ``y_true`` and, of the same length, labels or (``score=True``) a finite score.
+
+    Two pandas Series must also share their index, so that no metric silently
+    compares misaligned timepoints.
+
+    Examples
+    --------
+    >>> t, s = _check_label_pair([0, 1], [0.2, 0.9], "score", score=True)
+    >>> t.tolist(), s.tolist()
+    ([False, True], [0.2, 0.9])
+    """
+    t = _check_labels(y_true, "y_true")
+    o = _check_score(other, other_name) if score else _check_labels(other, other_name)
+    if len(t) != len(o):
+        raise ValueError(f"y_true has {len(t)} timepoints but {other_name} has {len(o)}; "
+                         "they must have the same length")
+    if isinstance(y_true, pd.Series) and isinstance(other, pd.Series) and \
+            not y_true.index.equals(other.index):
+        raise ValueError(f"y_true and {other_name} are Series with different indexes; "
+                         "align them first")
+    return t, o

@@ -4,8 +4,11 @@ Change points follow the Turing Change Point Detection benchmark (van den Burg
 & Williams, 2020): :func:`f1_margin` and :func:`covering`. Anomaly metrics take
 0/1 labels and, for the threshold-free ones, a score where higher means more
 anomalous: :func:`point_metrics`, :func:`point_adjusted_f1`,
-:func:`range_precision_recall`, :func:`auc_roc`, :func:`auc_pr`,
-:func:`precision_at_k`.
+:func:`range_precision_recall`, :func:`range_f1`, :func:`auc_roc`,
+:func:`auc_pr`, :func:`precision_at_k`. The scores of published benchmarks,
+:func:`vus_pr`, :func:`vus_roc` (TSB-AD), :func:`nab_score` (NAB) and
+:func:`ucr_hit` (UCR archive), live in :mod:`lab.benchmark_metrics` and are
+re-exported here.
 
 Inputs are checked at the door: mismatched lengths, empty inputs, labels that
 are not 0/1, NaN scores and out-of-range change points raise a ``ValueError``
@@ -21,10 +24,15 @@ import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
 
-from lab._validation import _check_int, _check_option
+from lab._validation import (
+    _check_int,
+    _check_label_pair,
+    _check_labels,
+    _check_option,
+)
+from lab.benchmark_metrics import NAB_PROFILES, nab_score, ucr_hit, vus_pr, vus_roc
 
 __all__ = [
     "f1_margin",
@@ -33,6 +41,12 @@ __all__ = [
     "point_adjust",
     "point_adjusted_f1",
     "range_precision_recall",
+    "range_f1",
+    "vus_pr",
+    "vus_roc",
+    "nab_score",
+    "NAB_PROFILES",
+    "ucr_hit",
     "auc_roc",
     "auc_pr",
     "precision_at_k",
@@ -45,69 +59,11 @@ DEFAULT_MARGIN = 5
 # i-th point (1-based) of a range of length n.
 _BIASES = ("flat", "front", "back", "middle")
 _CARDINALITIES = ("one", "reciprocal")
+# point_adjusted_f1 warns once per process, not at every call of a loop.
+_PA_WARNED = False
 
 
 # --------------------------------------------------------------------------- input checks
-
-
-def _check_labels(y, name: str) -> np.ndarray:
-    """A non-empty 1-D array of 0/1 labels, as bool."""
-    arr = _as_1d(y, name)
-    if arr.dtype == bool:
-        return arr
-    if not (np.issubdtype(arr.dtype, np.number)):
-        raise ValueError(f"{name} must hold 0/1 labels, got dtype {arr.dtype}")
-    bad = ~np.isin(arr, (0, 1))
-    if bad.any():
-        seen = np.unique(arr[bad])[:5].tolist()
-        raise ValueError(f"{name} must hold only 0/1 labels; found {seen}")
-    return arr.astype(bool)
-
-
-def _check_score(s, name: str) -> np.ndarray:
-    """A non-empty 1-D array of finite floats."""
-    arr = _as_1d(s, name)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number)
-                                   or arr.dtype == bool):
-        raise ValueError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains {int((~np.isfinite(arr)).sum())} NaN or infinite "
-                         "values; a score must be finite everywhere")
-    return arr
-
-
-def _as_1d(y, name: str) -> np.ndarray:
-    if isinstance(y, pd.DataFrame):
-        if y.shape[1] != 1:
-            raise ValueError(f"{name} must be 1-D, got a DataFrame of shape {y.shape}")
-        y = y.iloc[:, 0]
-    arr = np.asarray(y)
-    if arr.ndim == 2 and arr.shape[1] == 1:
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (n_timepoints,), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty; at least one timepoint is needed")
-    return arr
-
-
-def _check_pair(y_true, other, other_name: str) -> None:
-    """Lengths match; two pandas Series must share their index."""
-    if isinstance(y_true, pd.Series) and isinstance(other, pd.Series) and \
-            not y_true.index.equals(other.index):
-        raise ValueError(f"y_true and {other_name} are Series with different indexes; "
-                         "align them first")
-
-
-def _pair(y_true, other, other_name: str, score: bool):
-    t = _check_labels(y_true, "y_true")
-    o = _check_score(other, other_name) if score else _check_labels(other, other_name)
-    if len(t) != len(o):
-        raise ValueError(f"y_true has {len(t)} timepoints but {other_name} has {len(o)}; "
-                         "they must have the same length")
-    _check_pair(y_true, other, other_name)
-    return t, o
 
 
 def _check_zero_division(value) -> float:
@@ -332,7 +288,7 @@ def point_metrics(y_true, y_pred, *, zero_division: float = 0.0) -> dict:
     {'precision': 0.5, 'recall': 0.5, 'f1': 0.5}
     """
     zero_division = _check_zero_division(zero_division)
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
     tp = int((t & p).sum())
     precision = _safe_div(tp, int(p.sum()), "precision", zero_division)
     recall = _safe_div(tp, int(t.sum()), "recall", zero_division)
@@ -364,7 +320,7 @@ def point_adjust(y_true, y_pred) -> np.ndarray:
     >>> point_adjust([0, 1, 1, 1, 0], [0, 0, 1, 0, 0]).astype(int).tolist()
     [0, 1, 1, 1, 0]
     """
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
     return _adjust_kernel(t, p)
 
 
@@ -386,7 +342,8 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
        Point adjustment inflates scores: Kim et al. (AAAI 2022, "Towards a
        Rigorous Evaluation of Time-Series Anomaly Detection") show that a
        random score reaches a high point-adjusted F1 on the usual benchmarks.
-       Report :func:`point_metrics` or :func:`range_precision_recall` next to it.
+       Report :func:`point_metrics` or :func:`range_f1` next to it. The first
+       call in a process says so with a ``UserWarning``.
 
     Parameters
     ----------
@@ -414,12 +371,23 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
     1.0
     """
     zero_division = _check_zero_division(zero_division)
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
+    _warn_point_adjust()
     adjusted = _adjust_kernel(t, p)
     tp = int((t & adjusted).sum())
     precision = _safe_div(tp, int(adjusted.sum()), "precision", zero_division)
     recall = _safe_div(tp, int(t.sum()), "recall", zero_division)
     return _f1(precision, recall)
+
+
+def _warn_point_adjust() -> None:
+    global _PA_WARNED
+    if not _PA_WARNED:
+        _PA_WARNED = True
+        warnings.warn("point_adjusted_f1 inflates results: a random score reaches a high "
+                      "point-adjusted F1 (Kim et al., AAAI 2022); report point_metrics or "
+                      "range_f1 next to it. This warning is shown once per process.",
+                      UserWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- range metrics
@@ -505,7 +473,7 @@ def range_precision_recall(y_true, y_pred, *, alpha: float = 0.0, bias: str = "f
     (0.5, 0.25)
     """
     zero_division = _check_zero_division(zero_division)
-    t, p = _pair(y_true, y_pred, "y_pred", score=False)
+    t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     _check_option(bias, "bias", _BIASES)
@@ -516,6 +484,57 @@ def range_precision_recall(y_true, y_pred, *, alpha: float = 0.0, bias: str = "f
     recall = _safe_div(recall_each.sum(), len(real), "range recall", zero_division)
     precision = _safe_div(precision_each.sum(), len(pred), "range precision", zero_division)
     return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+
+
+def range_f1(y_true, y_pred, *, alpha: float = 0.0, cardinality: str = "one",
+             zero_division: float = 0.0) -> float:
+    """Range-based F1 of Tatbul et al. (2018) with flat positional bias.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like or Series of shape (n_timepoints,)
+        0/1 labels; each run of 1s is one anomaly range.
+    alpha : float, default 0.0
+        Weight of the existence reward in range recall. 0 scores overlap only,
+        the common choice in benchmarks; Tatbul et al. leave it to the
+        application (their experiments also use 0).
+    cardinality : {"one", "reciprocal"}, default "one"
+        γ: ``"one"`` does not penalise a range found in several pieces;
+        ``"reciprocal"`` multiplies its overlap by 1/(number of pieces).
+    zero_division : {0, 1, nan}, default 0.0
+        Returned, with an ``UndefinedMetricWarning``, for a precision with no
+        predicted range or a recall with no true range (F1 is then 0 unless
+        the other term is defined and ``zero_division`` is 1).
+
+    Returns
+    -------
+    float
+        ``2 P R / (P + R)`` of the range precision ``P`` and recall ``R`` of
+        :func:`range_precision_recall` with ``bias="flat"`` (0 when both are 0).
+
+    Raises
+    ------
+    ValueError
+        On empty inputs, different lengths, labels that are not 0/1,
+        ``alpha`` outside ``[0, 1]`` or an unknown ``cardinality``.
+
+    Notes
+    -----
+    Tatbul, Lee, Zdonik, Alam & Gottschlich, "Precision and Recall for Time
+    Series", NeurIPS 2018, eqs. 1-8, with flat bias δ = 1. With the defaults
+    (α = 0, γ = 1), recall is the mean covered share of the true ranges and
+    precision the mean share of each predicted range that is anomalous.
+    TSB-AD's "R-based-F1" uses α = 0.2 and reciprocal cardinality and takes
+    the best threshold; pass those to compare.
+
+    Examples
+    --------
+    >>> range_f1([0, 1, 1, 1, 1, 0, 1, 0], [0, 0, 1, 1, 0, 0, 0, 1])
+    0.333...
+    """
+    return range_precision_recall(y_true, y_pred, alpha=alpha, bias="flat",
+                                  cardinality=cardinality,
+                                  zero_division=zero_division)["f1"]
 
 
 # --------------------------------------------------------------------------- score metrics
@@ -568,7 +587,7 @@ def auc_roc(y_true, score) -> float:
     >>> auc_roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     """
-    t, s = _pair(y_true, score, "score", score=True)
+    t, s = _check_label_pair(y_true, score, "score", score=True)
     _check_both_classes(t, "auc_roc")
     ranks = _average_ranks(s)
     n1, n0 = int(t.sum()), int((~t).sum())
@@ -606,7 +625,7 @@ def auc_pr(y_true, score) -> float:
     >>> auc_pr([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.833...
     """
-    t, s = _pair(y_true, score, "score", score=True)
+    t, s = _check_label_pair(y_true, score, "score", score=True)
     if not t.any():
         raise ValueError(f"auc_pr needs at least one anomaly in y_true; it holds only 0s "
                          f"({len(t)} timepoints)")
@@ -653,7 +672,7 @@ def precision_at_k(y_true, score, k: int | None = None) -> float:
     >>> precision_at_k([0, 1, 0, 1], [0.9, 0.8, 0.1, 0.7], k=2)
     0.5
     """
-    t, s = _pair(y_true, score, "score", score=True)
+    t, s = _check_label_pair(y_true, score, "score", score=True)
     if k is None:
         k = int(t.sum())
         if k == 0:

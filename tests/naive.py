@@ -382,3 +382,115 @@ def naive_set_distance(codes, lag, span):
         out.append(mean_dist(left, right)
                    - (mean_dist(left, left) + mean_dist(right, right)) / 2)
     return out
+
+
+def vus_tsbad(y_true, score, window, n_thresholds=250):
+    """VUS-ROC and VUS-PR by the definition of TSB-AD's RangeAUC_volume_opt, one
+    width and one threshold at a time (Paparrizos et al., VLDB 2022)."""
+    import math
+
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(score, dtype=float)
+    n = len(y)
+    ranges = [(a, b - 1) for a, b in runs_of_ones(y)]  # inclusive ends
+    desc = sorted(s, reverse=True)
+    thresholds = [desc[int(k)] for k in np.linspace(0, n - 1, n_thresholds)]
+    n_pos = y.sum()
+    rocs, prs = [], []
+    for w in range(window + 1):
+        h = w // 2
+        soft = y.astype(float)
+        for a, b in ranges:
+            for d in range(1, h + 1):
+                if b + d < n:
+                    soft[b + d] += math.sqrt(1 - d / w)
+                if a - d >= 0:
+                    soft[a - d] += math.sqrt(1 - d / w)
+        soft = np.minimum(soft, 1.0)
+        segments = []  # widened ranges, merged unless one ends strictly before the next
+        for a, b in ranges:
+            if segments and not (segments[-1][2] + h < a - h):
+                segments[-1][1] = min(b + h, n - 1)
+                segments[-1][2] = b
+            else:
+                segments.append([max(a - h, 0), min(b + h, n - 1), b])
+        tpr, fpr, precision = [0.0], [0.0], [1.0]
+        for thr in thresholds:
+            pred = (s >= thr).astype(float)
+            lab = soft.copy()
+            found = 0
+            for lo, hi, _ in segments:
+                lab[lo:hi + 1] = soft[lo:hi + 1] * pred[lo:hi + 1]
+                found += int(pred[lo:hi + 1].any())
+            for a, b in ranges:
+                lab[a:b + 1] = 1.0
+            tp = float(np.dot(lab, pred))
+            p_new = (n_pos + lab.sum()) / 2
+            tpr.append(min(tp / p_new, 1.0) * found / len(segments))
+            fpr.append((pred.sum() - tp) / (n - p_new))
+            precision.append(tp / pred.sum())
+        tpr.append(1.0)
+        fpr.append(1.0)
+        rocs.append(sum((fpr[k + 1] - fpr[k]) * (tpr[k + 1] + tpr[k]) / 2
+                        for k in range(len(fpr) - 1)))
+        prs.append(sum((tpr[k] - tpr[k - 1]) * precision[k] for k in range(1, len(precision))))
+    return sum(rocs) / len(rocs), sum(prs) / len(prs)
+
+
+def range_f1(y_true, y_pred, alpha=0.0, cardinality="one"):
+    p, r = tatbul_precision_recall(y_true, y_pred, alpha=alpha, bias="flat",
+                                   cardinality=cardinality)
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def nab_raw_score(detected, windows, cost, probation=0.15):
+    """NAB's raw score of one series, walking its rows as NAB's Sweeper does.
+
+    ``windows`` are inclusive ``(first_row, last_row)`` pairs, disjoint.
+    """
+    import math
+
+    def sigma(x):
+        return -1.0 if x >= 3.0 else 2.0 / (1.0 + math.exp(5.0 * x)) - 1.0
+
+    n = len(detected)
+    first = min(math.floor(probation * n), probation * 5000)
+    window_of = {i: k for k, (a, b) in enumerate(windows) for i in range(a, b + 1)}
+    best, fp, prev = {}, 0.0, None
+    for i in range(n):
+        k = window_of.get(i)
+        if k is not None:
+            a, b = windows[k]
+            if i >= first:
+                best.setdefault(k, -cost["fnWeight"])
+                if detected[i]:
+                    tp = sigma(-(b - i + 1) / (b - a + 1)) * cost["tpWeight"] / sigma(-1.0)
+                    best[k] = max(best[k], tp)
+            if i == b:
+                prev = (a, b)
+        elif detected[i] and i >= first:
+            if prev is None:
+                x = 3.0
+            elif prev[0] == prev[1]:
+                x = math.inf  # NAB divides by zero here; lab counts the full cost
+            else:
+                x = (i - prev[1]) / (prev[1] - prev[0])
+            fp += sigma(x) * cost["fpWeight"]
+    return sum(best.values()) + fp
+
+
+def nab_score(corpus, cost):
+    """Normalised NAB score of ``[(detected, windows), ...]`` (rows, as above)."""
+    raw = sum(nab_raw_score(d, w, cost) for d, w in corpus)
+    null = sum(nab_raw_score([False] * len(d), w, cost) for d, w in corpus)
+    perfect = cost["tpWeight"] * sum(len(w) for _, w in corpus)
+    return 100 * (raw - null) / (perfect - null)
+
+
+def ucr_hit(y_true, score, tolerance=100):
+    rows = [i for i, v in enumerate(y_true) if v]
+    best = 0
+    for i, v in enumerate(score):
+        if v > score[best]:
+            best = i
+    return rows[0] - tolerance <= best <= rows[-1] + tolerance

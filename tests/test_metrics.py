@@ -244,3 +244,64 @@ def test_load_tcpd_rejects_non_integer_annotations(tmp_path, bad):
         load_tcpd("toy", tmp_path)
     _toy_tcpd(tmp_path, [1, 3.0])  # a whole number written as a float is still an index
     assert load_tcpd("toy", tmp_path)[1] == {"1": [1, 3]}
+
+
+# --------------------------------------------------------------------- range F1, point-adjust warning
+
+
+@pytest.mark.parametrize("y_true, y_pred, kwargs, expected", [
+    # true ranges [1,5) and [6]; predicted [2,4) and [7]: P = (1 + 0)/2, R = (2/4 + 0)/2
+    ([0, 1, 1, 1, 1, 0, 1, 0], [0, 0, 1, 1, 0, 0, 0, 1], {}, 1 / 3),
+    # one true range of 6 found in two pieces of 2, plus a false range: P = 2/3, R = 4/6
+    ([1] * 6 + [0] * 4, [1, 1, 0, 1, 1, 0, 0, 0, 0, 1], {}, 2 / 3),
+    # reciprocal cardinality halves the recall of the fragmented range: R = 1/3
+    ([1] * 6 + [0] * 4, [1, 1, 0, 1, 1, 0, 0, 0, 0, 1], {"cardinality": "reciprocal"}, 4 / 9),
+    # alpha = 0.5 adds half an existence reward: R = 0.5 + 0.5 / 3
+    ([1] * 6 + [0] * 4, [1, 1, 0, 1, 1, 0, 0, 0, 0, 1],
+     {"cardinality": "reciprocal", "alpha": 0.5}, 2 / 3),
+])
+def test_range_f1_hand_computed(y_true, y_pred, kwargs, expected):
+    assert metrics.range_f1(y_true, y_pred, **kwargs) == pytest.approx(expected)
+    assert metrics.range_f1(pd.Series(y_true), pd.Series(y_pred), **kwargs) == \
+        pytest.approx(expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), alpha=st.sampled_from([0.0, 0.2, 1.0]),
+       cardinality=st.sampled_from(["one", "reciprocal"]))
+def test_range_f1_matches_loop_reference(data, alpha, cardinality):
+    n = data.draw(st.integers(1, 60))
+    t = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    p = data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        got = metrics.range_f1(t, p, alpha=alpha, cardinality=cardinality)
+    assert got == pytest.approx(naive.range_f1(t, p, alpha=alpha, cardinality=cardinality))
+
+
+def test_range_f1_bad_input():
+    with pytest.raises(ValueError, match="alpha must be in"):
+        metrics.range_f1([0, 1], [0, 1], alpha=1.5)
+    with pytest.raises(ValueError, match="cardinality must be one of"):
+        metrics.range_f1([0, 1], [0, 1], cardinality="many")
+    with pytest.raises(ValueError, match="same length"):
+        metrics.range_f1([0, 1, 1], [0, 1])
+    with pytest.raises(ValueError, match="only 0/1"):
+        metrics.range_f1([0, 1], [0, 3])
+    with pytest.warns(UndefinedMetricWarning, match="range precision"):
+        assert metrics.range_f1([0, 1], [0, 0]) == 0.0
+
+
+def test_point_adjusted_f1_warns_once_per_process(monkeypatch):
+    monkeypatch.setattr(metrics, "_PA_WARNED", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError):
+            metrics.point_adjusted_f1([0, 1], [0, 1, 1])  # bad input does not use it up
+        for _ in range(3):
+            metrics.point_adjusted_f1([0, 1, 1, 0], [0, 1, 0, 0])
+    inflated = [w for w in caught if "inflates" in str(w.message)]
+    assert len(inflated) == 1
+    assert issubclass(inflated[0].category, UserWarning)
+    assert "Kim et al., AAAI 2022" in str(inflated[0].message)
+    assert inflated[0].filename == __file__  # points at the caller's line
