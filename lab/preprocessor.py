@@ -435,7 +435,10 @@ def time_split(df, *, train_end, valid_end=None, gap: int = 0) -> TimeSplit:
     Parameters
     ----------
     df : DataFrame or ndarray of shape (n_timepoints, ...)
-        Rows in time order.
+        Rows in time order. The index of a DataFrame or Series must be sorted
+        increasingly (repeated labels are allowed): on an unsorted index the
+        first rows are not the earliest, and a split by position would put
+        later rows in training.
     train_end : int or label
         First row *not* in train: a position (``int``) or an index label
         (train then holds the rows before the first label ``>= train_end``).
@@ -455,7 +458,8 @@ def time_split(df, *, train_end, valid_end=None, gap: int = 0) -> TimeSplit:
     ------
     ValueError
         If a boundary is outside the data, ``valid_end`` is not after
-        ``train_end``, a non-optional part is empty, or the index is not sorted.
+        ``train_end``, a non-optional part is empty, or the index is not sorted
+        (the message gives the first row that is earlier than the row before it).
 
     Examples
     --------
@@ -468,6 +472,7 @@ def time_split(df, *, train_end, valid_end=None, gap: int = 0) -> TimeSplit:
     n = _n_rows(df, "df")
     gap = _check_int(gap, "gap", minimum=0)
     index = df.index if isinstance(df, pd.DataFrame | pd.Series) else pd.RangeIndex(n)
+    _check_sorted(index, "df")
     p1 = _boundary(train_end, index, "train_end")
     if not 1 <= p1 < n:
         raise ValueError(f"train_end={train_end!r} is row {p1}; expected a row in [1, {n - 1}]"
@@ -503,12 +508,27 @@ def _n_rows(df, name: str) -> int:
     return n
 
 
+def _check_sorted(index: pd.Index, name: str) -> None:
+    """Raise a ValueError naming the first row of ``index`` that goes back in time."""
+    if index.is_monotonic_increasing:
+        return
+    try:
+        back = np.flatnonzero(np.asarray(index[1:] < index[:-1]))
+    except TypeError:  # labels of types that do not compare
+        back = np.array([], dtype=int)
+    if back.size:
+        p = int(back[0]) + 1
+        where = f"row {p} ({index[p]!r}) is earlier than row {p - 1} ({index[p - 1]!r})"
+    else:
+        where = "its labels do not compare (NaT, NaN or mixed types)"
+    raise ValueError(f"{name} must be in time order, but its index is not sorted increasingly: "
+                     f"{where}; sort it first (df.sort_index())")
+
+
 def _boundary(value, index: pd.Index, name: str) -> int:
-    """Position of a boundary given as a position (int) or an index label."""
+    """Position of a boundary given as a position (int) or a label of a sorted index."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
-    if not index.is_monotonic_increasing:
-        raise ValueError(f"{name} is a label but the index is not sorted increasingly")
     try:
         return int(index.searchsorted(value, side="left"))
     except (TypeError, ValueError) as exc:

@@ -210,6 +210,52 @@ def test_time_split_rejects_bad_boundaries():
         pp.time_split(df, train_end=5, gap=-1)
 
 
+def _days_index(steps):
+    """A DatetimeIndex whose consecutive labels differ by ``steps`` days."""
+    return pd.Timestamp("2024-01-01") + pd.to_timedelta(np.cumsum(steps), unit="D")
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.integers(0, 3), min_size=3, max_size=40), data=st.data())
+def test_time_split_sorted_index_is_a_partition_in_time_order(steps, data):
+    n = len(steps)
+    df = pd.DataFrame({"x": np.arange(n)}, index=_days_index(steps))
+    p1 = data.draw(st.integers(1, n - 1))
+    p2 = data.draw(st.none() | st.integers(p1 + 1, n))
+    try:
+        train, valid, test = pp.time_split(df, train_end=p1, valid_end=p2)
+    except ValueError as exc:  # only when a part would be empty
+        assert "expected a row" in str(exc)
+        return
+    parts = [train, valid, test]
+    assert np.concatenate([p["x"].to_numpy() for p in parts]).tolist() == list(range(n))
+    nonempty = [p for p in parts if len(p)]
+    for early, late in zip(nonempty, nonempty[1:], strict=False):
+        assert early.index.max() <= late.index.min()
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.integers(-3, 3), min_size=3, max_size=40), data=st.data())
+def test_time_split_unsorted_index_raises_at_the_first_step_back(steps, data):
+    back = [i for i, d in enumerate(steps) if d < 0 and i > 0]
+    if not back:
+        steps[-1] = -1
+        back = [len(steps) - 1]
+    df = pd.DataFrame({"x": np.arange(len(steps))}, index=_days_index(steps))
+    train_end = data.draw(st.integers(1, len(steps) - 1))
+    with pytest.raises(ValueError, match=rf"^df must be in time order.*row {back[0]} \("):
+        pp.time_split(df, train_end=train_end)
+    with pytest.raises(ValueError, match="not sorted"):
+        pp.time_split(df, train_end=df.index[train_end])
+
+
+def test_time_split_reversed_days_is_refused():
+    # The issue's case: the latest 5 days would have been the training part.
+    df = pd.DataFrame({"x": range(10)}, index=pd.date_range("2024-01-01", periods=10)[::-1])
+    with pytest.raises(ValueError, match=r"row 1 \(Timestamp\('2024-01-09"):
+        pp.time_split(df, train_end=5)
+
+
 # --------------------------------------------------------------------- calc_batches
 
 
