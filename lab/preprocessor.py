@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from lab._validation import _as_2d, _check_int, _check_option, _is_numeric_dtype
+from lab._validation import _as_2d, _check_int, _check_option, _check_real, _is_numeric_dtype
 
 __all__ = [
     "clean_metrics",
@@ -79,7 +79,8 @@ def clean_metrics(df: pd.DataFrame, *, warn: bool = True) -> tuple[pd.DataFrame,
     Raises
     ------
     ValueError
-        If ``df`` is not a DataFrame or has no rows.
+        If ``df`` is not a DataFrame, has no rows, or has complex columns
+        (a cast to float would drop their imaginary part).
 
     Examples
     --------
@@ -107,6 +108,8 @@ def clean_metrics(df: pd.DataFrame, *, warn: bool = True) -> tuple[pd.DataFrame,
         positions = [p for p, keep in zip(positions, keep_mask, strict=True) if keep]
 
     _drop([_is_numeric_dtype(df.iloc[:, p]) for p in positions], "non-numeric")
+    _check_real("df", [df.columns[p] for p in positions
+                       if np.issubdtype(df.dtypes.iloc[p], np.complexfloating)])
     values = df.iloc[:, positions].to_numpy(dtype=np.float64, na_value=np.nan)
     col_of = {p: j for j, p in enumerate(positions)}
     _drop([not np.isnan(values[:, col_of[p]]).all() for p in positions], "all-NaN")
