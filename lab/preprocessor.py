@@ -193,6 +193,17 @@ def normalize(df, method: str = "minmax", fit=None):
     A constant column (zero range or variance on the fit rows) gets a scale
     of 1, as in sklearn, so it becomes 0 rather than inf or NaN.
 
+    The statistics are learned, and ``normalized`` computed, on each column
+    divided by the smallest power of two above its largest absolute value on
+    the fit rows. That division is exact, so on ordinary data the result is
+    sklearn's to the last bit; but sums of squares no longer overflow near
+    1e154 and above or underflow near 1e-154 and below, where sklearn's
+    scalers return the input unchanged, zeros or NaN. The returned scaler
+    holds the statistics in the units of ``df``; its own ``transform``
+    computes ``(x - mean_) / scale_`` (or ``x * scale_ + min_``) directly,
+    which can overflow for values near the float64 maximum (1.8e308), and
+    ``var_`` is ``inf`` where the variance itself exceeds it.
+
     Examples
     --------
     >>> import pandas as pd
@@ -206,20 +217,42 @@ def normalize(df, method: str = "minmax", fit=None):
     _check_option(method, "method", _SCALERS)
     values, index, columns = _as_2d(df, "df")
     rows = _fit_rows(fit, index, len(values))
+    _, shift = np.frexp(np.abs(values[rows]).max(axis=0))
+    train = np.ldexp(values[rows], -shift)
     scaler = _SCALERS[method]()
     frame_in = isinstance(df, pd.DataFrame)
     if frame_in and all(isinstance(c, str) for c in columns):
         # Fitting on a frame records feature names, so that later
         # scaler.transform(test_df) returns a frame without name warnings.
-        train = pd.DataFrame(values[rows], columns=columns)
         scaler.set_output(transform="pandas")
-        scaler.fit(train)
+        scaler.fit(pd.DataFrame(train, columns=columns))
     else:
-        scaler.fit(values[rows])
-    out = _scale_kernel(values, scaler)
+        scaler.fit(train)
+    # sklearn's arithmetic on the scaled columns; a constant column has a
+    # scale of 1 in the units of df, so its differences are scaled back. The
+    # scaled columns lie in (-1, 1), so their standard deviation is below 1
+    # and a scale_ of 1 is sklearn's mark of a constant column.
+    constant = scaler.data_range_ == 0 if method == "minmax" else scaler.scale_ == 1.0
+    out = _scale_kernel(np.ldexp(values, -shift), scaler)
+    out[:, constant] = np.ldexp(out[:, constant], shift[constant])
+    _to_data_units(scaler, shift, constant)
     if isinstance(df, pd.DataFrame | pd.Series):
         return pd.DataFrame(out, index=index, columns=columns), scaler
     return out.reshape(np.shape(df)), scaler
+
+
+def _to_data_units(scaler, shift: np.ndarray, constant: np.ndarray) -> None:
+    """Turn a scaler fitted on ``train * 2**-shift`` into one for the data itself."""
+    with np.errstate(over="ignore"):
+        if isinstance(scaler, MinMaxScaler):
+            scaler.min_ = np.where(constant, np.ldexp(scaler.min_, shift), scaler.min_)
+            scaler.scale_ = np.where(constant, 1.0, np.ldexp(scaler.scale_, -shift))
+            for attr in ("data_min_", "data_max_", "data_range_"):
+                setattr(scaler, attr, np.ldexp(getattr(scaler, attr), shift))
+        else:
+            scaler.mean_ = np.ldexp(scaler.mean_, shift)
+            scaler.var_ = np.ldexp(scaler.var_, 2 * shift)
+            scaler.scale_ = np.where(constant, 1.0, np.ldexp(scaler.scale_, shift))
 
 
 def _scale_kernel(values: np.ndarray, scaler) -> np.ndarray:

@@ -93,6 +93,43 @@ def test_normalize_constant_column_stays_finite(method):
     assert (out[:, 0] == 0).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(2, 30), st.integers(1, 4)),
+       exponents=st.lists(st.floats(-300, 300), min_size=4, max_size=4))
+def test_normalize_matches_scipy_at_any_column_scale(seed, shape, exponents):
+    x = np.random.default_rng(seed).normal(size=shape)
+    scales = 10.0 ** np.array(exponents[: shape[1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or underflow on the way
+        z, scaler = pp.normalize(x * scales, "zscore")
+        m, _ = pp.normalize(x * scales, "minmax")
+    np.testing.assert_allclose(z, stats.zscore(x, axis=0), rtol=1e-9, atol=1e-12)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    np.testing.assert_allclose(m, (x - lo) / (hi - lo), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(scaler.mean_ / scales, x.mean(axis=0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(scaler.scale_ / scales, x.std(axis=0), rtol=1e-9)
+
+
+def test_normalize_matches_sklearn_bit_for_bit_on_ordinary_data(rng):
+    x = rng.normal(size=(40, 3)) * [1.0, 1e3, 1e-3] + [0.0, 5.0, -2.0]
+    z, _ = pp.normalize(x, "zscore", fit=slice(0, 30))
+    m, _ = pp.normalize(x, "minmax", fit=slice(0, 30))
+    np.testing.assert_array_equal(z, StandardScaler().fit(x[:30]).transform(x))
+    np.testing.assert_array_equal(m, MinMaxScaler().fit(x[:30]).transform(x))
+
+
+@pytest.mark.parametrize("scale", [1e308 / 3, 1e200, 1e-200, 5e-324])
+def test_normalize_at_the_ends_of_float64(scale):
+    # The case: zscore at +-1e308 returned its input. At 5e-324 (the
+    # smallest subnormal) the small integers below are exact multiples.
+    base = np.array([[1.0, 1.0], [-1.0, 3.0], [1.0, 2.0], [-1.0, 0.0]])
+    x = base * scale
+    z, _ = pp.normalize(x, "zscore")
+    np.testing.assert_allclose(z, stats.zscore(base, axis=0), rtol=1e-12)
+    m, _ = pp.normalize(x, "minmax")
+    np.testing.assert_allclose(m, (base - base.min(0)) / np.ptp(base, axis=0), rtol=1e-12)
+
+
 def test_normalize_rejects_bad_input():
     x = np.arange(10.0).reshape(5, 2)
     with pytest.raises(ValueError, match="method must be one of"):
