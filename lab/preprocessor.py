@@ -35,6 +35,8 @@ __all__ = [
     "TimeSplit",
     "calc_batches",
     "rank_changes",
+    "window_rows",
+    "RANK_METHODS",
 ]
 
 # Scalers offered by ``normalize``; sklearn maps a zero range or zero variance
@@ -43,7 +45,8 @@ _SCALERS = {"minmax": MinMaxScaler, "zscore": StandardScaler}
 # Netdata's metric correlations compare the focus window with a baseline this
 # many times longer, immediately before it.
 BASELINE_FACTOR = 4
-_RANK_METHODS = ("ks", "volume")
+#: Methods of ``rank_changes`` (and of ``lab.plots.focus_explorer``).
+RANK_METHODS = ("ks", "volume")
 # Reasons reported by ``clean_metrics``, in the order the checks run.
 _REASONS = ("non-numeric", "all-NaN", "duplicate name", "duplicate values", "constant")
 
@@ -699,10 +702,9 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
     >>> rank_changes(df, focus=(80, 100), method="volume").index[0]
     'b'
     """
-    _check_option(method, "method", _RANK_METHODS)
+    _check_option(method, "method", RANK_METHODS)
     values, index, columns = _as_2d(df, "df")
-    n = len(values)
-    f0, f1 = _window(focus, index, n, "focus")
+    f0, f1 = window_rows(focus, index, name="focus")
     if baseline is None:
         length = f1 - f0
         b0, b1 = max(0, f0 - BASELINE_FACTOR * length), f0
@@ -713,7 +715,7 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
             warnings.warn(f"the default baseline is cut at the start of the data: {b1 - b0} rows "
                           f"instead of {BASELINE_FACTOR} x {length}", UserWarning, stacklevel=2)
     else:
-        b0, b1 = _window(baseline, index, n, "baseline")
+        b0, b1 = window_rows(baseline, index, name="baseline")
         if b0 < f1 and f0 < b1:
             raise ValueError(f"baseline rows [{b0}, {b1}) overlap focus rows [{f0}, {f1})")
     base, foc = values[b0:b1], values[f0:f1]
@@ -741,19 +743,48 @@ def _volume_kernel(base: np.ndarray, focus: np.ndarray) -> np.ndarray:
     return np.where(diff == 0, 0.0, rel)
 
 
-def _window(window, index: pd.Index, n: int, name: str) -> tuple[int, int]:
+def window_rows(window, index: pd.Index, *, name: str = "window") -> tuple[int, int]:
     """Half-open row range ``[s, e)`` of a ``(start, end)`` window of positions or labels.
 
-    ``int`` bounds are positions, half-open (``iloc``). Other bounds are labels,
-    both included, read as ``df.loc[start:end]`` reads them
-    (``Index.slice_indexer``): on a DatetimeIndex a string is a time, possibly a
-    partial one such as ``"2024-01-01 02:30"``. This is the one window rule of
-    the lab (``rank_changes``, ``make_server_metrics``, ``plot_scores``,
-    ``plot_lines_grid``).
+    This is the one window rule of the lab (``rank_changes``,
+    ``make_server_metrics``, ``plot_scores``, ``plot_lines_grid``).
 
-    Raises a ValueError naming ``name`` for a window that is not a pair, mixes
-    positions and labels, is reversed, reaches outside the data, or holds no rows.
+    Parameters
+    ----------
+    window : (start, end) pair
+        ``int`` bounds are positions, half-open (``iloc``). Other bounds are
+        labels, both included, read as ``df.loc[start:end]`` reads them
+        (``Index.slice_indexer``): on a DatetimeIndex a string is a time,
+        possibly a partial one such as ``"2024-01-01 02:30"``.
+    index : pandas.Index
+        The index of the data (``pd.RangeIndex(n)`` for an array of ``n`` rows).
+    name : str, default "window"
+        Argument name used in error messages.
+
+    Returns
+    -------
+    (s, e) : tuple of int
+        The window's rows are ``s <= row < e``, with ``e > s``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for a window that is not a pair, mixes positions and
+        labels, is reversed, reaches outside the data, or holds no rows, or
+        for labels on an index that is not sorted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> index = pd.date_range("2024-01-01", periods=48, freq="h")
+    >>> window_rows((2, 5), index)
+    (2, 5)
+    >>> window_rows(("2024-01-01 03:00", "2024-01-01 05:00"), index)
+    (3, 6)
+    >>> window_rows(("2024-01-02", "2024-01-02"), index)  # a whole day
+    (24, 48)
     """
+    n = len(index)
     try:
         start, end = window
     except (TypeError, ValueError):

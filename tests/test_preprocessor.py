@@ -392,7 +392,7 @@ def test_rank_changes_takes_string_labels_on_a_datetime_index(rng):
         pp.rank_changes(df, focus=("2024-01-01 02:30", "2024-01-01 02:49")),
         pp.rank_changes(df, focus=(150, 170)))
     # a partial time covers its whole hour, as df.loc does
-    assert pp._window(("2024-01-01 02", "2024-01-01 02"), df.index, len(df), "focus") == (120, 180)
+    assert pp.window_rows(("2024-01-01 02", "2024-01-01 02"), df.index, name="focus") == (120, 180)
 
 
 @pytest.mark.parametrize(
@@ -420,15 +420,15 @@ def test_window_labels_read_as_loc(first, last):
     labels = (str(start), str(end))
     if end < start:
         with pytest.raises(ValueError, match="reversed"):
-            pp._window(labels, idx, len(idx), "w")
+            pp.window_rows(labels, idx, name="w")
         return
     if start < idx[0] or end > idx[-1]:
         with pytest.raises(ValueError, match="outside the data"):
-            pp._window(labels, idx, len(idx), "w")
+            pp.window_rows(labels, idx, name="w")
         return
     rows = pd.Series(np.arange(len(idx)), index=idx).loc[start:end].to_numpy()
     if rows.size == 0:
         with pytest.raises(ValueError, match="holds no rows"):
-            pp._window(labels, idx, len(idx), "w")
+            pp.window_rows(labels, idx, name="w")
     else:
-        assert pp._window(labels, idx, len(idx), "w") == (rows[0], rows[-1] + 1)
+        assert pp.window_rows(labels, idx, name="w") == (rows[0], rows[-1] + 1)

@@ -55,3 +55,28 @@ def test_as_2d_reads_repeated_column_names():
     df["s"] = ["x", "y"]
     with pytest.raises(ValueError, match=r"non-numeric columns \['s'\]"):
         _as_2d(df)
+
+
+# Private names still imported across modules, each owned by work in progress
+# elsewhere (issue 21); the list may only shrink.
+_PENDING_PRIVATE_IMPORTS = {
+    ("lab/cli.py", "lab.runner", "_skip_unused_imports"),
+    ("lab/plots.py", "lab.metrics", "_check_labels"),
+    ("lab/plots.py", "lab.metrics", "_ranges_kernel"),
+    ("lab/runner.py", "lab.tracking", "_atomic_write_json"),
+}
+
+
+def test_no_module_imports_another_modules_private_names():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = set()
+    for path in sorted((root / "lab").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lab") \
+                    and node.module != "lab._validation":
+                found |= {(path.relative_to(root).as_posix(), node.module, alias.name)
+                          for alias in node.names if alias.name.startswith("_")}
+    assert found <= _PENDING_PRIVATE_IMPORTS, sorted(found - _PENDING_PRIVATE_IMPORTS)

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from lab._validation import _as_2d, _check_int
-from lab.preprocessor import BASELINE_FACTOR, _window
+from lab.preprocessor import BASELINE_FACTOR, window_rows
 
 __all__ = [
     "make_server_metrics",
@@ -362,7 +362,7 @@ def focus_and_baseline(
         raise ValueError(f"focus must be a (start, end) pair of row positions, got {focus!r}") from exc
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (first, last)):
         raise ValueError(f"focus must hold integer row positions, got {focus!r}")
-    start, end = _window((first, last), pd.RangeIndex(n_rows), n_rows, "focus")
+    start, end = window_rows((first, last), pd.RangeIndex(n_rows), name="focus")
     length = baseline_mult * (end - start)
     if start < length:
         raise ValueError(
@@ -485,7 +485,7 @@ def rank_scores(ranking: Any, metrics: Any) -> pd.Series:
 def _incident_positions(incident: Any, index: pd.DatetimeIndex) -> tuple[int, int]:
     if incident is None:
         return default_incident(len(index))
-    start, end = _window(incident, index, len(index), "incident")
+    start, end = window_rows(incident, index, name="incident")
     if end - start < 2:
         raise ValueError(f"incident {incident!r} is {end - start} row long; at least 2 are needed")
     return start, end
