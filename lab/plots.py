@@ -575,7 +575,8 @@ def plot_heatmap(matrix_or_stack, labels=None, *, frame_labels=None, title: str 
     Raises
     ------
     ValueError
-        On a wrong number of dimensions, an empty stack, or labels of the wrong length.
+        On a wrong number of dimensions, an empty stack, complex values, or
+        labels of the wrong length.
 
     Examples
     --------
@@ -590,6 +591,9 @@ def plot_heatmap(matrix_or_stack, labels=None, *, frame_labels=None, title: str 
         if labels is None:
             labels = (list(matrix_or_stack.index), list(matrix_or_stack.columns))
         matrix_or_stack = matrix_or_stack.to_numpy()
+    if np.iscomplexobj(matrix_or_stack):
+        raise ValueError("matrix_or_stack has complex values; expected real numbers "
+                         "(take .real, .imag or abs() explicitly)")
     arr = np.asarray(matrix_or_stack, dtype=np.float64)
     if arr.ndim not in (2, 3) or 0 in arr.shape:
         raise ValueError(f"matrix_or_stack must have shape (rows, cols) or "

@@ -48,6 +48,13 @@ def test_public_entry_points_refuse_complex_input():
         pp.clean_metrics(df, warn=False)
 
 
+def test_plot_heatmap_refuses_complex_matrices():
+    from lab.plots import plot_heatmap
+
+    with pytest.raises(ValueError, match="matrix_or_stack has complex values"):
+        plot_heatmap(pd.DataFrame(np.eye(2) * (1 + 1j)))
+
+
 def test_as_2d_reads_repeated_column_names():
     df = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], columns=["a", "a"])
     values, _, columns = _as_2d(df)
