@@ -52,9 +52,9 @@ def _as_2d(
     Raises
     ------
     ValueError
-        On a wrong number of dimensions, non-numeric columns, too few rows or
-        columns, or NaN where NaN is not allowed. The message names ``name``,
-        the shape seen and the shape expected.
+        On a wrong number of dimensions, non-numeric or complex columns, too
+        few rows or columns, or NaN where NaN is not allowed. The message names
+        ``name``, the shape seen and the shape expected.
 
     Examples
     --------
@@ -66,12 +66,14 @@ def _as_2d(
     if isinstance(X, pd.Series):
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
-        bad = [c for c in X.columns if not _is_numeric_dtype(X[c])]
+        # By position: a repeated column name would select a frame, not a column.
+        bad = [c for i, c in enumerate(X.columns) if not _is_numeric_dtype(X.iloc[:, i])]
         if bad:
             raise ValueError(
                 f"{name} has non-numeric columns {bad[:10]}{' ...' if len(bad) > 10 else ''}; "
                 "expected numeric columns only (drop them or use lab.preprocessor.clean_metrics)"
             )
+        _check_real(name, [c for c, dt in X.dtypes.items() if np.issubdtype(dt, np.complexfloating)])
         index, columns = X.index, X.columns
         try:
             values = X.to_numpy(dtype=dtype, na_value=np.nan)
@@ -89,6 +91,8 @@ def _as_2d(
             raise ValueError(
                 f"{name} must be 2-D (n_timepoints, n_series), got shape {arr.shape}"
             )
+        if np.issubdtype(arr.dtype, np.complexfloating):
+            _check_real(name, list(range(arr.shape[1])))
         values = arr.astype(dtype, copy=False)
         index, columns = pd.RangeIndex(arr.shape[0]), pd.RangeIndex(arr.shape[1])
     values = np.ascontiguousarray(values)
@@ -112,6 +116,23 @@ def _as_2d(
                 f"{' ...' if len(bad_cols) > 10 else ''}; clean or fill them first"
             )
     return values, index, columns
+
+
+def _check_real(name: str, complex_columns: list) -> None:
+    """Refuse complex columns: casting them to float would drop the imaginary part.
+
+    Examples
+    --------
+    >>> _check_real("X", [])
+    >>> _check_real("X", ["z"])
+    Traceback (most recent call last):
+    ...
+    ValueError: X has complex columns ['z']; expected real numbers (take .real, .imag or abs() explicitly)
+    """
+    if complex_columns:
+        more = " ..." if len(complex_columns) > 10 else ""
+        raise ValueError(f"{name} has complex columns {complex_columns[:10]}{more}; expected "
+                         "real numbers (take .real, .imag or abs() explicitly)")
 
 
 def _is_numeric_dtype(series: pd.Series) -> bool:

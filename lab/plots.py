@@ -387,7 +387,7 @@ def plot_lines_grid(df, cols=None, ncols: int = 2, *, title: str | None = None,
 
 def _shaded_windows(windows, index: pd.Index, name: str) -> list[tuple[Any, Any, str, str]]:
     """``(first label, last label, label, colour)`` of each window to shade."""
-    from lab.preprocessor import _window
+    from lab.preprocessor import window_rows
 
     if windows is None:
         return []
@@ -399,7 +399,7 @@ def _shaded_windows(windows, index: pd.Index, name: str) -> list[tuple[Any, Any,
         if isinstance(w, str) or not isinstance(w, Sequence) or not 2 <= len(w) <= 4:
             raise ValueError(f"{name}[{k}] must be a (start, end[, label[, color]]) tuple, "
                              f"got {w!r}")
-        s, e = _window(tuple(w[:2]), index, len(index), f"{name}[{k}]")
+        s, e = window_rows(tuple(w[:2]), index, name=f"{name}[{k}]")
         label = str(w[2]) if len(w) > 2 else f"window {k}"
         color = str(w[3]) if len(w) > 3 else _WINDOW_COLORS[k % len(_WINDOW_COLORS)]
         out.append((index[s], index[e - 1], label, color))
@@ -575,7 +575,8 @@ def plot_heatmap(matrix_or_stack, labels=None, *, frame_labels=None, title: str 
     Raises
     ------
     ValueError
-        On a wrong number of dimensions, an empty stack, or labels of the wrong length.
+        On a wrong number of dimensions, an empty stack, complex values, or
+        labels of the wrong length.
 
     Examples
     --------
@@ -590,6 +591,9 @@ def plot_heatmap(matrix_or_stack, labels=None, *, frame_labels=None, title: str 
         if labels is None:
             labels = (list(matrix_or_stack.index), list(matrix_or_stack.columns))
         matrix_or_stack = matrix_or_stack.to_numpy()
+    if np.iscomplexobj(matrix_or_stack):
+        raise ValueError("matrix_or_stack has complex values; expected real numbers "
+                         "(take .real, .imag or abs() explicitly)")
     arr = np.asarray(matrix_or_stack, dtype=np.float64)
     if arr.ndim not in (2, 3) or 0 in arr.shape:
         raise ValueError(f"matrix_or_stack must have shape (rows, cols) or "
@@ -672,12 +676,12 @@ def _row_windows(windows, index: pd.Index, name: str) -> list[tuple[int, int]]:
     """``(start, end)`` pairs as half-open rows, read by the lab's one window rule.
 
     ``int`` bounds are positions, half-open; other bounds are index labels,
-    both included (``lab.preprocessor._window``). A reversed pair, or one that
+    both included (``lab.preprocessor.window_rows``). A reversed pair, or one that
     reaches outside the data, raises a ValueError naming ``name[k]``.
     """
-    from lab.preprocessor import _window
+    from lab.preprocessor import window_rows
 
-    return [_window(w, index, len(index), f"{name}[{k}]") for k, w in enumerate(windows)]
+    return [window_rows(w, index, name=f"{name}[{k}]") for k, w in enumerate(windows)]
 
 
 def _mask_like(values, n: int) -> bool:
@@ -739,7 +743,7 @@ def _check_unambiguous(pairs: list, index: pd.Index, name: str) -> None:
         try:
             bounds = tuple(w)
         except TypeError:
-            continue  # _window names the malformed pair
+            continue  # window_rows names the malformed pair
         if len(bounds) == 2 and all(
                 isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in bounds):
             raise ValueError(
@@ -1025,9 +1029,9 @@ def _make_focus_explorer_class():
 
         def __init__(self, df, *, method="ks", top=5, focus=None,
                      max_points=MAX_POINTS_PER_TRACE):
-            from lab.preprocessor import _RANK_METHODS
+            from lab.preprocessor import RANK_METHODS
 
-            _check_option(method, "method", _RANK_METHODS)
+            _check_option(method, "method", RANK_METHODS)
             self._top = _check_int(top, "top", minimum=1)
             values, index, columns = _as_2d(df, "df", min_rows=2)
             self._df = pd.DataFrame(values, index=index, columns=columns)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from lab._validation import _as_2d, _check_int, _check_option, _is_numeric_dtype
+from lab._validation import _as_2d, _check_int, _check_option, _check_real, _is_numeric_dtype
 
 __all__ = [
     "clean_metrics",
@@ -35,6 +35,8 @@ __all__ = [
     "TimeSplit",
     "calc_batches",
     "rank_changes",
+    "window_rows",
+    "RANK_METHODS",
 ]
 
 # Scalers offered by ``normalize``; sklearn maps a zero range or zero variance
@@ -43,7 +45,8 @@ _SCALERS = {"minmax": MinMaxScaler, "zscore": StandardScaler}
 # Netdata's metric correlations compare the focus window with a baseline this
 # many times longer, immediately before it.
 BASELINE_FACTOR = 4
-_RANK_METHODS = ("ks", "volume")
+#: Methods of ``rank_changes`` (and of ``lab.plots.focus_explorer``).
+RANK_METHODS = ("ks", "volume")
 # Reasons reported by ``clean_metrics``, in the order the checks run.
 _REASONS = ("non-numeric", "all-NaN", "duplicate name", "duplicate values", "constant")
 
@@ -79,7 +82,8 @@ def clean_metrics(df: pd.DataFrame, *, warn: bool = True) -> tuple[pd.DataFrame,
     Raises
     ------
     ValueError
-        If ``df`` is not a DataFrame or has no rows.
+        If ``df`` is not a DataFrame, has no rows, or has complex columns
+        (a cast to float would drop their imaginary part).
 
     Examples
     --------
@@ -107,6 +111,8 @@ def clean_metrics(df: pd.DataFrame, *, warn: bool = True) -> tuple[pd.DataFrame,
         positions = [p for p, keep in zip(positions, keep_mask, strict=True) if keep]
 
     _drop([_is_numeric_dtype(df.iloc[:, p]) for p in positions], "non-numeric")
+    _check_real("df", [df.columns[p] for p in positions
+                       if np.issubdtype(df.dtypes.iloc[p], np.complexfloating)])
     values = df.iloc[:, positions].to_numpy(dtype=np.float64, na_value=np.nan)
     col_of = {p: j for j, p in enumerate(positions)}
     _drop([not np.isnan(values[:, col_of[p]]).all() for p in positions], "all-NaN")
@@ -190,6 +196,17 @@ def normalize(df, method: str = "minmax", fit=None):
     A constant column (zero range or variance on the fit rows) gets a scale
     of 1, as in sklearn, so it becomes 0 rather than inf or NaN.
 
+    The statistics are learned, and ``normalized`` computed, on each column
+    divided by the smallest power of two above its largest absolute value on
+    the fit rows. That division is exact, so on ordinary data the result is
+    sklearn's to the last bit; but sums of squares no longer overflow near
+    1e154 and above or underflow near 1e-154 and below, where sklearn's
+    scalers return the input unchanged, zeros or NaN. The returned scaler
+    holds the statistics in the units of ``df``; its own ``transform``
+    computes ``(x - mean_) / scale_`` (or ``x * scale_ + min_``) directly,
+    which can overflow for values near the float64 maximum (1.8e308), and
+    ``var_`` is ``inf`` where the variance itself exceeds it.
+
     Examples
     --------
     >>> import pandas as pd
@@ -203,20 +220,42 @@ def normalize(df, method: str = "minmax", fit=None):
     _check_option(method, "method", _SCALERS)
     values, index, columns = _as_2d(df, "df")
     rows = _fit_rows(fit, index, len(values))
+    _, shift = np.frexp(np.abs(values[rows]).max(axis=0))
+    train = np.ldexp(values[rows], -shift)
     scaler = _SCALERS[method]()
     frame_in = isinstance(df, pd.DataFrame)
     if frame_in and all(isinstance(c, str) for c in columns):
         # Fitting on a frame records feature names, so that later
         # scaler.transform(test_df) returns a frame without name warnings.
-        train = pd.DataFrame(values[rows], columns=columns)
         scaler.set_output(transform="pandas")
-        scaler.fit(train)
+        scaler.fit(pd.DataFrame(train, columns=columns))
     else:
-        scaler.fit(values[rows])
-    out = _scale_kernel(values, scaler)
+        scaler.fit(train)
+    # sklearn's arithmetic on the scaled columns; a constant column has a
+    # scale of 1 in the units of df, so its differences are scaled back. The
+    # scaled columns lie in (-1, 1), so their standard deviation is below 1
+    # and a scale_ of 1 is sklearn's mark of a constant column.
+    constant = scaler.data_range_ == 0 if method == "minmax" else scaler.scale_ == 1.0
+    out = _scale_kernel(np.ldexp(values, -shift), scaler)
+    out[:, constant] = np.ldexp(out[:, constant], shift[constant])
+    _to_data_units(scaler, shift, constant)
     if isinstance(df, pd.DataFrame | pd.Series):
         return pd.DataFrame(out, index=index, columns=columns), scaler
     return out.reshape(np.shape(df)), scaler
+
+
+def _to_data_units(scaler, shift: np.ndarray, constant: np.ndarray) -> None:
+    """Turn a scaler fitted on ``train * 2**-shift`` into one for the data itself."""
+    with np.errstate(over="ignore"):
+        if isinstance(scaler, MinMaxScaler):
+            scaler.min_ = np.where(constant, np.ldexp(scaler.min_, shift), scaler.min_)
+            scaler.scale_ = np.where(constant, 1.0, np.ldexp(scaler.scale_, -shift))
+            for attr in ("data_min_", "data_max_", "data_range_"):
+                setattr(scaler, attr, np.ldexp(getattr(scaler, attr), shift))
+        else:
+            scaler.mean_ = np.ldexp(scaler.mean_, shift)
+            scaler.var_ = np.ldexp(scaler.var_, 2 * shift)
+            scaler.scale_ = np.where(constant, 1.0, np.ldexp(scaler.scale_, shift))
 
 
 def _scale_kernel(values: np.ndarray, scaler) -> np.ndarray:
@@ -435,7 +474,10 @@ def time_split(df, *, train_end, valid_end=None, gap: int = 0) -> TimeSplit:
     Parameters
     ----------
     df : DataFrame or ndarray of shape (n_timepoints, ...)
-        Rows in time order.
+        Rows in time order. The index of a DataFrame or Series must be sorted
+        increasingly (repeated labels are allowed): on an unsorted index the
+        first rows are not the earliest, and a split by position would put
+        later rows in training.
     train_end : int or label
         First row *not* in train: a position (``int``) or an index label
         (train then holds the rows before the first label ``>= train_end``).
@@ -455,7 +497,8 @@ def time_split(df, *, train_end, valid_end=None, gap: int = 0) -> TimeSplit:
     ------
     ValueError
         If a boundary is outside the data, ``valid_end`` is not after
-        ``train_end``, a non-optional part is empty, or the index is not sorted.
+        ``train_end``, a non-optional part is empty, or the index is not sorted
+        (the message gives the first row that is earlier than the row before it).
 
     Examples
     --------
@@ -468,6 +511,7 @@ def time_split(df, *, train_end, valid_end=None, gap: int = 0) -> TimeSplit:
     n = _n_rows(df, "df")
     gap = _check_int(gap, "gap", minimum=0)
     index = df.index if isinstance(df, pd.DataFrame | pd.Series) else pd.RangeIndex(n)
+    _check_sorted(index, "df")
     p1 = _boundary(train_end, index, "train_end")
     if not 1 <= p1 < n:
         raise ValueError(f"train_end={train_end!r} is row {p1}; expected a row in [1, {n - 1}]"
@@ -503,12 +547,27 @@ def _n_rows(df, name: str) -> int:
     return n
 
 
+def _check_sorted(index: pd.Index, name: str) -> None:
+    """Raise a ValueError naming the first row of ``index`` that goes back in time."""
+    if index.is_monotonic_increasing:
+        return
+    try:
+        back = np.flatnonzero(np.asarray(index[1:] < index[:-1]))
+    except TypeError:  # labels of types that do not compare
+        back = np.array([], dtype=int)
+    if back.size:
+        p = int(back[0]) + 1
+        where = f"row {p} ({index[p]!r}) is earlier than row {p - 1} ({index[p - 1]!r})"
+    else:
+        where = "its labels do not compare (NaT, NaN or mixed types)"
+    raise ValueError(f"{name} must be in time order, but its index is not sorted increasingly: "
+                     f"{where}; sort it first (df.sort_index())")
+
+
 def _boundary(value, index: pd.Index, name: str) -> int:
-    """Position of a boundary given as a position (int) or an index label."""
+    """Position of a boundary given as a position (int) or a label of a sorted index."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return int(value)
-    if not index.is_monotonic_increasing:
-        raise ValueError(f"{name} is a label but the index is not sorted increasingly")
     try:
         return int(index.searchsorted(value, side="left"))
     except (TypeError, ValueError) as exc:
@@ -643,10 +702,9 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
     >>> rank_changes(df, focus=(80, 100), method="volume").index[0]
     'b'
     """
-    _check_option(method, "method", _RANK_METHODS)
+    _check_option(method, "method", RANK_METHODS)
     values, index, columns = _as_2d(df, "df")
-    n = len(values)
-    f0, f1 = _window(focus, index, n, "focus")
+    f0, f1 = window_rows(focus, index, name="focus")
     if baseline is None:
         length = f1 - f0
         b0, b1 = max(0, f0 - BASELINE_FACTOR * length), f0
@@ -657,7 +715,7 @@ def rank_changes(df, focus, baseline=None, method: str = "ks", *, ks_method: str
             warnings.warn(f"the default baseline is cut at the start of the data: {b1 - b0} rows "
                           f"instead of {BASELINE_FACTOR} x {length}", UserWarning, stacklevel=2)
     else:
-        b0, b1 = _window(baseline, index, n, "baseline")
+        b0, b1 = window_rows(baseline, index, name="baseline")
         if b0 < f1 and f0 < b1:
             raise ValueError(f"baseline rows [{b0}, {b1}) overlap focus rows [{f0}, {f1})")
     base, foc = values[b0:b1], values[f0:f1]
@@ -685,19 +743,48 @@ def _volume_kernel(base: np.ndarray, focus: np.ndarray) -> np.ndarray:
     return np.where(diff == 0, 0.0, rel)
 
 
-def _window(window, index: pd.Index, n: int, name: str) -> tuple[int, int]:
+def window_rows(window, index: pd.Index, *, name: str = "window") -> tuple[int, int]:
     """Half-open row range ``[s, e)`` of a ``(start, end)`` window of positions or labels.
 
-    ``int`` bounds are positions, half-open (``iloc``). Other bounds are labels,
-    both included, read as ``df.loc[start:end]`` reads them
-    (``Index.slice_indexer``): on a DatetimeIndex a string is a time, possibly a
-    partial one such as ``"2024-01-01 02:30"``. This is the one window rule of
-    the lab (``rank_changes``, ``make_server_metrics``, ``plot_scores``,
-    ``plot_lines_grid``).
+    This is the one window rule of the lab (``rank_changes``,
+    ``make_server_metrics``, ``plot_scores``, ``plot_lines_grid``).
 
-    Raises a ValueError naming ``name`` for a window that is not a pair, mixes
-    positions and labels, is reversed, reaches outside the data, or holds no rows.
+    Parameters
+    ----------
+    window : (start, end) pair
+        ``int`` bounds are positions, half-open (``iloc``). Other bounds are
+        labels, both included, read as ``df.loc[start:end]`` reads them
+        (``Index.slice_indexer``): on a DatetimeIndex a string is a time,
+        possibly a partial one such as ``"2024-01-01 02:30"``.
+    index : pandas.Index
+        The index of the data (``pd.RangeIndex(n)`` for an array of ``n`` rows).
+    name : str, default "window"
+        Argument name used in error messages.
+
+    Returns
+    -------
+    (s, e) : tuple of int
+        The window's rows are ``s <= row < e``, with ``e > s``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, for a window that is not a pair, mixes positions and
+        labels, is reversed, reaches outside the data, or holds no rows, or
+        for labels on an index that is not sorted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> index = pd.date_range("2024-01-01", periods=48, freq="h")
+    >>> window_rows((2, 5), index)
+    (2, 5)
+    >>> window_rows(("2024-01-01 03:00", "2024-01-01 05:00"), index)
+    (3, 6)
+    >>> window_rows(("2024-01-02", "2024-01-02"), index)  # a whole day
+    (24, 48)
     """
+    n = len(index)
     try:
         start, end = window
     except (TypeError, ValueError):

@@ -47,7 +47,7 @@ from lab.experiments import (
     load_yaml,
 )
 from lab.notebook import Notebook, ParameterError, find_notebooks, read_notebook, resolve_parameters
-from lab.tracking import METRICS_FILE, _atomic_write_json
+from lab.tracking import METRICS_FILE, _atomic_write_json, read_metrics
 
 __all__ = [
     "LabError",
@@ -336,7 +336,7 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False, repo
         with contextlib.suppress(Exception):
             (report or _write_report)(tmp / "notebook.ipynb", tmp / "report.html", spec.show_code)
     metrics_path = tmp / METRICS_FILE
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics = read_metrics(tmp)
     if not metrics_path.exists():
         _atomic_write_json(metrics_path, {})
     info.update(status=status, error=error, finished=datetime.now(UTC).isoformat(),
@@ -484,7 +484,7 @@ def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
     params = [Param(k, json.dumps(v)[:6000]) for k, v in _read_json(run_dir / "params.json").items()]
     metrics = [
         Metric(k, float(v), now, 0)
-        for k, v in _read_json(run_dir / METRICS_FILE).items()
+        for k, v in read_metrics(run_dir).items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     ]
     metrics.append(Metric("run_seconds", float(info.get("seconds") or 0.0), now, 0))
@@ -806,7 +806,7 @@ def list_runs(out_root: str | Path | None = None, experiment: str | None = None)
                 "started": info.get("started", ""),
                 "seconds": info.get("seconds"),
                 "params": _read_json(run_dir / "params.json"),
-                "metrics": _read_json(run_dir / METRICS_FILE),
+                "metrics": read_metrics(run_dir),
                 "dir": run_dir,
             })
     rows.sort(key=lambda r: r["started"])

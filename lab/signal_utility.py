@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lab._validation import _as_2d, _check_int, _check_option
+from lab._validation import _as_2d, _check_float, _check_int, _check_option
 
 __all__ = [
     "bandpass",
@@ -566,6 +566,14 @@ def robust_zscore(df: Any) -> Any:
     return _like(df, _robust_zscore_kernel(values), index, columns)
 
 
+def _check_fs(fs: Any) -> float:
+    """A sampling frequency: a finite number > 0 (not a bool or a string)."""
+    fs = _check_float(fs, "fs")
+    if fs <= 0:
+        raise ValueError(f"fs must be > 0 (samples per time unit), got {fs}")
+    return fs
+
+
 # --------------------------------------------------------------------------
 # Zero-phase Butterworth filter
 # --------------------------------------------------------------------------
@@ -583,7 +591,8 @@ def bandpass(df: Any, low: float | None, high: float | None, fs: float = 1.0, *,
         below ``high``; ``high=None`` a high-pass filter above ``low``.
         ``0 < low < high < fs / 2``.
     fs : float
-        Sampling frequency (default 1: one sample per time unit).
+        Sampling frequency (default 1: one sample per time unit); a finite
+        number > 0.
     order : int
         Butterworth order; ``sosfiltfilt`` applies it forward and backward,
         which doubles the attenuation and cancels the phase.
@@ -596,8 +605,10 @@ def bandpass(df: Any, low: float | None, high: float | None, fs: float = 1.0, *,
     Raises
     ------
     ValueError
-        If the band is not inside ``(0, fs / 2)``, both edges are None, the
-        series has NaN, or it is too short for the filter's padding.
+        If ``fs`` is not a finite number > 0, an edge is not a finite number
+        (a string, a bool, NaN), the band is not inside ``(0, fs / 2)``, both
+        edges are None, the series has NaN, or it is too short for the
+        filter's padding.
 
     Notes
     -----
@@ -618,9 +629,12 @@ def bandpass(df: Any, low: float | None, high: float | None, fs: float = 1.0, *,
 
     values, index, columns = _as_2d(df, "df")
     order = _check_int(order, "order", minimum=1)
-    if not (isinstance(fs, (int, float, np.number)) and fs > 0):
-        raise ValueError(f"fs must be a positive number, got {fs!r}")
+    fs = _check_fs(fs)
     nyquist = fs / 2
+    if low is not None:
+        low = _check_float(low, "low")
+    if high is not None:
+        high = _check_float(high, "high")
     for name, edge in (("low", low), ("high", high)):
         if edge is not None and not 0 < edge < nyquist:
             raise ValueError(f"{name} must be in (0, fs/2) = (0, {nyquist}), got {edge}")
@@ -657,7 +671,7 @@ def spectrogram(x: Any, fs: float = 1.0, *, nperseg: int = 256, noverlap: int | 
     x : Series, one-column DataFrame or 1-D array
         One evenly sampled series without NaN.
     fs : float
-        Sampling frequency (default 1).
+        Sampling frequency (default 1); a finite number > 0.
     nperseg : int
         Samples per segment (at most the series length).
     noverlap : int, optional
@@ -680,8 +694,9 @@ def spectrogram(x: Any, fs: float = 1.0, *, nperseg: int = 256, noverlap: int | 
     Raises
     ------
     ValueError
-        If ``x`` has more than one column or NaN, or ``nperseg`` exceeds its
-        length.
+        If ``x`` has more than one column or NaN, ``nperseg`` exceeds its
+        length, or ``fs`` is not a finite number > 0 (a negative ``fs``
+        would give negative frequencies).
 
     Notes
     -----
@@ -701,6 +716,7 @@ def spectrogram(x: Any, fs: float = 1.0, *, nperseg: int = 256, noverlap: int | 
     values, index, _ = _as_2d(x, "x")
     if values.shape[1] != 1:
         raise ValueError(f"x must be one series, got shape {values.shape}; pick a column")
+    fs = _check_fs(fs)
     nperseg = _check_int(nperseg, "nperseg", minimum=1, maximum=values.shape[0])
     if noverlap is not None:
         noverlap = _check_int(noverlap, "noverlap", minimum=0, maximum=nperseg - 1)

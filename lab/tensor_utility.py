@@ -378,8 +378,12 @@ def _correlation_kernel(X: np.ndarray, windows: tuple[int, ...],
                         ends: np.ndarray) -> np.ndarray:
     """Pearson correlation of every window; 0 wherever a series is constant.
 
-    Each window is centred on its own mean before the product, so there is no
-    cancellation between large means and small variations. A series is
+    Each series is first scaled, in each window, by the power of two that
+    brings its largest absolute value into [0.5, 1): the scaling is exact and
+    the correlation does not depend on it, but squares of values near 1e-200
+    no longer underflow to 0 nor those near 1e155 overflow to inf. Each
+    window is then centred on its own mean before the product, so there is
+    no cancellation between large means and small variations. A series is
     constant in a window when its maximum equals its minimum (exactly).
     """
     n = X.shape[1]
@@ -390,10 +394,15 @@ def _correlation_kernel(X: np.ndarray, windows: tuple[int, ...],
         batch = max(1, BATCH_ELEMENTS // (w * n))
         view = np.lib.stride_tricks.sliding_window_view(X, w, axis=0)  # (T-w+1, n, w)
         for lo in range(0, len(ends), batch):
-            segs = view[starts[lo : lo + batch]]
-            centred = segs - segs.mean(axis=2, keepdims=True)
+            centred = view[starts[lo : lo + batch]]  # a copy: fancy indexing
+            top, bottom = centred.max(axis=2), centred.min(axis=2)
+            _, exponent = np.frexp(np.maximum(top, -bottom))
+            # Within +-1021 the factor is a normal number; subnormal series
+            # scaled by 2**1021 are at least 2**-53, whose squares are normal.
+            centred *= np.ldexp(1.0, -np.clip(exponent, -1021, 1021))[:, :, None]
+            centred -= centred.mean(axis=2, keepdims=True)
             cov = np.matmul(centred, centred.transpose(0, 2, 1))
-            constant = segs.max(axis=2) == segs.min(axis=2)
+            constant = top == bottom
             sd = np.sqrt(cov[:, diag, diag])
             sd[constant] = 1.0  # placeholder; these rows and columns are zeroed below
             corr = cov / sd[:, :, None] / sd[:, None, :]
@@ -447,7 +456,12 @@ def correlation_matrices(X: Any, windows: Sequence[int] = DEFAULT_WINDOWS,
     -----
     Pearson's correlation per window, with each window centred on its own
     mean before the product (the "two-pass" algorithm, numerically stable;
-    Chan, Golub & LeVeque 1983). Constant windows are detected exactly
+    Chan, Golub & LeVeque 1983). Before that, each series is scaled in each
+    window by the power of two that brings its largest absolute value into
+    [0.5, 1): exact, and the correlation is scale-invariant, so a series of
+    values near 1e-200 or 1e200 gives what ``np.corrcoef`` gives for the same
+    series at scale 1 (``np.corrcoef`` itself returns 1 or 0 there, as its
+    squares underflow or overflow). Constant windows are detected exactly
     (maximum equal to minimum) and set to 0 by convention.
 
     Examples
@@ -466,7 +480,14 @@ def correlation_matrices(X: Any, windows: Sequence[int] = DEFAULT_WINDOWS,
         raise ValueError(f"diff must be True or False, got {diff!r}")
     shift = 1 if diff else 0
     if diff:
-        values = np.diff(values, axis=0)
+        with np.errstate(over="ignore"):
+            diffs = np.diff(values, axis=0)
+        over = ~np.isfinite(diffs).all(axis=0)
+        if over.any():
+            # Differences of values near +-1.8e308 overflow; those of the halves
+            # do not, and halving (exact) leaves every correlation unchanged.
+            diffs[:, over] = np.diff(values[:, over] * 0.5, axis=0)
+        values = diffs
     windows, step = _check_windows(windows, step, values.shape[0],
                                    "differences (rows - 1)" if diff else "rows")
     if min(windows) < 2:

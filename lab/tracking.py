@@ -5,6 +5,12 @@ kernel's environment, and every :func:`record` call rewrites
 ``$LAB_RUN_DIR/metrics.json`` atomically, so a crash never leaves a
 half-written file. Interactively (no run directory) values are kept in memory
 and can be read back with :func:`recorded`.
+
+JSON has no NaN or infinity, so ``metrics.json`` holds non-finite floats as
+the strings ``"nan"``, ``"inf"`` and ``"-inf"`` (what ``float()`` reads back),
+at any depth; :func:`read_metrics` and :func:`from_jsonable` turn them back
+into floats. A recorded string equal to one of those three reads back as a
+float too.
 """
 
 from __future__ import annotations
@@ -19,33 +25,55 @@ from typing import Any
 
 from lab.config import MAX_RECORD_ROWS, RUN_DIR_ENV
 
-__all__ = ["record", "recorded", "to_jsonable", "METRICS_FILE"]
+__all__ = ["record", "recorded", "read_metrics", "to_jsonable", "from_jsonable",
+           "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
+#: How metrics.json spells the floats JSON cannot hold (``float()`` reads them back).
+NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 _MEMORY: dict[str, Any] = {}
 
 
-def to_jsonable(value: Any, name: str = "value") -> Any:
+def to_jsonable(value: Any, name: str = "value", *, nonfinite: str = "null") -> Any:
     """Convert ``value`` to plain JSON types.
 
     Numbers, strings, booleans, None, lists, tuples, dicts, numpy arrays and
     scalars, pandas Series (to a dict) and small DataFrames (to a list of
-    records) are accepted. Timestamps become ISO strings. Non-finite floats
-    become None, since JSON has no NaN.
+    records) are accepted. Timestamps become ISO strings.
+
+    Parameters
+    ----------
+    value : Any
+        The value to convert.
+    name : str
+        Argument name used in error messages.
+    nonfinite : {"null", "string"}
+        What a NaN or infinite float becomes, since JSON has neither:
+        ``"null"`` gives None for all three; ``"string"`` keeps them apart as
+        ``"nan"``, ``"inf"`` and ``"-inf"`` (see :func:`from_jsonable`).
 
     Raises
     ------
     TypeError
         For any other type, naming ``name``.
     ValueError
-        For a DataFrame longer than ``lab.config.MAX_RECORD_ROWS`` rows.
+        For a DataFrame longer than ``lab.config.MAX_RECORD_ROWS`` rows, or
+        an unknown ``nonfinite``.
 
     Examples
     --------
     >>> import numpy as np
     >>> to_jsonable({"a": np.float32(0.5), "b": np.arange(3)})
     {'a': 0.5, 'b': [0, 1, 2]}
+    >>> to_jsonable([np.inf, -np.inf, np.nan]), to_jsonable([np.inf, np.nan], nonfinite="string")
+    ([None, None, None], ['inf', 'nan'])
     """
+    if nonfinite not in ("null", "string"):
+        raise ValueError(f"nonfinite must be one of ('null', 'string'), got {nonfinite!r}")
+    return _to_jsonable(value, name, nonfinite == "string")
+
+
+def _to_jsonable(value: Any, name: str, spell: bool) -> Any:
     # numpy and pandas are imported here, not at module level: `lab` and the
     # `lab` command import this module and should start without them.
     import numpy as np
@@ -59,7 +87,10 @@ def to_jsonable(value: Any, name: str = "value") -> Any:
         return int(value)
     if isinstance(value, numbers.Real):
         value = float(value)
-        return value if math.isfinite(value) else None
+        if math.isfinite(value):
+            return value
+        return (("nan" if math.isnan(value) else "inf" if value > 0 else "-inf") if spell
+                else None)
     if isinstance(value, (pd.Timestamp, np.datetime64)):
         return pd.Timestamp(value).isoformat()
     if isinstance(value, pd.Timedelta):
@@ -72,21 +103,69 @@ def to_jsonable(value: Any, name: str = "value") -> Any:
             )
         frame = value.reset_index() if not isinstance(value.index, pd.RangeIndex) else value
         return [
-            {str(k): to_jsonable(v, f"{name}[{k!r}]") for k, v in row.items()}
+            {str(k): _to_jsonable(v, f"{name}[{k!r}]", spell) for k, v in row.items()}
             for row in frame.to_dict(orient="records")
         ]
     if isinstance(value, pd.Series):
-        return {str(to_jsonable(k)): to_jsonable(v, f"{name}[{k!r}]") for k, v in value.items()}
+        return {str(_to_jsonable(k, name, spell)): _to_jsonable(v, f"{name}[{k!r}]", spell)
+                for k, v in value.items()}
     if isinstance(value, np.ndarray):
-        return [to_jsonable(v, name) for v in value.tolist()]
+        return [_to_jsonable(v, name, spell) for v in value.tolist()]
     if isinstance(value, dict):
-        return {str(to_jsonable(k)): to_jsonable(v, f"{name}[{k!r}]") for k, v in value.items()}
+        return {str(_to_jsonable(k, name, spell)): _to_jsonable(v, f"{name}[{k!r}]", spell)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        return [_to_jsonable(v, f"{name}[{i}]", spell) for i, v in enumerate(value)]
     raise TypeError(
         f"{name} has type {type(value).__name__}; record numbers, strings, lists, dicts "
         "or small DataFrames"
     )
+
+
+def from_jsonable(value: Any) -> Any:
+    """Undo ``to_jsonable(..., nonfinite="string")``: ``"nan"``, ``"inf"``, ``"-inf"`` become floats.
+
+    Lists and dict values are converted at any depth; everything else is
+    returned as it is.
+
+    Examples
+    --------
+    >>> from_jsonable({"auc": "nan", "gain": "inf", "rows": [1.0, "-inf"], "name": "x"})
+    {'auc': nan, 'gain': inf, 'rows': [1.0, -inf], 'name': 'x'}
+    """
+    if isinstance(value, str):
+        return NONFINITE.get(value, value)
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: from_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The metrics a run recorded: its ``metrics.json``, non-finite floats decoded.
+
+    Parameters
+    ----------
+    run_dir : str or path
+        A run directory (the one holding ``metrics.json``).
+
+    Returns
+    -------
+    dict
+        Metric name to value; ``{}`` when the file is missing or is not JSON
+        (a run killed before its first :func:`record`).
+
+    Examples
+    --------
+    >>> read_metrics("/nonexistent")
+    {}
+    """
+    try:
+        metrics = json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return from_jsonable(metrics) if isinstance(metrics, dict) else {}
 
 
 def record(name: str, value: Any) -> Any:
@@ -97,7 +176,9 @@ def record(name: str, value: Any) -> Any:
     name : str
         Metric name, e.g. ``"auc"``. Recording a name twice keeps the last value.
     value : number, str, list, dict, Series or small DataFrame
-        Converted with :func:`to_jsonable`.
+        Converted with ``to_jsonable(value, nonfinite="string")``: NaN, inf
+        and -inf are stored as ``"nan"``, ``"inf"`` and ``"-inf"``, and read
+        back as floats by :func:`read_metrics` and :func:`recorded`.
 
     Returns
     -------
@@ -117,22 +198,25 @@ def record(name: str, value: Any) -> Any:
     0.9
     >>> recorded()["precision_at_k"]
     0.9
+    >>> _ = record("gain", float("inf"))
+    >>> recorded()["gain"]
+    inf
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"record: name must be a non-empty string, got {name!r}")
-    stored = to_jsonable(value, name)
+    stored = to_jsonable(value, name, nonfinite="string")
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
         path = Path(run_dir) / METRICS_FILE
         metrics = json.loads(path.read_text()) if path.exists() else {}
         metrics[name] = stored
         _atomic_write_json(path, metrics)
-    _MEMORY[name] = stored
+    _MEMORY[name] = from_jsonable(stored)
     return value
 
 
 def recorded() -> dict[str, Any]:
-    """Return the metrics recorded in this process so far (a copy).
+    """Return the metrics recorded in this process so far (a copy), as :func:`read_metrics` would.
 
     Examples
     --------

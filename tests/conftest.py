@@ -52,5 +52,6 @@ def run_smoke(target: str, out: Path, *extra: str, timeout: int = 600) -> tuple[
     run_dir = runs[0].parent
     run_info = json.loads((run_dir / "run.json").read_text())
     assert run_info["status"] == "completed", run_info
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    return run_dir, metrics
+    from lab.tracking import read_metrics
+
+    return run_dir, read_metrics(run_dir)

@@ -81,6 +81,10 @@ def test_durations_cycle():
     (dict(length=1000), "too short"),
     (dict(shock=0.0), "shock"),
     (dict(noise=-1.0), "noise"),
+    (dict(noise="0.3"), r"noise must be a finite number, got '0.3' \(str\)"),
+    (dict(noise=True), r"noise must be a finite number, got True \(bool\)"),
+    (dict(shock=np.nan), "shock must be a finite number, got nan"),
+    (dict(shock="3"), r"shock must be a finite number, got '3' \(str\)"),
 ])
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):

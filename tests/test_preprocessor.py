@@ -93,6 +93,43 @@ def test_normalize_constant_column_stays_finite(method):
     assert (out[:, 0] == 0).all()
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(st.integers(2, 30), st.integers(1, 4)),
+       exponents=st.lists(st.floats(-300, 300), min_size=4, max_size=4))
+def test_normalize_matches_scipy_at_any_column_scale(seed, shape, exponents):
+    x = np.random.default_rng(seed).normal(size=shape)
+    scales = 10.0 ** np.array(exponents[: shape[1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or underflow on the way
+        z, scaler = pp.normalize(x * scales, "zscore")
+        m, _ = pp.normalize(x * scales, "minmax")
+    np.testing.assert_allclose(z, stats.zscore(x, axis=0), rtol=1e-9, atol=1e-12)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    np.testing.assert_allclose(m, (x - lo) / (hi - lo), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(scaler.mean_ / scales, x.mean(axis=0), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(scaler.scale_ / scales, x.std(axis=0), rtol=1e-9)
+
+
+def test_normalize_matches_sklearn_bit_for_bit_on_ordinary_data(rng):
+    x = rng.normal(size=(40, 3)) * [1.0, 1e3, 1e-3] + [0.0, 5.0, -2.0]
+    z, _ = pp.normalize(x, "zscore", fit=slice(0, 30))
+    m, _ = pp.normalize(x, "minmax", fit=slice(0, 30))
+    np.testing.assert_array_equal(z, StandardScaler().fit(x[:30]).transform(x))
+    np.testing.assert_array_equal(m, MinMaxScaler().fit(x[:30]).transform(x))
+
+
+@pytest.mark.parametrize("scale", [1e308 / 3, 1e200, 1e-200, 5e-324])
+def test_normalize_at_the_ends_of_float64(scale):
+    # The issue's case: zscore at +-1e308 returned its input. At 5e-324 (the
+    # smallest subnormal) the small integers below are exact multiples.
+    base = np.array([[1.0, 1.0], [-1.0, 3.0], [1.0, 2.0], [-1.0, 0.0]])
+    x = base * scale
+    z, _ = pp.normalize(x, "zscore")
+    np.testing.assert_allclose(z, stats.zscore(base, axis=0), rtol=1e-12)
+    m, _ = pp.normalize(x, "minmax")
+    np.testing.assert_allclose(m, (base - base.min(0)) / np.ptp(base, axis=0), rtol=1e-12)
+
+
 def test_normalize_rejects_bad_input():
     x = np.arange(10.0).reshape(5, 2)
     with pytest.raises(ValueError, match="method must be one of"):
@@ -210,6 +247,52 @@ def test_time_split_rejects_bad_boundaries():
         pp.time_split(df, train_end=5, gap=-1)
 
 
+def _days_index(steps):
+    """A DatetimeIndex whose consecutive labels differ by ``steps`` days."""
+    return pd.Timestamp("2024-01-01") + pd.to_timedelta(np.cumsum(steps), unit="D")
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.integers(0, 3), min_size=3, max_size=40), data=st.data())
+def test_time_split_sorted_index_is_a_partition_in_time_order(steps, data):
+    n = len(steps)
+    df = pd.DataFrame({"x": np.arange(n)}, index=_days_index(steps))
+    p1 = data.draw(st.integers(1, n - 1))
+    p2 = data.draw(st.none() | st.integers(p1 + 1, n))
+    try:
+        train, valid, test = pp.time_split(df, train_end=p1, valid_end=p2)
+    except ValueError as exc:  # only when a part would be empty
+        assert "expected a row" in str(exc)
+        return
+    parts = [train, valid, test]
+    assert np.concatenate([p["x"].to_numpy() for p in parts]).tolist() == list(range(n))
+    nonempty = [p for p in parts if len(p)]
+    for early, late in zip(nonempty, nonempty[1:], strict=False):
+        assert early.index.max() <= late.index.min()
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps=st.lists(st.integers(-3, 3), min_size=3, max_size=40), data=st.data())
+def test_time_split_unsorted_index_raises_at_the_first_step_back(steps, data):
+    back = [i for i, d in enumerate(steps) if d < 0 and i > 0]
+    if not back:
+        steps[-1] = -1
+        back = [len(steps) - 1]
+    df = pd.DataFrame({"x": np.arange(len(steps))}, index=_days_index(steps))
+    train_end = data.draw(st.integers(1, len(steps) - 1))
+    with pytest.raises(ValueError, match=rf"^df must be in time order.*row {back[0]} \("):
+        pp.time_split(df, train_end=train_end)
+    with pytest.raises(ValueError, match="not sorted"):
+        pp.time_split(df, train_end=df.index[train_end])
+
+
+def test_time_split_reversed_days_is_refused():
+    # The issue's case: the latest 5 days would have been the training part.
+    df = pd.DataFrame({"x": range(10)}, index=pd.date_range("2024-01-01", periods=10)[::-1])
+    with pytest.raises(ValueError, match=r"row 1 \(Timestamp\('2024-01-09"):
+        pp.time_split(df, train_end=5)
+
+
 # --------------------------------------------------------------------- calc_batches
 
 
@@ -309,7 +392,7 @@ def test_rank_changes_takes_string_labels_on_a_datetime_index(rng):
         pp.rank_changes(df, focus=("2024-01-01 02:30", "2024-01-01 02:49")),
         pp.rank_changes(df, focus=(150, 170)))
     # a partial time covers its whole hour, as df.loc does
-    assert pp._window(("2024-01-01 02", "2024-01-01 02"), df.index, len(df), "focus") == (120, 180)
+    assert pp.window_rows(("2024-01-01 02", "2024-01-01 02"), df.index, name="focus") == (120, 180)
 
 
 @pytest.mark.parametrize(
@@ -337,15 +420,15 @@ def test_window_labels_read_as_loc(first, last):
     labels = (str(start), str(end))
     if end < start:
         with pytest.raises(ValueError, match="reversed"):
-            pp._window(labels, idx, len(idx), "w")
+            pp.window_rows(labels, idx, name="w")
         return
     if start < idx[0] or end > idx[-1]:
         with pytest.raises(ValueError, match="outside the data"):
-            pp._window(labels, idx, len(idx), "w")
+            pp.window_rows(labels, idx, name="w")
         return
     rows = pd.Series(np.arange(len(idx)), index=idx).loc[start:end].to_numpy()
     if rows.size == 0:
         with pytest.raises(ValueError, match="holds no rows"):
-            pp._window(labels, idx, len(idx), "w")
+            pp.window_rows(labels, idx, name="w")
     else:
-        assert pp._window(labels, idx, len(idx), "w") == (rows[0], rows[-1] + 1)
+        assert pp.window_rows(labels, idx, name="w") == (rows[0], rows[-1] + 1)

@@ -195,6 +195,21 @@ def test_bad_sizes_are_clear_errors(kwargs, match):
         make_server_metrics(**{**SMALL, **kwargs})
 
 
+@pytest.mark.parametrize("freq", ["-1s", "0s", "-1D", "-1MS", pd.Timedelta(-1, "s"),
+                                  pd.offsets.Hour(0)])
+def test_non_positive_freq_is_refused(freq):
+    # freq="-1s" made an index that runs backwards
+    with pytest.raises(ValueError, match=r"freq must be a positive period .* got"):
+        make_server_metrics(**{**SMALL, "freq": freq})
+
+
+@pytest.mark.parametrize("freq", ["5min", pd.Timedelta(2, "s"), "MS"])
+def test_positive_freq_gives_an_increasing_index(freq):
+    df, _ = make_server_metrics(**{**SMALL, "freq": freq})
+    assert df.index.is_monotonic_increasing and df.index.is_unique
+    assert df.index.freq == pd.tseries.frequencies.to_offset(freq)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(st.one_of(st.integers(0, 50).map(float), st.just(np.nan)), min_size=1, max_size=30)

@@ -236,6 +236,40 @@ def test_bandpass_bad_band(low, high, match):
         bandpass(np.zeros((100, 1)), low, high)
 
 
+_BAD_FS = [(-1, "fs must be > 0"), (0, "fs must be > 0"), (-0.5, "fs must be > 0"),
+           (True, r"fs must be a finite number, got True \(bool\)"),
+           ("1", r"fs must be a finite number, got '1' \(str\)"),
+           (np.inf, "fs must be a finite number, got inf"),
+           (np.nan, "fs must be a finite number, got nan"), (None, "fs must be a finite")]
+
+
+@pytest.mark.parametrize(("fs", "match"), _BAD_FS)
+def test_bandpass_refuses_bad_fs(fs, match):
+    with pytest.raises(ValueError, match=match):
+        bandpass(np.zeros((100, 1)), 0.01, 0.1, fs=fs)
+
+
+@pytest.mark.parametrize(("low", "high", "match"), [
+    ("0.01", 0.1, r"low must be a finite number, got '0.01' \(str\)"),
+    (0.01, "0.1", r"high must be a finite number, got '0.1' \(str\)"),
+    (True, 0.3, r"low must be a finite number, got True \(bool\)"),
+    (0.01, np.nan, "high must be a finite number, got nan"),
+    (-np.inf, 0.3, "low must be a finite number, got -inf"),
+    (None, [0.1], "high must be a finite number"),
+])
+def test_bandpass_refuses_edges_that_are_not_numbers(low, high, match):
+    with pytest.raises(ValueError, match=match):
+        bandpass(np.zeros((100, 1)), low, high)
+
+
+def test_bandpass_takes_numpy_and_integer_numbers():
+    x = np.sin(2 * np.pi * 0.05 * np.arange(400))
+    ref = bandpass(x, 0.02, 0.1, fs=1.0)
+    np.testing.assert_array_equal(bandpass(x, np.float32(0.02), np.float64(0.1), fs=np.int64(1)),
+                                  bandpass(x, float(np.float32(0.02)), 0.1))
+    np.testing.assert_array_equal(bandpass(x, 2, 10, fs=100), ref)
+
+
 def test_bandpass_too_short_says_so():
     with pytest.raises(ValueError, match="too few"):
         bandpass(np.zeros(10), 0.1, 0.2)
@@ -260,6 +294,20 @@ def test_spectrogram_bad_input():
         spectrogram(np.zeros((100, 2)))
     with pytest.raises(ValueError, match="nperseg"):
         spectrogram(np.zeros(100), nperseg=200)
+
+
+@pytest.mark.parametrize(("fs", "match"), _BAD_FS)
+def test_spectrogram_refuses_bad_fs(fs, match):
+    # fs=-1 gave negative frequencies
+    with pytest.raises(ValueError, match=match):
+        spectrogram(np.sin(np.arange(256.0)), fs=fs, nperseg=64)
+
+
+def test_spectrogram_frequencies_scale_with_fs():
+    x = np.sin(2 * np.pi * 0.125 * np.arange(1024))
+    S = spectrogram(x, fs=8, nperseg=64)
+    assert float(S.mean(axis=1).idxmax()) == 1.0 and S.index.min() == 0.0
+    assert S.index.max() == 4.0 and (np.diff(S.columns) > 0).all()
 
 
 # ---------------------------------------------------------------- spectral_residual

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import warnings
 
 import naive
 import numpy as np
@@ -288,6 +289,57 @@ def test_correlation_matrices_hypothesis(data, n, windows, step, diff):
     C, ends = correlation_matrices(X, windows=windows, step=step, diff=diff)
     ref, ref_ends = naive.correlation_matrices(X, windows=windows, step=step, diff=diff)
     np.testing.assert_array_equal(ends, ref_ends)
+    np.testing.assert_allclose(C, ref, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    n=st.integers(2, 4),
+    windows=st.lists(st.integers(2, 15), min_size=1, max_size=3),
+    step=st.integers(1, 9),
+    diff=st.booleans(),
+)
+def test_correlation_matrices_do_not_depend_on_column_scales(data, n, windows, step, diff):
+    T = data.draw(st.integers(max(windows) + 1, max(windows) + 40))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    exponents = data.draw(st.lists(st.floats(-200, 200), min_size=n, max_size=n))
+    X = np.random.default_rng(seed).normal(size=(T, n))
+    scaled = X * 10.0 ** np.array(exponents)
+    C, ends = correlation_matrices(scaled, windows=windows, step=step, diff=diff)
+    ref, ref_ends = naive.correlation_matrices_rescaled(scaled, windows=windows, step=step,
+                                                        diff=diff)
+    np.testing.assert_array_equal(ends, ref_ends)
+    np.testing.assert_allclose(C, ref, rtol=0, atol=1e-9)
+    # and the correlations of the unscaled series, by np.corrcoef
+    np.testing.assert_allclose(C, naive.correlation_matrices(X, windows, step, diff)[0],
+                               rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-310, 1e155, 1e300, 2.0**1023])
+@pytest.mark.parametrize("diff", [False, True])
+def test_correlation_matrices_at_extreme_scales_equal_corrcoef_at_scale_1(rng, scale, diff):
+    # The case: a column scaled by 1e-200 gave 1.0 and by 1e155 gave 0.0.
+    X = rng.normal(size=(40, 3))
+    X[:, 1] /= np.abs(X[:, 1]).max()
+    X[:, 2] = rng.choice([-1.0, 1.0], size=40)  # at 2**1023, differences overflow
+    Y = X.copy()
+    Y[:, 1:] *= scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow, underflow or division warnings
+        C, _ = correlation_matrices(Y, windows=(10, 30), step=10, diff=diff)
+    ref, _ = naive.correlation_matrices(X, windows=(10, 30), step=10, diff=diff)
+    atol = 1e-6 if scale < 1e-300 else 1e-12  # subnormals carry fewer digits
+    np.testing.assert_allclose(C, ref, rtol=0, atol=atol)
+
+
+def test_correlation_matrices_follow_a_scale_that_changes_over_time(rng):
+    X = rng.normal(size=(60, 2))
+    Y = X.copy()
+    Y[:30, 1] *= 1e-200
+    Y[30:, 1] *= 1e200
+    C, _ = correlation_matrices(Y, windows=(10,), step=10)
+    ref, _ = naive.correlation_matrices(X, windows=(10,), step=10)
     np.testing.assert_allclose(C, ref, rtol=0, atol=1e-12)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lab._validation import _check_int
+from lab._validation import _check_float, _check_int
 
 __all__ = [
     "make_mscred_synthetic",
@@ -109,9 +109,9 @@ def make_mscred_synthetic(
     length = _check_int(length, "length", minimum=1)
     n_anomalies = _check_int(n_anomalies, "n_anomalies", minimum=0)
     random_state = _check_int(random_state, "random_state", minimum=0)
-    if not np.isfinite(noise) or noise < 0:
+    if _check_float(noise, "noise") < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
-    if not np.isfinite(shock) or shock <= 0:
+    if _check_float(shock, "shock") <= 0:
         raise ValueError(f"shock must be a finite number > 0, got {shock!r}")
     train_end = int(round(TRAIN_FRACTION * length))
     valid_end = int(round((TRAIN_FRACTION + VALID_FRACTION) * length))

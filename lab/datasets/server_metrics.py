@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from lab._validation import _as_2d, _check_int
-from lab.preprocessor import BASELINE_FACTOR, _window
+from lab.preprocessor import BASELINE_FACTOR, window_rows
 
 __all__ = [
     "make_server_metrics",
@@ -105,7 +105,8 @@ def make_server_metrics(
     n_affected : int
         Number of metrics that change in the incident window (0 for none).
     freq : str
-        Sampling period of the time index (a pandas frequency string).
+        Sampling period of the time index (a pandas frequency string with a
+        positive multiple: ``"1s"``, ``"5min"``; ``"-1s"`` is refused).
     random_state : int or None
         Seed; the same seed gives the same frame and truth.
 
@@ -125,8 +126,8 @@ def make_server_metrics(
     Raises
     ------
     ValueError
-        On sizes out of range, ``n_affected > n_metrics``, or an incident window that
-        is reversed, empty or outside the data.
+        On sizes out of range, ``n_affected > n_metrics``, a ``freq`` that is not a
+        positive period, or an incident window that is reversed, empty or outside the data.
 
     Notes
     -----
@@ -188,9 +189,13 @@ def make_server_metrics(
     if random_state is not None:
         random_state = _check_int(random_state, "random_state", minimum=0)
     try:
-        index = pd.date_range(_START, periods=n_rows, freq=freq)
+        offset = pd.tseries.frequencies.to_offset(freq)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"freq must be a pandas frequency string, got {freq!r}") from exc
+    if offset is None or offset.n <= 0:
+        # A negative period makes a time index that runs backwards; 0 makes none.
+        raise ValueError(f"freq must be a positive period such as '1s' or '5min', got {freq!r}")
+    index = pd.date_range(_START, periods=n_rows, freq=offset)
     start, end = _incident_positions(incident, index)
 
     base_seed, change_seed, gap_seed = np.random.SeedSequence(random_state).spawn(3)
@@ -357,7 +362,7 @@ def focus_and_baseline(
         raise ValueError(f"focus must be a (start, end) pair of row positions, got {focus!r}") from exc
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (first, last)):
         raise ValueError(f"focus must hold integer row positions, got {focus!r}")
-    start, end = _window((first, last), pd.RangeIndex(n_rows), n_rows, "focus")
+    start, end = window_rows((first, last), pd.RangeIndex(n_rows), name="focus")
     length = baseline_mult * (end - start)
     if start < length:
         raise ValueError(
@@ -480,7 +485,7 @@ def rank_scores(ranking: Any, metrics: Any) -> pd.Series:
 def _incident_positions(incident: Any, index: pd.DatetimeIndex) -> tuple[int, int]:
     if incident is None:
         return default_incident(len(index))
-    start, end = _window(incident, index, len(index), "incident")
+    start, end = window_rows(incident, index, name="incident")
     if end - start < 2:
         raise ValueError(f"incident {incident!r} is {end - start} row long; at least 2 are needed")
     return start, end
