@@ -495,6 +495,7 @@ def ucr_hit(y_true, score, tolerance=100):
             best = i
     return rows[0] - tolerance <= best <= rows[-1] + tolerance
 
+
 def correlation_matrices_rescaled(X, windows=(10, 30, 60), step=10, diff=False):
     """``correlation_matrices`` with each window's series divided by its largest
     absolute value before np.corrcoef: the same correlations, without the
