@@ -27,6 +27,7 @@ from lab.tracking import record  # noqa: E402
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "colab",
     "config",
     "datasets",
     "metrics",
