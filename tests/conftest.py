@@ -86,5 +86,6 @@ def check_clean_report(run_dir: Path) -> None:
             if out["output_type"] == "execute_result" and set(data) == {"text/plain"}:
                 assert not _BARE_NUMBER.match(plain.strip()), f"cell {i}: bare value {plain!r}"
             assert not re.search(r"\ndtype: \w+$", plain), f"cell {i}: Series printout {plain!r}"
+            assert not plain.startswith("Empty DataFrame"), f"cell {i}: empty table {plain!r}"
     html = (run_dir / "report.html").read_text()
     assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html, "stderr block in report.html"
