@@ -89,6 +89,12 @@ def _filter_lines(data: bytes) -> bytes:
 
 def _pump(read_fd: int, write_fd: int) -> None:
     """Copy ``read_fd`` to ``write_fd`` line by line, without the benign lines."""
+    # the reader at the other end goes away when the kernel shuts down: stop quietly
+    with contextlib.suppress(OSError):
+        _copy(read_fd, write_fd)
+
+
+def _copy(read_fd: int, write_fd: int) -> None:
     pending = b""
     while True:
         if pending:
