@@ -40,6 +40,9 @@ BAR_WIDTH = 20
 # Terminal control: go to the start of the line and clear it.
 _CLEAR = "\r\x1b[2K"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# The bar of a tqdm line ("|█████     |"): a notebook's bar is as wide as the terminal, so on
+# the live line it gives way to the numbers beside it.
+_TQDM_BAR = re.compile(r"\|[\s#\u2588-\u258f]{3,}\|")
 
 
 def format_elapsed(seconds: float) -> str:
@@ -186,8 +189,9 @@ class RunProgress:
             bar = "|" + "#" * filled + "-" * (BAR_WIDTH - filled) + "| "
         else:
             bar = ""
-        line = (f"{self.label}  {bar}cell {self._position()}  {self._elapsed()}  "
-                f"{self._note or self._cell}")
+        where = f"cell {self._position()}" if self._done else "starting the kernel"
+        note = _TQDM_BAR.sub("|", self._note) or self._cell
+        line = f"{self.label}  {bar}{where}  {self._elapsed()}  {note}".rstrip()
         width = shutil.get_terminal_size((100, 24)).columns - 1
         self.stream.write(_CLEAR + line[:width])
         self.stream.flush()

@@ -145,6 +145,8 @@ class _Tty(io.StringIO):
 def _drive(stream, tty):
     now = [0.0]
     p = RunProgress("[2/5] 01-mscred-forex", stream=stream, tty=tty, clock=lambda: now[0])
+    if p.tty:
+        p._draw()  # what the ticker shows while the kernel starts
     p.notebook_start(notebook={"cells": [{"cell_type": "markdown"}, {"cell_type": "code"},
                                          {"cell_type": "code"}]})
     p.cell_start(cell={"cell_type": "markdown", "source": "# title"}, cell_index=0)
@@ -153,7 +155,7 @@ def _drive(stream, tty):
     p.write("a plain print\n")
     now[0] = 65.0
     p.cell_start(cell={"cell_type": "code", "source": ["detector.fit(train)\n", "x"]}, cell_index=2)
-    p.write("\rtraining:  50%|#    | 1/2")
+    p.write("\rtraining:  50%|##   | 1/2")
     p.write("\rtraining: 100%|#####| 2/2\n")
     p.close()
     return stream.getvalue()
@@ -171,9 +173,11 @@ def test_progress_on_a_terminal_redraws_one_live_line(monkeypatch):
     out = _drive(_Tty(), tty=None)
     assert "\n" not in out  # one line, redrawn in place
     frames = [f for f in out.split("\r\x1b[2K") if f]
+    assert frames.pop(0) == "[2/5] 01-mscred-forex  starting the kernel  0:00"
     assert frames[0] == "[2/5] 01-mscred-forex  |--------------------| cell 1/2  0:01  import lab"
     assert "[2/5] 01-mscred-forex  |##########----------| cell 2/2  1:05  detector.fit(train)" in frames
-    assert any(f.endswith("training:  50%|#    | 1/2") for f in frames)  # the notebook's bar
+    # the notebook's bar, its drawing left out (it is as wide as the terminal)
+    assert any(f.endswith("cell 2/2  1:05  training:  50%| 1/2") for f in frames)
     assert out.endswith("\r\x1b[2K")  # cleared at the end, for the runner's outcome line
 
 
