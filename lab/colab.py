@@ -78,7 +78,7 @@ def finish_install() -> None:
     print(message)
 
 
-def dataset_or_default(dataset: str, default: str, root: str | Path) -> str:
+def dataset_or_default(dataset: str, default: str, root: str | Path, parameter: str = "root") -> str:
     """On Colab, ``default`` with a note if ``dataset`` needs a data folder that is absent.
 
     The shared data (``../shared/data``) sits beside a checkout, not on
@@ -94,6 +94,8 @@ def dataset_or_default(dataset: str, default: str, root: str | Path) -> str:
         The dataset that needs no files (the notebook's synthetic default).
     root : path
         The folder ``dataset`` is read from.
+    parameter : str
+        The notebook parameter that sets ``root``, named in the note.
 
     Examples
     --------
@@ -103,5 +105,5 @@ def dataset_or_default(dataset: str, default: str, root: str | Path) -> str:
     if dataset == default or not on_colab() or Path(root).is_dir():
         return dataset
     print(f"{dataset!r} needs the shared data folder {root}, which is not on this Colab runtime "
-          f"(upload it and set the root parameter); using {default!r} instead.")
+          f"(upload it and set {parameter} to its path); using {default!r} instead.")
     return default

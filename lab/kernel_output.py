@@ -48,12 +48,15 @@ BENIGN_LINES: tuple[tuple[str, re.Pattern], ...] = (
     ("cudart_stub.cc", re.compile(r"Could not find cuda drivers on your machine")),
     ("cpu_feature_guard.cc", re.compile(r"This TensorFlow binary is optimized to use available CPU"
                                         r"|To enable the following instructions")),
-    ("cuda_dnn.cc", re.compile(r"Unable to register cuDNN factory")),
+    ("cuda_dnn.cc", re.compile(r"Unable to register cuDNN factory|Loaded cuDNN version")),
     ("cuda_fft.cc", re.compile(r"Unable to register cuFFT factory")),
     ("cuda_blas.cc", re.compile(r"Unable to register cuBLAS factory")),
     ("computation_placer.cc", re.compile(r"computation placer already registered")),
     ("cuda_executor.cc", re.compile(r"failed call to cuInit")),
     ("gpu_device.cc", re.compile(r"Created device /job:")),
+    ("service.cc", re.compile(r"XLA service 0x[0-9a-f]+ initialized for platform"
+                              r"|StreamExecutor device \(\d+\)")),
+    ("device_compiler.h", re.compile(r"Compiled cluster using XLA!")),
 )
 # absl's own notice that precedes the first of them.
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"

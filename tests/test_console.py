@@ -241,4 +241,6 @@ def test_a_notebook_falls_back_to_its_default_on_colab_without_shared_data(monke
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     assert colab.dataset_or_default("nile", "synthetic", tmp_path) == "nile"  # data is there
     assert colab.dataset_or_default("nile", "synthetic", tmp_path / "absent") == "synthetic"
-    assert "not on this Colab runtime" in capsys.readouterr().out
+    assert colab.dataset_or_default("nile", "synthetic", tmp_path / "absent", "tcpd_root") == "synthetic"
+    out = capsys.readouterr().out
+    assert "not on this Colab runtime" in out and "set tcpd_root to its path" in out
