@@ -27,13 +27,16 @@ from lab.tracking import record  # noqa: E402
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "colab",
     "config",
     "datasets",
+    "kernel_output",
     "metrics",
     "models",
     "mp_utility",
     "plots",
     "preprocessor",
+    "progress",
     "runner",
     "signal_utility",
     "tensor_utility",

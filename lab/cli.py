@@ -126,6 +126,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs(name: str | None, out: str | None) -> int:
+    rows = list_runs(out, name)
+    if name and not rows:
+        names = sorted({r["experiment"] for r in list_runs(out)})
+        if names:
+            raise LabError(f"no runs named {name!r} in {out or config.RUNS_DIR}; "
+                           f"runs exist for: {', '.join(names)}")
+    print(format_runs(rows))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lab`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -137,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "runs":
-            print(format_runs(list_runs(args.out, args.name)))
-            return 0
+            return _cmd_runs(args.name, args.out)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2

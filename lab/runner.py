@@ -46,7 +46,9 @@ from lab.experiments import (
     load_experiment,
     load_yaml,
 )
+from lab.kernel_output import KERNEL_ARGS
 from lab.notebook import Notebook, ParameterError, find_notebooks, read_notebook, resolve_parameters
+from lab.progress import RunProgress
 from lab.tracking import METRICS_FILE, _atomic_write_json, read_metrics
 
 __all__ = [
@@ -269,7 +271,8 @@ def check_output_dir(out: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------ execute
-def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False, report=None) -> RunResult:
+def execute(spec: RunSpec, out_root: str | Path, *, progress: bool | RunProgress = False,
+            report=None) -> RunResult:
     """Execute one notebook into ``out_root/<experiment>/<UTC timestamp>-<id>/``.
 
     The directory is written as ``.<name>.partial`` and renamed at the end,
@@ -278,7 +281,9 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False, repo
     ``interrupted`` and re-raises ``KeyboardInterrupt``. ``report`` is a
     callable ``(notebook, html, show_code)`` that writes the HTML report
     (default: :func:`_write_report` in this process; :func:`run` passes its
-    helper process, where nbconvert is already loaded).
+    helper process, where nbconvert is already loaded). ``progress`` is a
+    :class:`lab.progress.RunProgress` to show on the console (True: papermill's
+    bar of cells).
     """
     import papermill as pm
 
@@ -312,10 +317,13 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool = False, repo
             parameters=spec.parameters,
             kernel_name="python3",
             cwd=str(spec.notebook.path.parent),
-            progress_bar=progress,
+            progress_bar=progress is True,
             log_output=False,
             request_save_on_cell_execute=True,
             kernel_manager_class=_kernel_manager_with_env({config.RUN_DIR_ENV: str(tmp)}),
+            # progress bars drawn with \r show their final state in the report
+            coalesce_streams=True,
+            **(progress.engine_kwargs() if isinstance(progress, RunProgress) else {}),
         )
     except KeyboardInterrupt:
         status, error, interrupted = "interrupted", "interrupted by the user (Ctrl-C)", True
@@ -377,6 +385,7 @@ def _kernel_manager_with_env(extra: dict[str, str]):
             self._ipc_dir = tempfile.mkdtemp(prefix="lab-kernel-")
             self.transport, self.ip = "ipc", os.path.join(self._ipc_dir, "kernel")
             kw["env"] = {**_KERNEL_ENV_DEFAULTS, **os.environ, **kw.get("env", {}), **extra}
+            kw["extra_arguments"] = [*kw.get("extra_arguments", []), *KERNEL_ARGS]
             return await super().start_kernel(**kw)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
@@ -766,8 +775,13 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
     else:
         for i, spec in enumerate(specs):
             echo(f"[{i + 1}/{n}] running     {spec.label()}")
-            _done(i, execute(spec, out, progress=sys.stderr.isatty(),
-                             report=helper.report if helper is not None else None))
+            display = RunProgress(f"[{i + 1}/{n}] {spec.notebook.name}")
+            try:
+                res = execute(spec, out, progress=display,
+                              report=helper.report if helper is not None else None)
+            finally:
+                display.close()
+            _done(i, res)
     return results
 
 

@@ -362,9 +362,20 @@ class _Progress(keras.callbacks.Callback):
 
     def __init__(self, total: int):
         super().__init__()
-        from tqdm.auto import tqdm
+        import sys
 
-        self._bar = tqdm(total=total, desc="MSCRED training", unit="batch")
+        from lab.runner import is_headless
+
+        if is_headless():
+            # `lab run` shows stdout on its console and keeps the bar's final
+            # state in the report; a widget would be a stale 0% there
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc="MSCRED training", unit="batch", file=sys.stdout)
+        else:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc="MSCRED training", unit="batch")
 
     def on_train_batch_end(self, batch, logs=None):
         self._bar.update(1)
