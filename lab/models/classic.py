@@ -40,10 +40,11 @@ from lab.tensor_utility import sliding_windows
 
 __all__ = ["PCADetector", "HBOSDetector", "IForestDetector", "LOFDetector", "KNNDetector"]
 
-#: Bytes of flattened windows materialised at once while scoring.
+#: Bytes of flattened windows materialised at once while scoring. LOF and k-NN
+#: need large chunks: scikit-learn's k-nearest-neighbour search bounds its own
+#: distance memory, and parallelises poorly over a few thousand queries (3x
+#: slower per window in chunks of 1,700 than of 30,000).
 CHUNK_BYTES = 32 * 2**20
-#: Bytes of the query-by-fit-window distance block of LOF and k-NN per chunk.
-DISTANCE_BYTES = 128 * 2**20
 #: PCA: share of the training variance its principal subspace keeps.
 DEFAULT_PCA_VARIANCE = 0.9
 #: HBOS (TSB-AD's best univariate setting of PyOD's HBOS; alpha and tol are PyOD's).
@@ -192,7 +193,9 @@ class PCADetector(_WindowDetector):
     {notes}
 
     One column with ``window=1`` leaves one feature, which its one
-    component reconstructs exactly: every score is 0. Use a window.
+    component reconstructs exactly: every score is 0. Use a window. Constant
+    training windows keep no component: the score is then the squared
+    deviation of the standardised window from them.
 
     Examples
     --------
@@ -229,13 +232,22 @@ class PCADetector(_WindowDetector):
         from sklearn.decomposition import PCA
 
         n_components = self.n_components
-        if not isinstance(n_components, float):
-            n_components = min(int(n_components), *features.shape)
-        return PCA(n_components=n_components).fit(features)
+        constant = not features.var(axis=0).any()
+        if not isinstance(n_components, float) or constant:
+            n_components = 0 if constant else min(int(n_components), *features.shape)
+        # the covariance route (one p x p eigendecomposition) is much faster than the SVD
+        # of the m x p windows when there are more windows than features, as usual here
+        solver = "covariance_eigh" if len(features) >= features.shape[1] else "full"
+        # constant training windows have no variance to share out: sklearn's ratios are 0/0
+        with np.errstate(invalid="ignore" if constant else "warn"):
+            return PCA(n_components=n_components, svd_solver=solver).fit(features)
 
     def _window_scores(self, features: np.ndarray) -> np.ndarray:
+        # PCA.inverse_transform(PCA.transform(x)) without whitening, written out so that
+        # a subspace of no components (constant training windows) works too
         pca = self.estimator_
-        residual = features - pca.inverse_transform(pca.transform(features))
+        centred = features - pca.mean_
+        residual = centred - (centred @ pca.components_.T) @ pca.components_
         return np.einsum("ij,ij->i", residual, residual)
 
 
@@ -401,10 +413,6 @@ class _NeighborDetector(_WindowDetector):
                 f"needs at least 2 windows, so at least {self.window_ + 1} rows")
         # as sklearn's LOF does: fewer windows than neighbours is a short series, not an error
         return min(int(self.n_neighbors), n_windows - 1)
-
-    def _chunk_rows(self, n_features: int) -> int:
-        n_fit = self.estimator_.n_samples_fit_
-        return max(1, min(super()._chunk_rows(n_features), DISTANCE_BYTES // (8 * n_fit)))
 
 
 class LOFDetector(_NeighborDetector):
