@@ -138,10 +138,11 @@ def _even_subsample(n: int, k: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, k).round().astype(np.intp))
 
 
-_COMMON_PARAMS = """window : "auto" or int, default "auto"
+_WINDOW_PARAM = """window : "auto" or int, default "auto"
         Rows per window; ``"auto"`` takes the dominant period of the
-        training rows (8 to 300 rows, else 100), ``1`` scores single rows.
-    threshold : {"quantile", "spot", "sigma"}, float or dict, default "quantile"
+        training rows (8 to 300 rows, else 100), ``1`` scores single rows."""
+
+_COMMON_PARAMS = """threshold : {"quantile", "spot", "sigma"}, float or dict, default "quantile"
         How ``threshold_`` is set from the training scores; see
         :mod:`lab.models.thresholds`.
     contamination : float, default 0.01
@@ -160,10 +161,11 @@ class PCADetector(_WindowDetector):
 
     Parameters
     ----------
-    {common}
+    {window}
     n_components : float in (0, 1) or int, default 0.9
         The principal subspace: the fewest components that explain this share
         of the training windows' variance, or this many components.
+    {common}
 
     Attributes
     ----------
@@ -256,7 +258,7 @@ class HBOSDetector(_WindowDetector):
 
     Parameters
     ----------
-    {common}
+    {window}
     n_bins : int, default 20
         Equal-width bins per feature (TSB-AD's best univariate setting).
     alpha : float, default 0.1
@@ -264,6 +266,7 @@ class HBOSDetector(_WindowDetector):
     tol : float, default 0.5
         A value outside the training range by at most ``tol`` bin widths
         takes the edge bin's density, otherwise the lowest (PyOD's default).
+    {common}
 
     Attributes
     ----------
@@ -324,7 +327,7 @@ class IForestDetector(_WindowDetector):
 
     Parameters
     ----------
-    {common}
+    {window}
     n_estimators : int, default 200
         Trees (TSB-AD's best univariate setting).
     max_samples : int, float or "auto", default "auto"
@@ -332,6 +335,7 @@ class IForestDetector(_WindowDetector):
         paper).
     random_state : int, default 0
         Seed of the trees.
+    {common}
 
     Attributes
     ----------
@@ -420,10 +424,11 @@ class LOFDetector(_NeighborDetector):
 
     Parameters
     ----------
-    {common}
+    {window}
     n_neighbors : int, default 50
         Neighbours (TSB-AD's best setting); at most the number of fitted
         windows less one.
+    {common}
 
     Attributes
     ----------
@@ -481,10 +486,11 @@ class KNNDetector(_NeighborDetector):
 
     Parameters
     ----------
-    {common}
+    {window}
     n_neighbors : int, default 50
         k (TSB-AD's best setting for k-NN, PyOD's "largest" method); at most
         the number of fitted windows less one.
+    {common}
 
     Attributes
     ----------
@@ -533,6 +539,6 @@ class KNNDetector(_NeighborDetector):
 
 
 for _cls in (PCADetector, HBOSDetector, IForestDetector, LOFDetector, KNNDetector):
-    _cls.__doc__ = _cls.__doc__.replace("{common}", _COMMON_PARAMS).replace(
-        "{notes}", _COMMON_NOTES)
+    _cls.__doc__ = (_cls.__doc__.replace("{window}", _WINDOW_PARAM)
+                    .replace("{common}", _COMMON_PARAMS).replace("{notes}", _COMMON_NOTES))
 del _cls
