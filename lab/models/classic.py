@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 
 from lab._validation import _check_float, _check_int
-from lab.models._base import MAX_FIT_WINDOWS, MIN_WINDOW, BaseDetector, estimate_window
+from lab.models._base import (
+    MAX_FIT_WINDOWS,
+    MIN_WINDOW,
+    BaseDetector,
+    estimate_window,
+    window_matrix,
+)
 from lab.models.thresholds import DEFAULT_CONTAMINATION
 from lab.tensor_utility import sliding_windows
 
@@ -86,14 +92,11 @@ class _WindowDetector(BaseDetector):
         scale = values.std(axis=0)
         # a constant column is only centred: any later change shows in its own unit
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        z = self._standardise(values)
-        view = sliding_windows(z, self.window_)
-        n_windows = len(view)
-        keep = _even_subsample(n_windows, MAX_FIT_WINDOWS)
-        features = np.ascontiguousarray(view[keep]).reshape(len(keep), -1)
+        features, ends = window_matrix(self._standardise(values), self.window_,
+                                       max_windows=MAX_FIT_WINDOWS)
         self.estimator_ = self._make_estimator(features)
         # kept only until fit scores these same rows (BaseDetector.fit), then dropped
-        self._fit_rows = (values, keep, self._fit_scores(features))
+        self._fit_rows = (values, ends - (self.window_ - 1), self._fit_scores(features))
 
     def _standardise(self, values: np.ndarray) -> np.ndarray:
         return (values - self.mean_) / self.scale_
@@ -129,13 +132,6 @@ class _WindowDetector(BaseDetector):
 
     def _window_scores(self, features: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-
-def _even_subsample(n: int, k: int) -> np.ndarray:
-    """At most ``k`` of ``range(n)``, evenly spaced, first and last kept (window_matrix's rule)."""
-    if n <= k:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, k).round().astype(np.intp))
 
 
 _WINDOW_PARAM = """window : "auto" or int, default "auto"
