@@ -234,3 +234,12 @@ def test_pca_on_constant_training_rows_scores_the_squared_deviation():
     expected = np.zeros(50)
     expected[20:25] = 9.0
     np.testing.assert_array_equal(det.score(x).to_numpy(), expected)
+
+
+@pytest.mark.parametrize("cls", [LOFDetector, KNNDetector])
+def test_neighbour_tree_round_trips_through_skops(cls, tmp_path):
+    x = _series(300, 2, 17)
+    det = cls(window=1, n_neighbors=5).fit(x)
+    assert det.estimator_._fit_method == "kd_tree"  # few features: scikit-learn builds a tree
+    back = cls.load(det.save(tmp_path / "m"))
+    np.testing.assert_array_equal(back.score(x).to_numpy(), det.score(x).to_numpy())
