@@ -518,3 +518,48 @@ def correlation_matrices_rescaled(X, windows=(10, 30, 60), step=10, diff=False):
                         continue
                     C[k, s, i, j] = 1.0 if i == j else np.corrcoef(seg[:, i], seg[:, j])[0, 1]
     return C, np.array(ends) + (1 if diff else 0)
+
+
+# ---- lab.models.classic (standardise with training statistics, windows, k-NN distance)
+
+
+def naive_standardise(train, X):
+    """Each column of X minus the training column's mean, over its std (1 where the std is 0)."""
+    train = np.asarray(train, dtype=float).reshape(len(train), -1)
+    X = np.asarray(X, dtype=float).reshape(len(X), -1)
+    out = np.empty_like(X)
+    for j in range(X.shape[1]):
+        mean = sum(train[:, j]) / len(train)
+        std = np.sqrt(sum((v - mean) ** 2 for v in train[:, j]) / len(train))
+        for i in range(len(X)):
+            out[i, j] = (X[i, j] - mean) / (std if std > 0 else 1.0)
+    return out
+
+
+def naive_windows(X, window):
+    """Window ending at each row e >= window - 1, flattened time first, then column."""
+    X = np.asarray(X, dtype=float).reshape(len(X), -1)
+    rows = []
+    for end in range(window - 1, len(X)):
+        rows.append([X[t, j] for t in range(end - window + 1, end + 1)
+                     for j in range(X.shape[1])])
+    return np.array(rows)
+
+
+def naive_kth_distance(reference, queries, k, leave_out=False):
+    """Euclidean distance from each query to its k-th nearest reference row.
+
+    With ``leave_out``, queries are the reference rows and each skips itself.
+    """
+    out = []
+    for i, q in enumerate(queries):
+        dists = sorted(
+            np.sqrt(sum((a - b) ** 2 for a, b in zip(q, r, strict=True)))
+            for j, r in enumerate(reference) if not (leave_out and i == j))
+        out.append(dists[k - 1])
+    return np.array(out)
+
+
+def naive_place(n, window, window_scores):
+    """Row scores: the window ending at a row gives it its score; earlier rows take the first."""
+    return np.array([window_scores[max(i - (window - 1), 0)] for i in range(n)])
