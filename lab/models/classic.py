@@ -95,8 +95,8 @@ class _WindowDetector(BaseDetector):
         features, ends = window_matrix(self._standardise(values), self.window_,
                                        max_windows=MAX_FIT_WINDOWS)
         self.estimator_ = self._make_estimator(features)
-        # kept only until fit scores these same rows (BaseDetector.fit), then dropped
-        self._fit_rows = (values, ends - (self.window_ - 1), self._fit_scores(features))
+        # kept only until BaseDetector.fit asks for the training scores, then dropped
+        self._fit_rows = (ends - (self.window_ - 1), self._fit_scores(features))
 
     def _standardise(self, values: np.ndarray) -> np.ndarray:
         return (values - self.mean_) / self.scale_
@@ -105,6 +105,19 @@ class _WindowDetector(BaseDetector):
         return max(1, CHUNK_BYTES // (8 * n_features))
 
     def _score(self, values: np.ndarray) -> np.ndarray:
+        return self._place(np.arange(self.window_ - 1, len(values)),
+                           self._all_window_scores(values), len(values))
+
+    def _training_scores(self, values: np.ndarray) -> np.ndarray:
+        scores = self._all_window_scores(values)
+        positions, fitted = self._fit_rows
+        del self._fit_rows
+        if fitted is not None:
+            scores[positions] = fitted
+        return self._place(np.arange(self.window_ - 1, len(values)), scores, len(values))
+
+    def _all_window_scores(self, values: np.ndarray) -> np.ndarray:
+        """The score of every window of ``values``, in chunks of bounded memory."""
         z = self._standardise(values)
         view = sliding_windows(z, self.window_)
         n_windows = len(view)
@@ -115,13 +128,7 @@ class _WindowDetector(BaseDetector):
             stop = min(start + step, n_windows)
             chunk = np.ascontiguousarray(view[start:stop]).reshape(stop - start, n_features)
             scores[start:stop] = self._window_scores(chunk)
-        fit_rows = getattr(self, "_fit_rows", None)
-        if fit_rows is not None and fit_rows[0] is values:
-            self._fit_rows = None
-            if fit_rows[2] is not None:
-                scores[fit_rows[1]] = fit_rows[2]
-        ends = np.arange(self.window_ - 1, len(values))
-        return self._place(ends, scores, len(values))
+        return scores
 
     def _fit_scores(self, features: np.ndarray) -> np.ndarray | None:
         """Scores of the fitted windows themselves, or None to score them like any window."""
