@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import naive
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,7 +10,6 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from lab.spot import DSpot, Spot, min_fit_size, spot_threshold, tail_probability, tail_quantile
-from tests import naive
 
 SAMPLES = {
     "normal": lambda rng, n: rng.normal(size=n),
