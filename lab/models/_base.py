@@ -181,9 +181,17 @@ class BaseDetector:
         if self._needs_valid and valid_values is None:
             fit_values, valid_values = self._carve_valid(values)
         self._fit(fit_values, y, valid_values)
-        self.decision_scores_ = self._checked_scores(self._score(values), len(values))
+        self.decision_scores_ = self._checked_scores(self._training_scores(values), len(values))
         self._set_threshold(valid_values)
         return self
+
+    def _training_scores(self, values: np.ndarray) -> np.ndarray:
+        """Scores of the training rows: ``_score`` unless a detector says otherwise.
+
+        A nearest-neighbour detector overrides it so that a training window is
+        not scored against itself (its distance would be 0).
+        """
+        return self._score(values)
 
     def _carve_valid(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError  # pragma: no cover - only detectors with _needs_valid
