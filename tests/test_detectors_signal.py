@@ -48,6 +48,21 @@ def test_matrix_profile_equals_a_naive_join():
     assert (det.decision_scores_ > 0).all()  # no training window is its own neighbour
 
 
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(m=st.integers(3, 8), n_train=st.integers(16, 50), n_test=st.integers(8, 40),
+       seed=st.integers(0, 1000), flat=st.booleans())
+def test_matrix_profile_matches_the_naive_join_on_random_shapes(m, n_train, n_test, seed, flat):
+    rng = np.random.default_rng(seed)
+    train, test = rng.normal(size=(n_train, 1)), rng.normal(size=(n_test, 1))
+    if flat:
+        test[: n_test // 2] = 1.0  # constant windows
+    det = MatrixProfileDetector(window=m).fit(train)
+    got = det.score(test).to_numpy()
+    want = naive.mp_ab_join(test[:, 0], train[:, 0], m)
+    np.testing.assert_allclose(got[m - 1:], want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got[: m - 1], got[m - 1])
+
+
 def test_matrix_profile_constant_input_stays_finite():
     m = 10
     det = MatrixProfileDetector(window=m).fit(np.r_[np.zeros(40), _sine(60, 2)[:, 0]])
