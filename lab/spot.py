@@ -31,7 +31,7 @@ import numpy as np
 from lab._validation import _as_2d, _check_float, _check_int
 
 __all__ = ["MIN_EXCESSES", "DEFAULT_Q", "DEFAULT_LEVEL", "min_fit_size", "spot_threshold",
-           "Spot", "DSpot"]
+           "tail_probability", "tail_quantile", "Spot", "DSpot"]
 
 #: Fewest excesses over the initial quantile for a GPD fit worth the name.
 #: Siffer et al. fit on n = 1000 calibration points at level 0.98, which gives 20.
@@ -167,13 +167,19 @@ class Spot:
         self._spot = libspot.Spot(q=self.q, low=int(self.low),
                                   discard_anomalies=int(self.discard_anomalies),
                                   level=self.level, max_excess=self.max_excess)
-        self._spot.fit(np.ascontiguousarray(values, dtype=np.float64))
+        try:
+            self._spot.fit(np.ascontiguousarray(values, dtype=np.float64))
+        except RuntimeError:
+            # libspot raises (instead of returning NaN) when no value exceeds
+            # the initial quantile, e.g. on a constant calibration batch
+            self._spot = None
+            self._degenerate_check(values, fitted=False)
         self._degenerate_check(values)
         return self
 
-    def _degenerate_check(self, values: np.ndarray) -> None:
+    def _degenerate_check(self, values: np.ndarray, fitted: bool = True) -> None:
         # libspot returns NaN when the excesses have no spread (a constant tail)
-        if not np.isfinite(self._spot.anomaly_threshold):
+        if not fitted or not np.isfinite(self._spot.anomaly_threshold):
             raise ValueError(
                 "SPOT could not fit a tail: the calibration values above their "
                 f"{self.level:g} quantile have no spread (min {values.min():g}, max "
@@ -188,6 +194,24 @@ class Spot:
     def excess_threshold_(self) -> float:
         self._check_fitted()
         return float(self._spot.excess_threshold)
+
+    @property
+    def tail_(self) -> dict[str, float]:
+        """The fitted tail, the input of :func:`tail_probability`.
+
+        ``t`` (tail start), ``gamma`` and ``sigma`` (GPD shape and scale of
+        the excesses), ``n`` (values seen) and ``n_excess`` (excesses kept),
+        as libspot holds them now.
+        """
+        self._check_fitted()
+        s = self._spot
+        return {"t": float(s.excess_threshold), "gamma": float(s.gamma),
+                "sigma": float(s.sigma), "n": float(s.n), "n_excess": float(s.Nt)}
+
+    def probability(self, z: float) -> float:
+        """libspot's ``P(X > z)`` under the fitted tail (meaningful for ``z`` above ``t``)."""
+        self._check_fitted()
+        return float(self._spot.probability(_check_float(z, "z")))
 
     def _check_fitted(self) -> None:
         if self._spot is None:
@@ -294,6 +318,72 @@ class DSpot:
             raise ValueError(f"x must be one series, got shape {values.shape}")
         return np.fromiter((self.step(float(v)) for v in values[:, 0]), dtype=bool,
                            count=len(values))
+
+
+def tail_probability(z: Any, tail: dict[str, float]) -> np.ndarray:
+    """``P(X > z)`` under a fitted GPD tail, for an array of ``z`` at once.
+
+    ``share * (1 + gamma * (z - t) / sigma) ** (-1 / gamma)`` with
+    ``share = n_excess / n`` (``share * exp(-(z - t) / sigma)`` when
+    ``gamma`` is 0), the formula libspot's ``Spot.probability`` evaluates one
+    value at a time (Siffer et al. 2017, eq. 1). Beyond the upper end of a
+    bounded tail (``gamma < 0``) the probability is 0. Below ``t`` the formula
+    is an extrapolation (it passes ``share`` at ``t``, may exceed 1, and is
+    inf where undefined); callers decide what to do there.
+
+    Parameters
+    ----------
+    z : array-like
+        Values.
+    tail : dict
+        :attr:`Spot.tail_` (keys ``t``, ``gamma``, ``sigma``, ``n``, ``n_excess``).
+
+    Returns
+    -------
+    ndarray of float, the shape of ``z``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Spot().fit(np.random.default_rng(0).normal(size=5000))
+    >>> p = tail_probability([3.0], s.tail_)
+    >>> bool(np.isclose(p[0], s.probability(3.0)))
+    True
+    """
+    z = np.asarray(z, dtype=np.float64)
+    t, gamma, sigma = tail["t"], tail["gamma"], tail["sigma"]
+    share = tail["n_excess"] / tail["n"]
+    y = (z - t) / sigma
+    if gamma == 0.0:
+        return share * np.exp(-y)
+    base = 1.0 + gamma * y
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = share * np.power(np.where(base > 0, base, 1.0), -1.0 / gamma)
+    return np.where(base > 0, out, 0.0 if gamma < 0 else np.inf)
+
+
+def tail_quantile(p: float, tail: dict[str, float]) -> float:
+    """The value ``z`` with ``P(X > z) = p`` under a fitted GPD tail (inverse of
+    :func:`tail_probability`; libspot's ``Spot.quantile``).
+
+    ``t + sigma / gamma * ((p / share) ** -gamma - 1)``, or
+    ``t - sigma * log(p / share)`` when ``gamma`` is 0 (Siffer et al. 2017,
+    eq. 2, with ``share = n_excess / n``). At ``p = q`` it is the SPOT
+    threshold ``z_q``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = Spot(q=1e-3).fit(np.random.default_rng(0).normal(size=5000))
+    >>> bool(np.isclose(tail_quantile(1e-3, s.tail_), s.threshold_))
+    True
+    """
+    p = _check_float(p, "p")
+    t, gamma, sigma = tail["t"], tail["gamma"], tail["sigma"]
+    r = p / (tail["n_excess"] / tail["n"])
+    if gamma == 0.0:
+        return float(t - sigma * math.log(r))
+    return float(t + sigma / gamma * (r ** -gamma - 1.0))
 
 
 def residuals_to_moving_average(x: np.ndarray, depth: int) -> np.ndarray:

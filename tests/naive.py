@@ -563,3 +563,88 @@ def naive_kth_distance(reference, queries, k, leave_out=False):
 def naive_place(n, window, window_scores):
     """Row scores: the window ending at a row gives it its score; earlier rows take the first."""
     return np.array([window_scores[max(i - (window - 1), 0)] for i in range(n)])
+
+
+# ---- lab.models signal detectors and lab.spot (one window, one value at a time)
+
+
+def znorm_distance(a, b):
+    """z-normalised Euclidean distance of two windows; a constant window is at 0 from a
+    constant one and sqrt(m) from any other (stumpy's convention)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    sa, sb = a.std(), b.std()
+    if sa == 0 and sb == 0:
+        return 0.0
+    if sa == 0 or sb == 0:
+        return float(np.sqrt(len(a)))
+    return float(np.sqrt(np.sum(((a - a.mean()) / sa - (b - b.mean()) / sb) ** 2)))
+
+
+def mp_ab_join(x, ref, m):
+    """Distance of every window of x to its nearest window of ref (windows with NaN skipped)."""
+    out = []
+    for i in range(len(x) - m + 1):
+        best = np.inf
+        for k in range(len(ref) - m + 1):
+            if np.isnan(ref[k: k + m]).any():
+                continue
+            best = min(best, znorm_distance(x[i: i + m], ref[k: k + m]))
+        out.append(best)
+    return np.array(out)
+
+
+def mp_self_join(x, m):
+    """Nearest-neighbour distance of every window of x outside |i - k| <= ceil(m / 4)."""
+    excl = int(np.ceil(m / 4))
+    out = []
+    for i in range(len(x) - m + 1):
+        best = np.inf
+        for k in range(len(x) - m + 1):
+            if abs(i - k) <= excl or np.isnan(x[k: k + m]).any() or np.isnan(x[i: i + m]).any():
+                continue
+            best = min(best, znorm_distance(x[i: i + m], x[k: k + m]))
+        out.append(best)
+    return np.array(out)
+
+
+def ks_window_scores(X, window, baseline, stride=1):
+    """KSWindowDetector's score by scipy.stats.ks_2samp, one row and one column at a time."""
+    from scipy import stats
+
+    X = np.asarray(X, dtype=float)
+    n = len(X)
+    first = window + baseline - 1
+    scored = list(range(first, n, stride))
+    if scored[-1] != n - 1:
+        scored.append(n - 1)
+    out = np.empty(n)
+    last = None
+    for t in range(first, n):
+        if t in scored:
+            focus = X[t - window + 1: t + 1]
+            base = X[t - window - baseline + 1: t - window + 1]
+            # "asymp": the statistic as computed, not rounded to the exact method's lattice
+            last = max(stats.ks_2samp(base[:, j], focus[:, j], method="asymp").statistic
+                       for j in range(X.shape[1]))
+        out[t] = last
+    out[:first] = out[first]
+    return out
+
+
+def dspot_flags(calibration, stream, depth, q, level):
+    """DSPOT (Siffer et al. 2017, algorithm 3) with the moving average recomputed from a
+    plain list at every step; flagged values stay out of the list."""
+    from lab.spot import Spot
+
+    calibration = [float(v) for v in calibration]
+    residuals = [calibration[i] - sum(calibration[i - depth: i]) / depth
+                 for i in range(depth, len(calibration))]
+    spot = Spot(q, level).fit(np.array(residuals))
+    window = calibration[-depth:]
+    flags = []
+    for v in stream:
+        flag = spot.step(float(v) - sum(window) / depth)
+        if not flag:
+            window = window[1:] + [float(v)]
+        flags.append(flag)
+    return np.array(flags)
