@@ -104,8 +104,10 @@ def spot_threshold(scores: Any, q: float = DEFAULT_Q, level: float = DEFAULT_LEV
     -----
     Siffer, Fouque, Termier and Largouët, "Anomaly Detection in Streams with
     Extreme Value Theory", KDD 2017, algorithm 1 (the initial step), through
-    ``libspot.Spot.fit``. A tail with no spread (all excesses equal) has no
-    GPD fit; the threshold is then the initial quantile itself.
+    ``libspot.Spot.fit``. When all excesses are equal, libspot's fit
+    degenerates to a tail of no width and the threshold lands on that one
+    excess value (990 zeros and 10 ones give 1.0). A batch with nothing
+    above its initial quantile (a constant batch) raises ValueError.
 
     Examples
     --------
@@ -178,7 +180,7 @@ class Spot:
         return self
 
     def _degenerate_check(self, values: np.ndarray, fitted: bool = True) -> None:
-        # libspot returns NaN when the excesses have no spread (a constant tail)
+        # libspot gives no finite threshold when it cannot fit the tail
         if not fitted or not np.isfinite(self._spot.anomaly_threshold):
             raise ValueError(
                 "SPOT could not fit a tail: the calibration values above their "
