@@ -2,8 +2,8 @@
 
 The package is thin on purpose: numerical kernels (``mp_utility``,
 ``tensor_utility``, ``signal_utility``), pandas helpers (``preprocessor``),
-figures (``plots``), evaluation (``metrics``), data (``datasets``) and models
-(``models``). Submodules are imported lazily so that ``import lab`` stays fast
+figures (``plots``), evaluation (``metrics`` and ``evaluation``), data
+(``datasets``) and models (``models``). Submodules are imported lazily so that ``import lab`` stays fast
 and does not pull in TensorFlow.
 
 Examples
@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "config",
     "datasets",
+    "evaluation",
     "metrics",
     "models",
     "mp_utility",
