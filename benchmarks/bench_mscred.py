@@ -1,7 +1,7 @@
 """MSCRED on CPU: training throughput and score time, fused ConvLSTM against Keras' ConvLSTM2D.
 
 The reference is the same network (paper size, 30 series, 3 scales, 5 steps)
-with every :class:`lab.models.mscred.ConvLSTMSequence` replaced by
+with every :class:`lab.models.mscred_layers.ConvLSTMSequence` replaced by
 ``keras.layers.ConvLSTM2D(..., return_sequences=True)`` holding the same
 weights. Both are checked to give the same output, then timed alternately in
 this process (best of the repeats, the least disturbed by other load):
@@ -26,7 +26,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lab.datasets import make_mscred_synthetic  # noqa: E402
-from lab.models.mscred import ConvLSTMSequence, MSCREDDetector, build_mscred  # noqa: E402
+from lab.models.mscred import MSCREDDetector  # noqa: E402
+from lab.models.mscred_layers import ConvLSTMSequence, build_mscred  # noqa: E402
 from lab.timing import best_of
 
 N_SERIES, N_SCALES, STEPS, BATCH = 30, 3, 5, 8
@@ -84,9 +85,9 @@ def main() -> None:
 
     # end to end: a detector fitted for one epoch on a short synthetic series
     df, _ = make_mscred_synthetic(n_series=N_SERIES, length=4000 if args.quick else 8000)
-    det = MSCREDDetector(epochs=1).fit(df.iloc[:1200], df.iloc[1200:1600])
+    det = MSCREDDetector(epochs=1).fit(df.iloc[:1200], valid=df.iloc[1200:1600])
     part = df.iloc[1600:]
-    n_matrices = len(det.score(part))
+    n_matrices = len(det.scored_rows(part))
     t_score = best_of(lambda: det.score(part), repeat)
 
     print(f"MSCRED, {N_SERIES} series x {N_SCALES} scales, {STEPS} steps, paper filters; "

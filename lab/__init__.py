@@ -2,8 +2,8 @@
 
 The package is thin on purpose: numerical kernels (``mp_utility``,
 ``tensor_utility``, ``signal_utility``), pandas helpers (``preprocessor``),
-figures (``plots``), evaluation (``metrics``), data (``datasets``) and models
-(``models``). Submodules are imported lazily so that ``import lab`` stays fast
+figures (``plots``), evaluation (``metrics`` and ``evaluation``), data
+(``datasets``) and models (``models``). Submodules are imported lazily so that ``import lab`` stays fast
 and does not pull in TensorFlow.
 
 Examples
@@ -30,6 +30,7 @@ _SUBMODULES = (
     "colab",
     "config",
     "datasets",
+    "evaluation",
     "kernel_output",
     "metrics",
     "models",

@@ -218,7 +218,7 @@ def test_distances_compare_codes_one_window_apart(fitted, data):
     np.testing.assert_allclose(fitted.distances(df).to_numpy(), want, rtol=1e-6, atol=1e-9)
     normalized = BehaviourDetector(**{**fitted.get_params(), "metric": "normalized"})
     for attr in ("autoencoder_", "encoder_", "decoder_", "window_size_", "stride_", "lag_",
-                 "n_features_in_", "center_", "scale_"):
+                 "n_features_in_", "center_", "scale_", "columns_", "threshold_"):
         setattr(normalized, attr, getattr(fitted, attr))
     np.testing.assert_allclose(normalized.distances(df).to_numpy(),
                                distance_measure(codes[:-lag], codes[lag:]), rtol=1e-6)
@@ -265,7 +265,7 @@ def test_span_compares_sets_of_windows_on_each_side(fitted, data):
     w, s, lag = fitted.window_size_, fitted.stride_, fitted.lag_
     det = BehaviourDetector(**{**fitted.get_params(), "span": 4})
     for attr in ("autoencoder_", "encoder_", "decoder_", "window_size_", "stride_", "lag_",
-                 "n_features_in_", "center_", "scale_"):
+                 "n_features_in_", "center_", "scale_", "columns_", "threshold_"):
         setattr(det, attr, getattr(fitted, attr))
     d = det.distances(df)
     np.testing.assert_allclose(d.to_numpy(), naive_set_distance(codes, lag, 4), rtol=1e-6,
@@ -312,7 +312,7 @@ def test_change_points_events_and_peaks_agree(fitted, data):
     cps = fitted.change_points(df)
     assert cps.dtype == np.int64 and np.all((cps >= 0) & (cps < len(df)))
     assert np.all(np.diff(cps) > 0)
-    expected = df.index.get_indexer(d.index[get_events(d.to_numpy(), fitted.threshold)])
+    expected = df.index.get_indexer(d.index[get_events(d.to_numpy(), fitted.margin)])
     np.testing.assert_array_equal(cps, expected)
     events = fitted.events(df)
     assert events.equals(df.index[cps]) and isinstance(events, pd.DatetimeIndex)
@@ -401,6 +401,8 @@ def test_bivariate_arrays_and_a_stride_that_does_not_divide_the_window(data):
     assert d.index.tolist() == (np.arange(len(d)) * 4 + 11).tolist()
     with pytest.raises(ValueError, match="fitted on 2"):
         det.distances(values[:, :1])
+    with pytest.raises(ValueError, match="fitted on 2"):
+        det.change_points(values[:, :1])
 
 
 def test_bad_input_gives_clear_errors(fitted, data):
@@ -420,8 +422,10 @@ def test_bad_input_gives_clear_errors(fitted, data):
     text = df.iloc[:100].assign(label="a")
     with pytest.raises(ValueError, match="non-numeric"):
         BehaviourDetector(**TINY).fit(text)
-    with pytest.raises(ValueError, match="threshold must be >= 0"):
-        BehaviourDetector(threshold=-1, **TINY).fit(df)
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        BehaviourDetector(margin=-1, **TINY).fit(df)
+    with pytest.raises(ValueError, match="threshold must be one of"):
+        BehaviourDetector(threshold="peaks", **TINY).fit(df)
     with pytest.raises(ValueError, match="activations needs 2 entries"):
         BehaviourDetector(activations=["tanh"], **TINY).fit(df)
     with pytest.raises(ValueError, match="metric must be one of"):
@@ -432,3 +436,51 @@ def test_bad_input_gives_clear_errors(fitted, data):
         BehaviourDetector(span=3, metric="normalized", **TINY).fit(df)
     with pytest.raises(NotFittedError):
         BehaviourDetector().distances(df)
+
+
+# --------------------------------------------------------------------------- interface
+
+
+def test_score_is_the_distance_curve_placed_at_rows(fitted, data):
+    df, _ = data
+    d = fitted.distances(df)
+    score = fitted.score(df)
+    assert score.index.equals(df.index) and score.name == "score"
+    rows = fitted.scored_rows(df)
+    assert df.index[rows].equals(d.index)
+    np.testing.assert_array_equal(score.iloc[rows].to_numpy(), d.to_numpy())
+    for i in range(len(df)):  # carried forward; the first value before the first row
+        k = max(np.searchsorted(rows, i, side="right") - 1, 0)
+        assert score.iloc[i] == d.iloc[k], i
+    np.testing.assert_array_equal(fitted.decision_scores_,
+                                  fitted.score(df.iloc[:300]).to_numpy())
+
+
+def test_native_threshold_is_the_peak_rule_on_the_training_curve(fitted, data):
+    df, _ = data
+    d = fitted.distances(df.iloc[:300]).to_numpy()
+    events = get_events(d, fitted.margin)
+    assert events.size  # this training curve has events, so the rule is exercised
+    assert (d > fitted.threshold_).sum() >= events.size
+    assert fitted.threshold_ == np.nextafter(d[events].min(), -np.inf)
+    flagged = fitted.predict(df.iloc[:300])
+    assert flagged.iloc[fitted.change_points(df.iloc[:300])].all()
+    # the base rules are available too
+    q = BehaviourDetector(**{**fitted.get_params(), "threshold": "quantile",
+                             "contamination": 0.1}).fit(df.iloc[:300])
+    assert q.threshold_ == pytest.approx(np.quantile(q.decision_scores_, 0.9))
+
+
+def test_columns_are_matched_by_name(fitted, data):
+    """Issue 21: permuted columns gave other numbers, renamed ones were accepted."""
+    df, _ = data
+    permuted = df[df.columns[::-1]]
+    pd.testing.assert_series_equal(fitted.distances(permuted), fitted.distances(df))
+    np.testing.assert_array_equal(fitted.change_points(permuted), fitted.change_points(df))
+    pd.testing.assert_frame_equal(fitted.peaks(permuted), fitted.peaks(df))
+    assert fitted.events(permuted).equals(fitted.events(df))
+    renamed = df.rename(columns={df.columns[1]: "other"})
+    message = rf"missing: \['{df.columns[1]}'\], extra: \['other'\]"
+    for method in ("distances", "peaks", "events", "change_points", "score", "codes"):
+        with pytest.raises(ValueError, match=message):
+            getattr(fitted, method)(renamed)

@@ -19,7 +19,7 @@ from lab.models import DETECTORS, BaseDetector, NotFittedError, get_detector
 #: Small settings for the detectors whose defaults take minutes (Keras training).
 FAST = {
     "mscred": dict(windows=(10, 20), step=5, steps=2, epochs=1, filters=(2, 2, 2, 2)),
-    "betsi": dict(window=20, stride=5, epochs=2),
+    "betsi": dict(window_size=20, stride=5, epochs=2, verbose=0),
 }
 SLOW = {"mscred", "betsi"}
 

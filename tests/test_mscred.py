@@ -9,24 +9,18 @@ import naive
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from lab.datasets import make_mscred_synthetic
+from lab.evaluation import evaluate_synthetic
 from lab.models._base import NotFittedError
 from lab.models.mscred import (
     TAU_QUANTILE,
-    ConvLSTMSequence,
     IdentityMappingWarning,
+    MatrixOverflowWarning,
     MSCREDDetector,
     SeparationWarning,
-    StepAttention,
-    build_mscred,
-    evaluate_events,
-    evaluate_synthetic,
-    event_labels,
-    top_episodes,
 )
+from lab.models.mscred_layers import ConvLSTMSequence, StepAttention, build_mscred
 from lab.tensor_utility import signature_matrices
 
 # A tiny configuration: 6 series, three scales, sequences of 3 matrices, one epoch.
@@ -53,7 +47,7 @@ def _fit_recording(train, valid, **settings):
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings(record=True) as caught:
         mp.setattr(MSCREDDetector, "_dataset", recording)
         warnings.simplefilter("always")
-        det = MSCREDDetector(**{**TINY, **settings}).fit(train, valid)
+        det = MSCREDDetector(**{**TINY, **settings}).fit(train, valid=valid)
     return det, caught, recorded
 
 
@@ -269,12 +263,51 @@ def test_score_counts_smallest_scale_entries_above_tau(data, fitted):
     score = det.score(test)
     R, labels = det.residuals(test)
     smallest = int(np.argmin(det.windows))
-    assert score.name == "score" and score.index.equals(labels)
-    np.testing.assert_array_equal(score.to_numpy(), (R[:, smallest] > det.tau_).sum(axis=(1, 2)))
+    counts = (R[:, smallest] > det.tau_).sum(axis=(1, 2))
+    assert score.name == "score" and score.index.equals(test.index)
+    # the rows that end a matrix hold its count ...
+    rows = det.scored_rows(test)
+    assert test.index[rows].equals(labels)
+    np.testing.assert_array_equal(rows, det.step * np.arange(len(labels)) + rows[0])
+    np.testing.assert_array_equal(score.iloc[rows].to_numpy(), counts)
+    # ... the rows between carry the last count, the rows before the first take the first
+    for i in range(len(test)):
+        k = max(np.searchsorted(rows, i, side="right") - 1, 0)
+        assert score.iloc[i] == counts[k], i
+    assert rows[0] == max(det.windows) + (det.steps - 1) * det.step - 1
     assert score.std() > 0  # not the constant score of the len(np.where(...)) bug
     alarms = det.predict(test)
     assert alarms.dtype == bool and alarms.name == "anomaly"
     np.testing.assert_array_equal(alarms.to_numpy(), score.to_numpy() > det.threshold_)
+    # decision_scores_ are the scores of the rows fit was given
+    assert det.decision_scores_.shape == (len(train),)
+
+
+def test_a_series_stuck_at_1e20_alarms_and_is_named(data, fitted):
+    """Issue 21: matrices overflow float32 to inf, residuals to NaN; that must alarm."""
+    df, truth, train, valid, test = data
+    det, _, _ = fitted
+    part = test.iloc[:400].copy()
+    part.iloc[200:260, 2] = 1e20
+    with pytest.warns(MatrixOverflowWarning, match=r"columns \['x02'\].*rows \[") as caught:
+        score = det.score(part)
+    assert "highest score" in str(caught[0].message)
+    n = part.shape[1]
+    assert np.isfinite(score.to_numpy()).all()
+    # every row whose matrices hold the stuck rows scores n * n, the most there is
+    R, labels = det.residuals(part)
+    hit = ~np.isfinite(R).all(axis=(1, 2, 3))
+    assert hit.any()
+    np.testing.assert_array_equal(score[labels[hit]].to_numpy(), n * n)
+    assert det.predict(part)[labels[hit]].all()
+    assert score.iloc[:150].max() < n * n  # before the stuck rows: not flagged
+    # the stuck series is named first among the root causes
+    assert det.root_causes(part, labels[hit][0], k=3).index[0] == "x02"
+    # a validation period with such values (standardised with training statistics) is refused
+    stuck = valid.copy()
+    stuck.iloc[100:110, 1] = 1e20
+    with pytest.raises(ValueError, match=r"valid holds values too large.*\['x01'\]"):
+        MSCREDDetector(**TINY).fit(train, valid=stuck)
 
 
 def test_tau_and_threshold_come_from_validation(data, fitted):
@@ -284,7 +317,7 @@ def test_tau_and_threshold_come_from_validation(data, fitted):
     smallest = int(np.argmin(det.windows))
     residuals = np.concatenate([det.residuals(valid.iloc[s:])[0][:, smallest]
                                 for s in range(det.step)])
-    assert len(residuals) > 9 * len(det.score(valid))
+    assert len(residuals) > 9 * len(det.scored_rows(valid))
     assert det.tau_ == pytest.approx(float(np.quantile(residuals, TAU_QUANTILE)), rel=1e-5)
     valid_max = max(det.score(valid.iloc[s:]).max() for s in range(det.step))
     assert det.valid_score_max_ == valid_max
@@ -295,7 +328,7 @@ def test_root_causes_rank_residual_rows(data, fitted):
     df, truth, train, valid, test = data
     det, _, _ = fitted
     part = pd.concat([valid, test])
-    score = det.score(part)
+    score = det.score(part).iloc[det.scored_rows(part)]
     event = truth.iloc[2]  # the 90-row event
     at = score.index[(score.index >= event["start"]) & (score.index <= event["end"])][4]
     top = det.root_causes(part, at, k=3)
@@ -319,13 +352,27 @@ def test_root_causes_rank_residual_rows(data, fitted):
 def test_evaluate_synthetic_records(data, fitted):
     df, truth, train, valid, test = data
     det, _, _ = fitted
-    ev = evaluate_synthetic(det, pd.concat([valid, test]), truth, start=test.index[0])
+    context = pd.concat([valid, test])
+    ev = evaluate_synthetic(det, context, truth, start=test.index[0])
     for key in ("precision", "recall", "f1", "point_adjusted_f1", "auc_roc",
                 "root_cause_recall_at_3"):
         assert 0.0 <= ev[key] <= 1.0, key
     assert ev["n_events"] == 5 and 0 <= ev["detected"] <= 5
     # even a one-epoch tiny model ranks shocked windows far above normal ones
     assert ev["auc_roc"] > 0.8
+    # judged at the rows that end a matrix: the metrics of the matrix-indexed score
+    from lab.evaluation import evaluate_events, event_labels
+    from lab.metrics import auc_roc
+
+    R, labels = det.residuals(context)
+    counts = pd.Series((R[:, int(np.argmin(det.windows))] > det.tau_).sum(axis=(1, 2)),
+                       index=labels)
+    counts = counts[counts.index >= test.index[0]]
+    tol, grace = min(det.windows) - 1, max(det.windows) - 1
+    assert ev["auc_roc"] == auc_roc(event_labels(counts.index, truth, tol).to_numpy(),
+                                    counts.to_numpy())
+    events = evaluate_events(counts > det.threshold_, truth, tolerance=tol, grace=grace)
+    assert (ev["detected"], ev["false_episodes"]) == (events["detected"], events["false_episodes"])
 
 
 # --------------------------------------------------------------------------- I/O
@@ -366,86 +413,38 @@ def test_bad_input(data):
     df, truth, train, valid, test = data
     det = MSCREDDetector(**TINY)
     with pytest.raises(ValueError, match="at least 4 series"):
-        det.fit(train.iloc[:, :3], valid.iloc[:, :3])
+        det.fit(train.iloc[:, :3], valid=valid.iloc[:, :3])
     with pytest.raises(ValueError, match=r"max\(windows\) \+ steps \* step = 60"):
-        det.fit(train.iloc[:59], valid)
+        det.fit(train.iloc[:59], valid=valid)
     with pytest.raises(ValueError, match="valid has 50 rows"):
-        det.fit(train, valid.iloc[:50])
+        det.fit(train, valid=valid.iloc[:50])
     holed = train.copy()
     holed.iloc[100, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        det.fit(holed, valid)
-    with pytest.raises(ValueError, match="overlaps train"):
-        det.fit(train, train.iloc[-300:])
+        det.fit(holed, valid=valid)
+    with pytest.raises(ValueError, match="valid overlaps X"):
+        det.fit(train, valid=train.iloc[-300:])
     with pytest.raises(ValueError, match="columns"):
-        det.fit(train, valid.rename(columns={"x00": "other"}))
+        det.fit(train, valid=valid.rename(columns={"x00": "other"}))
     with pytest.raises(ValueError, match="alpha"):
-        MSCREDDetector(**{**TINY, "alpha": 0}).fit(train, valid)
+        MSCREDDetector(**{**TINY, "alpha": 0}).fit(train, valid=valid)
+    # the call of the old signature, fit(train, valid), is refused, not read as y
+    with pytest.raises(TypeError, match="valid=valid"):
+        det.fit(train, valid)
 
 
 def test_bad_input_after_fit(data, fitted):
     df, truth, train, valid, test = data
     det, _, _ = fitted
-    with pytest.raises(ValueError, match="series"):
+    with pytest.raises(ValueError, match=r"missing: \['x05'\], extra: \[\]"):
         det.score(test.iloc[:, :5])
+    with pytest.raises(ValueError, match="has 5 columns .*fitted on 6"):
+        det.score(test.iloc[:, :5].to_numpy())
+    with pytest.raises(ValueError, match="at least 4 series"):
+        det.score(test.iloc[:, :3])
+    with pytest.raises(ValueError, match=r"missing: \['x05'\], extra: \['other'\]"):
+        det.score(test.rename(columns={"x05": "other"}))
     with pytest.raises(ValueError, match="rows"):
         det.score(test.iloc[:20])
     # the same columns in another order are matched by name
     pd.testing.assert_series_equal(det.score(test.iloc[:300, ::-1]), det.score(test.iloc[:300]))
-
-
-# --------------------------------------------------------------------------- evaluation helpers
-
-
-@settings(max_examples=60, deadline=None)
-@given(alarms=st.lists(st.booleans(), min_size=1, max_size=40),
-       raw_spans=st.lists(st.tuples(st.integers(0, 39), st.integers(0, 6)), min_size=1,
-                          max_size=4),
-       tolerance=st.integers(0, 3), extra=st.integers(0, 25))
-def test_evaluate_events_matches_naive(alarms, raw_spans, tolerance, extra):
-    labels = np.arange(len(alarms)) * 10
-    spans = [(10 * s, 10 * s + d) for s, d in raw_spans]
-    grace = tolerance + extra
-    got = evaluate_events(pd.Series(alarms, index=labels), spans, tolerance=tolerance,
-                          grace=grace)
-    detected, episodes = naive.event_metrics(labels, alarms, spans, tolerance, grace)
-    assert got["detected_events"] == detected and got["false_episodes"] == episodes
-    tp = sum(detected)
-    assert got["recall"] == tp / len(spans)
-    assert got["precision"] == (tp / (tp + episodes) if tp + episodes else 0.0)
-
-
-@settings(max_examples=60, deadline=None)
-@given(values=st.lists(st.integers(0, 5), min_size=1, max_size=40),
-       k=st.integers(1, 6), min_gap=st.integers(1, 5))
-def test_top_episodes_matches_naive(values, k, min_gap):
-    score = pd.Series(values, index=np.arange(len(values)) * 3)
-    got = top_episodes(score, k=k, min_gap=min_gap)
-    taken = naive.top_episodes(values, k, min_gap)
-    assert list(got.index) == [3 * i for i in taken]
-
-
-def test_top_episodes_measures_gaps_in_data_rows():
-    days = pd.bdate_range("2024-01-01", periods=30)
-    score = pd.Series([5.0, 9.0, 1.0], index=days[[0, 3, 20]])
-    # 3 trading days apart: too close with min_gap=5, so only one of the first two is kept
-    assert list(top_episodes(score, k=3, min_gap=5, index=days).index) == [days[3], days[20]]
-    # without index, gaps count score entries: the three are 1 entry apart
-    assert list(top_episodes(score, k=3, min_gap=2).index) == [days[3]]
-    with pytest.raises(ValueError, match="not in index"):
-        top_episodes(score, index=days[5:])
-
-
-def test_event_labels():
-    index = pd.RangeIndex(0, 100, 10)
-    truth = pd.DataFrame({"start": [15, 70], "end": [24, 70]})
-    assert event_labels(index, truth).tolist() == [0, 0, 1, 0, 0, 0, 0, 1, 0, 0]
-    assert event_labels(index, truth, tolerance=9).tolist() == [0, 0, 1, 1, 0, 0, 0, 1, 0, 0]
-    with pytest.raises(ValueError, match="start and end"):
-        event_labels(index, pd.DataFrame({"begin": [1]}))
-    with pytest.raises(ValueError, match="no event"):
-        evaluate_events(pd.Series([True]), [])
-    with pytest.raises(ValueError, match="boolean"):
-        evaluate_events(pd.Series([1, 0]), [(0, 0)])
-    with pytest.raises(ValueError, match="grace"):
-        evaluate_events(pd.Series([True]), [(0, 0)], tolerance=3, grace=1)

@@ -12,9 +12,9 @@ from conftest import REPO_ROOT, run_smoke
 from lab.datasets import make_server_metrics
 from lab.datasets.server_metrics import (
     counters_to_rates,
-    evaluate_ranking,
     focus_and_baseline,
 )
+from lab.evaluation import evaluate_ranking
 from lab.notebook import read_notebook
 from lab.preprocessor import clean_metrics, rank_changes
 

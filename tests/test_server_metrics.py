@@ -17,10 +17,9 @@ from lab.datasets.server_metrics import (
     METRIC_TYPES,
     counters_to_rates,
     default_incident,
-    evaluate_ranking,
     focus_and_baseline,
-    rank_scores,
 )
+from lab.evaluation import evaluate_ranking, rank_scores
 from lab.signal_utility import ks_2samp_columns
 
 SMALL = dict(n_metrics=120, n_rows=1200, n_groups=4, n_affected=12)

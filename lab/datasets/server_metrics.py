@@ -23,8 +23,6 @@ __all__ = [
     "counters_to_rates",
     "default_incident",
     "focus_and_baseline",
-    "evaluate_ranking",
-    "rank_scores",
     "METRIC_TYPES",
     "CHANGE_KINDS",
 ]
@@ -371,115 +369,6 @@ def focus_and_baseline(
             f"at row {length} or later, or lower baseline_mult"
         )
     return (start, end), (start - length, start)
-
-
-def evaluate_ranking(ranking: Any, truth: dict[str, Any], k: int | None = None) -> pd.DataFrame:
-    """How well a ranking of metrics finds the truth, overall and per kind of change.
-
-    Parameters
-    ----------
-    ranking : DataFrame or Series indexed by metric
-        Metrics from most to least changed, e.g. the output of
-        :func:`lab.preprocessor.rank_changes`. Only the order is used, so
-        infinite scores (the volume method on a zero baseline) are fine. Metrics of
-        ``truth`` missing from it (dropped by cleaning) rank last.
-    truth : dict
-        The truth of :func:`make_server_metrics`.
-    k : int, optional
-        The cut; by default the number of affected metrics.
-
-    Returns
-    -------
-    DataFrame
-        One row per change kind present, then ``all``, with ``n`` (affected
-        metrics), ``found`` (among the top ``k``), ``recall_at_k``
-        (``found / n``), ``precision_at_k`` (``found / k``: in the ``all``
-        row, the share of affected metrics among the top ``k``) and ``auc``
-        (ROC AUC of the rank against the affected metrics of that kind, all
-        unaffected metrics being the negatives).
-
-    Raises
-    ------
-    ValueError
-        If ``truth`` has no affected metric, the ranking names metrics that
-        ``truth`` does not know or repeats one, or ``k`` is out of range.
-
-    Notes
-    -----
-    ``precision_at_k`` and ``auc`` are :func:`lab.metrics.precision_at_k` and
-    :func:`lab.metrics.auc_roc` of :func:`rank_scores` (ties at the cut are
-    broken by the order of ``truth``'s metrics, as there).
-
-    Examples
-    --------
-    >>> df, truth = make_server_metrics(n_metrics=40, n_rows=600, n_groups=4, n_affected=4)
-    >>> perfect = pd.Series(1.0, index=truth["affected"]).reindex(df.columns, fill_value=0)
-    >>> evaluate_ranking(perfect.sort_values(ascending=False, kind="stable"), truth)["auc"].tolist()
-    [1.0, 1.0, 1.0, 1.0, 1.0]
-    """
-    from lab.metrics import auc_roc, precision_at_k
-
-    metrics = pd.Index(truth["group"].index)
-    score = rank_scores(ranking, metrics).to_numpy()
-    affected = list(truth["affected"])
-    if not affected:
-        raise ValueError("truth has no affected metric; there is nothing to find")
-    k = len(affected) if k is None else _check_int(k, "k", minimum=1, maximum=len(metrics))
-    is_affected = metrics.isin(affected)
-    rows = {}
-    kinds = [c for c in CHANGE_KINDS if (truth["change"] == c).any()]
-    for kind in [*kinds, "all"]:
-        members = affected if kind == "all" else list(truth["change"].index[truth["change"] == kind])
-        is_member = metrics.isin(members)
-        precision = precision_at_k(is_member, score, k)
-        found = int(round(precision * k))
-        keep = ~is_affected | is_member
-        rows[kind] = {"n": len(members), "found": found, "recall_at_k": found / len(members),
-                      "precision_at_k": precision,
-                      "auc": auc_roc(is_member[keep], score[keep])}
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out.index.name = "change"
-    return out
-
-
-def rank_scores(ranking: Any, metrics: Any) -> pd.Series:
-    """Finite scores that reproduce the order of a ranking, for ROC AUC and precision at k.
-
-    Parameters
-    ----------
-    ranking : DataFrame or Series indexed by metric
-        Metrics from most to least changed (only the order of the index is used).
-    metrics : sequence
-        Every metric that should get a score, e.g. the columns before cleaning.
-
-    Returns
-    -------
-    Series
-        Indexed by ``metrics``: ``len(ranking)`` for the first ranked metric down
-        to 1 for the last, and 0 for metrics missing from the ranking. Unlike the
-        volume method's statistic, these are never infinite, and they keep the
-        ranking's own tie-breaking.
-
-    Raises
-    ------
-    ValueError
-        If the ranking repeats a metric or names one that is not in ``metrics``.
-
-    Examples
-    --------
-    >>> rank_scores(pd.Series([float("inf"), 2.0], index=["b", "a"]), ["a", "b", "c"]).tolist()
-    [1.0, 2.0, 0.0]
-    """
-    metrics = pd.Index(metrics)
-    order = pd.Index(ranking.index)
-    if not order.is_unique:
-        raise ValueError("ranking repeats metrics; expected each metric once")
-    unknown = order.difference(metrics)
-    if len(unknown):
-        raise ValueError(f"ranking names metrics that are not known: {list(unknown[:10])}")
-    score = pd.Series(0.0, index=metrics)
-    score[order] = np.arange(len(order), 0, -1, dtype=float)
-    return score
 
 
 def _incident_positions(incident: Any, index: pd.DatetimeIndex) -> tuple[int, int]:

@@ -43,7 +43,7 @@ _REGISTRY = {
 _NAMES = {
     "cluster_metrics": "clustering",
     "ClusterResult": "clustering",
-    "build_mscred": "mscred",
+    "build_mscred": "mscred_layers",
     "BaseDetector": "_base",
     "ChangePointDetector": "_base",
     "NotFittedError": "_base",

@@ -15,6 +15,9 @@ Lee, "Time Series Segmentation through Automatic Feature Learning" (arXiv
    event when its mass stands far enough above the average peak's
    (:func:`get_events`).
 
+:class:`BehaviourDetector` is a :class:`lab.models.ChangePointDetector`: its
+``score`` is the distance curve placed at rows, ``change_points`` the events.
+
 Fixed defects of the published package: the output layer is linear (a ReLU
 output cannot reconstruct standardised, negative data); the distance stays
 finite when a code is all zeros; no peak means no event rather than a crash;
@@ -31,11 +34,13 @@ import numpy as np
 import pandas as pd
 
 from lab._validation import _as_2d, _check_int, _check_option
-from lab.models._base import BaseDetector, seed_everything
+from lab.models._base import ChangePointDetector, seed_everything
+from lab.models.thresholds import DEFAULT_CONTAMINATION
 
 __all__ = ["custom_autoencoder", "distance_measure", "get_events", "BehaviourDetector"]
 
-#: Default event threshold, in percent above the mean peak mass (150 -> 2.5 x the mean).
+#: Default event margin, in percent above the mean peak mass (150 -> 2.5 x the mean):
+#: ``get_events``' ``threshold`` and ``BehaviourDetector``'s ``margin``.
 DEFAULT_THRESHOLD = 150.0
 #: Activation of every encoder layer (and of the mirrored decoder layers) by default.
 DEFAULT_ACTIVATION = "tanh"
@@ -369,19 +374,19 @@ def _peak_masses(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return peaks, masses
 
 
-def _check_threshold(threshold) -> float:
+def _check_threshold(threshold, name: str = "threshold") -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise ValueError(f"threshold must be a number (percent), got {threshold!r}")
+        raise ValueError(f"{name} must be a number (percent), got {threshold!r}")
     threshold = float(threshold)
     if not np.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold must be >= 0 (percent above the mean peak mass), got {threshold}")
+        raise ValueError(f"{name} must be >= 0 (percent above the mean peak mass), got {threshold}")
     return threshold
 
 
 # --------------------------------------------------------------------------- detector
 
 
-class BehaviourDetector(BaseDetector):
+class BehaviourDetector(ChangePointDetector):
     """Change-of-behaviour detector: windows -> autoencoder codes -> distance peaks.
 
     Parameters
@@ -403,8 +408,10 @@ class BehaviourDetector(BaseDetector):
         Training epochs.
     batch_size : int, default 16
         Mini-batch size.
-    threshold : float, default 150
-        Event threshold of :func:`get_events`, in percent above the mean hill mass.
+    margin : float, default 150
+        Event threshold of :func:`get_events` (its ``threshold``), in percent
+        above the mean hill mass. (Before the shared detector interface this
+        setting was called ``threshold``.)
     metric : {"euclidean", "normalized"}, default "euclidean"
         Distance between two codes: plain Euclidean, or Lee et al.'s normalised
         L2 distance (:func:`distance_measure`).
@@ -424,6 +431,12 @@ class BehaviourDetector(BaseDetector):
         the same seed gives the same model on CPU.
     verbose : int or str, default 1
         Keras ``fit`` verbosity: 1 (or ``"auto"``) shows a progress bar, 0 is silent.
+    threshold : {"native", "quantile", "spot", "sigma"}, float or dict, default "native"
+        How ``threshold_``, the score above which :meth:`predict` flags a
+        row, is set (:mod:`lab.models.thresholds`). "native" is the peak rule
+        (see Notes); the others use the training rows' scores.
+    contamination : float, default 0.01
+        For ``threshold="quantile"``.
 
     Attributes
     ----------
@@ -439,6 +452,10 @@ class BehaviourDetector(BaseDetector):
         The trained networks (encoder and decoder share the autoencoder's weights).
     history_ : dict
         Training loss per epoch, ``{"loss": [...]}``.
+    decision_scores_ : ndarray of shape (n_rows,)
+        :meth:`score` of the training rows.
+    threshold_ : float
+        Score above which :meth:`predict` flags a row.
 
     Notes
     -----
@@ -473,6 +490,21 @@ class BehaviourDetector(BaseDetector):
     within 5 rows and ``span=lag_`` most of them; on TCPD ``span=1`` scores
     better, hence the default.
 
+    **Score at rows.** :meth:`score` is the distance curve placed at rows:
+    each value on the boundary row where it sits (:meth:`scored_rows`), the
+    rows between two values take the last one, and the rows before the first
+    value take the first one. With fewer than ``window_size_ + lag_ * stride_``
+    rows there is no pair of windows to compare and every row scores 0 (no
+    change seen). ``change_points`` (row positions) and :meth:`events` (time
+    labels) are the peaks of the curve that :func:`get_events` keeps with
+    ``margin``.
+
+    **Native threshold.** The peak rule applied to the training rows:
+    ``threshold_`` is just below the lowest distance among the peaks that are
+    events there, so :meth:`predict` flags every training event's peak row
+    and the rows whose distance reaches as high. With no event on the
+    training rows it is the largest training distance (0 without any).
+
     Short series: a series shorter than ``window_size`` (when given) raises;
     with the automatic window, any series of at least 2 rows works (the 15-row
     series of TCPD gets windows of 2 rows, stride 1), though a series with
@@ -495,7 +527,6 @@ class BehaviourDetector(BaseDetector):
         "window_size_", "stride_", "lag_", "n_features_in_", "n_encoder_layers_",
         "center_", "scale_", "history_",
     )
-    _fitted_attr = "autoencoder_"
 
     def __init__(
         self,
@@ -505,11 +536,13 @@ class BehaviourDetector(BaseDetector):
         activations: Sequence[str] | None = None,
         epochs: int = 30,
         batch_size: int = 16,
-        threshold: float = DEFAULT_THRESHOLD,
+        margin: float = DEFAULT_THRESHOLD,
         metric: str = "euclidean",
         span: int = 1,
         random_state: int = 0,
         verbose: int | str = 1,
+        threshold: Any = "native",
+        contamination: float = DEFAULT_CONTAMINATION,
     ):
         self.window_size = window_size
         self.stride = stride
@@ -517,69 +550,78 @@ class BehaviourDetector(BaseDetector):
         self.activations = activations
         self.epochs = epochs
         self.batch_size = batch_size
-        self.threshold = threshold
+        self.margin = margin
         self.metric = metric
         self.span = span
         self.random_state = random_state
         self.verbose = verbose
+        self.threshold = threshold
+        self.contamination = contamination
 
     # ------------------------------------------------------------------ fit
-    def fit(self, df, y: Any = None) -> BehaviourDetector:
-        """Normalise with the statistics of ``df``, window it and train the autoencoder.
-
-        Parameters
-        ----------
-        df : DataFrame or ndarray of shape (n_timepoints, n_series)
-            Training data: numeric, without NaN.
-        y : ignored
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        ValueError
-            On non-numeric columns, NaN, a series shorter than one window (or
-            than 2 rows with the automatic window), or invalid settings
-            (including ``threshold < 0``).
-        """
-        _check_threshold(self.threshold)
+    def _check_params(self) -> None:
+        super()._check_params()
+        _check_threshold(self.margin, "margin")
         _check_option(self.metric, "metric", _METRICS)
         self._check_span()
-        epochs = _check_int(self.epochs, "epochs", minimum=1)
-        batch_size = _check_int(self.batch_size, "batch_size", minimum=1)
-        random_state = _check_int(self.random_state, "random_state", minimum=0)
-        values, _, _ = _as_2d(df, "df", min_rows=_MIN_WINDOW)
-        n, m = values.shape
-        window, stride = self._resolve_window(n)
-        hidden = self._resolve_layers(window * m)
-        acts = _check_activations(self.activations, len(hidden))
-        self._fit(values, window, stride, hidden, acts, epochs, batch_size, random_state)
-        self.window_size_, self.stride_ = window, stride
-        self.lag_ = -(-window // stride)
-        self.n_features_in_ = m
-        self.n_encoder_layers_ = len(hidden)
-        return self
+        _check_int(self.epochs, "epochs", minimum=1)
+        _check_int(self.batch_size, "batch_size", minimum=1)
+        _check_int(self.random_state, "random_state", minimum=0)
 
-    def _fit(self, values, window, stride, hidden, acts, epochs, batch_size, random_state):
+    @property
+    def min_rows(self) -> int:
+        """Fewest rows accepted: one window (``window_size_`` once fitted; 2 for the automatic one)."""
+        if hasattr(self, "window_size_"):
+            return int(self.window_size_)
+        if self.window_size is None:
+            return _MIN_WINDOW
+        return _check_int(self.window_size, "window_size", minimum=1)
+
+    def _validate(self, X: Any, name: str) -> tuple[np.ndarray, pd.Index, pd.Index]:
+        values, index, columns = _as_2d(X, name)
+        if len(values) < self.min_rows:
+            which = (f"window_size={self.min_rows}" if self.window_size is not None
+                     or hasattr(self, "window_size_") else "the automatic window needs 2")
+            raise ValueError(
+                f"{name} has {len(values)} rows (shape {values.shape}), shorter than one window "
+                f"({which}); at least {self.min_rows} rows are needed")
+        return values, index, columns
+
+    def _fit(self, values: np.ndarray, y: Any, valid: Any) -> None:
+        """Normalise with the statistics of the training rows, window them and train."""
         import keras
 
         from lab.preprocessor import convert_to_column, normalize
 
+        n, m = values.shape
+        window, stride = self._resolve_window(n)
+        hidden = self._resolve_layers(window * m)
+        acts = _check_activations(self.activations, len(hidden))
         normalized, scaler = normalize(values, "zscore")
         self.center_ = np.asarray(scaler.mean_, dtype=np.float64)
         self.scale_ = np.asarray(scaler.scale_, dtype=np.float64)
         rows = convert_to_column(normalized, window, stride).astype(np.float32)
-        seed_everything(random_state)
+        seed_everything(self.random_state)
         autoencoder, encoder, decoder = custom_autoencoder([rows.shape[1], *hidden], acts)
         autoencoder.compile(optimizer=keras.optimizers.Adam(_LEARNING_RATE), loss="mse")
         history = autoencoder.fit(
-            rows, rows, epochs=epochs, batch_size=min(batch_size, len(rows)), shuffle=True,
-            verbose=self.verbose,
+            rows, rows, epochs=self.epochs, batch_size=min(self.batch_size, len(rows)),
+            shuffle=True, verbose=self.verbose,
         )
         self.history_ = {"loss": [float(v) for v in history.history["loss"]]}
         self.autoencoder_, self.encoder_, self.decoder_ = autoencoder, encoder, decoder
+        self.window_size_, self.stride_ = window, stride
+        self.lag_ = -(-window // stride)
+        self.n_encoder_layers_ = len(hidden)
+
+    def _native_threshold(self, valid_scores: np.ndarray | None) -> float:
+        # the peak rule (class Notes) on the training curve, read back from the
+        # training rows' scores at the rows where the curve's values sit
+        d = self.decision_scores_[self._positions(len(self.decision_scores_))[0]]
+        events = get_events(d, self.margin)
+        if events.size:
+            return float(np.nextafter(d[events].min(), -np.inf))
+        return float(d.max()) if d.size else 0.0
 
     def _resolve_window(self, n: int) -> tuple[int, int]:
         if self.window_size is None:
@@ -588,7 +630,7 @@ class BehaviourDetector(BaseDetector):
             window = _check_int(self.window_size, "window_size", minimum=1)
             if window > n:
                 raise ValueError(
-                    f"df has {n} rows, shorter than one window (window_size={window}); "
+                    f"X has {n} rows, shorter than one window (window_size={window}); "
                     f"give at least {window} rows or a smaller window_size"
                 )
         if self.stride is None:
@@ -619,29 +661,59 @@ class BehaviourDetector(BaseDetector):
         self.encoder_, self.decoder_ = _encoder_decoder(self.autoencoder_, self.n_encoder_layers_)
 
     # ------------------------------------------------------------------ scoring
-    def _codes(self, df) -> tuple[np.ndarray, pd.Index]:
-        """Codes of the normalised windows of a validated ``df``, and its index."""
+    def _codes_kernel(self, values: np.ndarray) -> np.ndarray:
+        """Codes of the normalised windows of validated ``values``."""
         from lab.preprocessor import convert_to_column
 
-        self._check_is_fitted()
-        values, index, _ = _as_2d(df, "df")
-        n, m = values.shape
-        if m != self.n_features_in_:
-            raise ValueError(
-                f"df has {m} series (shape {values.shape}); the detector was fitted on "
-                f"{self.n_features_in_}"
-            )
-        if n < self.window_size_:
-            raise ValueError(
-                f"df has {n} rows (shape {values.shape}), shorter than one window "
-                f"(window_size_={self.window_size_})"
-            )
         normalized = (values - self.center_) / self.scale_
         rows = convert_to_column(normalized, self.window_size_, self.stride_)
-        codes = np.asarray(self.encoder_(rows.astype(np.float32)), dtype=np.float64)
-        return codes, index
+        return np.asarray(self.encoder_(rows.astype(np.float32)), dtype=np.float64)
 
-    def codes(self, df) -> pd.DataFrame:
+    def _positions(self, n_rows: int) -> tuple[np.ndarray, int]:
+        """Row of each value of the distance curve of ``n_rows`` rows, and the span used."""
+        n_codes = max((n_rows - self.window_size_) // self.stride_ + 1, 0)
+        lag = self.lag_
+        span = min(self._check_span(), max(1, (n_codes - lag) // 2))
+        i = np.arange(max(n_codes - lag - 2 * span + 2, 0)) + span - 1
+        # between the end of window i and the start of window i + lag
+        return ((2 * i * self.stride_ + self.window_size_ + lag * self.stride_) // 2
+                ).astype(np.int64), span
+
+    def _curve(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distance curve of validated ``values`` and the row position of each value."""
+        codes = self._codes_kernel(values)
+        positions, span = self._positions(len(values))
+        if self.metric == "normalized":
+            d = _distance_kernel(codes[:-self.lag_], codes[self.lag_:]) if len(positions) \
+                else np.empty(0)
+        else:
+            d = _set_distance_kernel(codes, self.lag_, span)
+        return d, positions
+
+    def _score(self, values: np.ndarray) -> np.ndarray:
+        d, positions = self._curve(values)
+        if not len(d):
+            return np.zeros(len(values))
+        return self._place(positions, d, len(values))
+
+    def _change_points(self, values: np.ndarray) -> np.ndarray:
+        d, positions = self._curve(values)
+        return positions[get_events(d, self.margin)]
+
+    def scored_rows(self, X) -> np.ndarray:
+        """Positions of the rows of ``X`` where a value of the distance curve sits.
+
+        One every ``stride_`` rows; :meth:`score` carries each value over the
+        rows up to the next one.
+
+        Returns
+        -------
+        ndarray of int
+        """
+        values = self._check_columns(X)
+        return self._positions(len(values))[0]
+
+    def codes(self, X) -> pd.DataFrame:
         """Bottleneck code of every window, indexed by the label of the window's middle row.
 
         Examples
@@ -652,80 +724,65 @@ class BehaviourDetector(BaseDetector):
         >>> det.codes(x).shape
         (19, 2)
         """
-        codes, index = self._codes(df)
+        values = self._check_columns(X)
+        codes = self._codes_kernel(values)
         middle = np.arange(len(codes)) * self.stride_ + self.window_size_ // 2
-        return pd.DataFrame(codes, index=index[middle],
+        return pd.DataFrame(codes, index=_index(X, len(values))[middle],
                             columns=[f"code_{k}" for k in range(codes.shape[1])])
 
-    def _distances(self, df) -> tuple[np.ndarray, np.ndarray, pd.Index]:
-        """Distance curve, the row position of each value, and the index of ``df``."""
-        codes, index = self._codes(df)
-        lag = self.lag_
-        span = min(self._check_span(), max(1, (len(codes) - lag) // 2))
-        if self.metric == "normalized":
-            d = _distance_kernel(codes[:-lag], codes[lag:])
-        else:
-            d = _set_distance_kernel(codes, lag, span)
-        # between the end of window i and the start of window i + lag
-        i = np.arange(len(d)) + span - 1
-        positions = ((2 * i * self.stride_ + self.window_size_
-                      + lag * self.stride_) // 2).astype(np.int64)
-        return d, positions, index
-
-    def distances(self, df) -> pd.Series:
+    def distances(self, X) -> pd.Series:
         """Distance between the codes of neighbouring windows, indexed by time.
 
         Value ``i`` compares window ``i`` with window ``i + lag_`` (with
         ``span=k``, windows ``i .. i+k-1`` with the ``k`` windows from
         ``i + k - 1 + lag_`` on) and sits at the row between the last window of
-        the left set and the first of the right one (see Notes of the class). The result is empty
-        when ``df`` has too few rows for two windows side by side.
+        the left set and the first of the right one (see Notes of the class).
+        The result is empty when ``X`` has too few rows for two windows side
+        by side.
 
         Raises
         ------
         ValueError
-            If ``df`` does not match the fitted data (number of series), is
-            shorter than one window, or holds NaN or non-numeric columns.
+            If ``X``'s columns are not the fitted ones (a DataFrame's are
+            matched by name: reordered ones are put back in order, missing or
+            extra ones are named), it is shorter than one window, or holds NaN
+            or non-numeric columns.
         """
-        d, positions, index = self._distances(df)
-        return pd.Series(d, index=index[positions], name="distance")
+        values = self._check_columns(X)
+        d, positions = self._curve(values)
+        return pd.Series(d, index=_index(X, len(values))[positions], name="distance")
 
-    def peaks(self, df) -> pd.DataFrame:
+    def peaks(self, X) -> pd.DataFrame:
         """Every hill of the distance curve with its mass and whether it is an event.
 
         Returns
         -------
         DataFrame
             Indexed by the time of each hill's peak, with columns ``row``
-            (position in ``df``), ``mass`` and ``event`` (bool).
+            (position in ``X``), ``mass`` and ``event`` (bool).
             ``attrs["mass_threshold"]`` holds the mass an event needs (NaN when
             there is no hill).
         """
-        d, positions, index = self._distances(df)
+        values = self._check_columns(X)
+        d, positions = self._curve(values)
         peaks, masses = _peak_masses(d)
-        events = set(_select_events(peaks, masses, float(self.threshold)).tolist())
+        margin = _check_threshold(self.margin, "margin")
+        events = set(_select_events(peaks, masses, margin).tolist())
         rows = positions[peaks]
         out = pd.DataFrame(
             {"row": rows, "mass": masses, "event": [p in events for p in peaks.tolist()]},
-            index=index[rows],
+            index=_index(X, len(values))[rows],
         )
         out.attrs["mass_threshold"] = (
-            float((1 + float(self.threshold) / 100) * masses.mean()) if len(masses) else np.nan
+            float((1 + margin / 100) * masses.mean()) if len(masses) else np.nan
         )
         return out
 
-    def change_points(self, df) -> np.ndarray:
-        """Row positions in ``df`` where a change of behaviour is detected.
+    def events(self, X) -> pd.Index:
+        """Time labels of the detected changes (``X.index`` at :meth:`change_points`)."""
+        values = self._check_columns(X)
+        return _index(X, len(values))[self._change_points(values)]
 
-        Returns
-        -------
-        ndarray of int
-            Increasing positions (``df.iloc`` positions), possibly empty.
-        """
-        d, positions, _ = self._distances(df)
-        return positions[get_events(d, self.threshold)]
 
-    def events(self, df) -> pd.Index:
-        """Time labels of the detected changes (``df.index`` at :meth:`change_points`)."""
-        d, positions, index = self._distances(df)
-        return index[positions[get_events(d, self.threshold)]]
+def _index(X, n: int) -> pd.Index:
+    return X.index if isinstance(X, pd.DataFrame | pd.Series) else pd.RangeIndex(n)
