@@ -701,7 +701,7 @@ def _mask_like(values, n: int) -> bool:
 
 
 def _mask(values, n: int, name: str) -> np.ndarray:
-    from lab.metrics import _check_labels
+    from lab._validation import _check_labels
 
     labels = _check_labels(values, name)
     if len(labels) != n:
@@ -716,9 +716,9 @@ def _windows_from(truth, index: pd.Index, name: str) -> list[tuple[Any, Any]]:
         return []
     if isinstance(truth, pd.Series | np.ndarray) or (
             isinstance(truth, Sequence) and len(truth) and all(np.isscalar(v) for v in truth)):
-        from lab.metrics import _ranges_kernel
+        from lab.metrics import label_ranges
 
-        ranges = _ranges_kernel(_mask(truth, len(index), name))
+        ranges = label_ranges(_mask(truth, len(index), name))
     else:
         try:
             pairs = list(truth)
