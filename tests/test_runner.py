@@ -252,6 +252,20 @@ def test_mlflow_records_the_run(tmp_path, monkeypatch):
     assert "OUTPUT-MARKER 4" in html and "boom on purpose" not in html  # no code
 
 
+def test_failed_run_is_logged_as_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_TRACKING", "on")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (result,) = run(_plan("10", {"fail": "true"}), tmp_path, echo=lambda m: None)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (mlrun,) = client.search_runs([client.get_experiment_by_name("10-echo").experiment_id])
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert result.status == "failed" and mlrun.info.status == "FAILED"
+    assert "boom on purpose" in mlrun.data.tags["lab.error"]
+    assert mlrun.info.end_time == int(datetime.fromisoformat(info["finished"]).timestamp() * 1000)
+
+
 def test_broken_mlflow_store_still_finishes_the_run(tmp_path):
     env = dict(ENV, LAB_TRACKING="on", MLFLOW_TRACKING_URI="bogus-scheme://nowhere")
     proc = _cli("run", "10", "--out", str(tmp_path), env=env)
