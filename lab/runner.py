@@ -110,6 +110,9 @@ class RunInterrupted(KeyboardInterrupt):
         super().__init__(str(result.run_dir))
         self.result, self.signum = result, signum
 
+    def __reduce__(self):  # raised in worker processes too, and sent back
+        return type(self), (self.result, self.signum)
+
 
 def is_headless() -> bool:
     """Return True inside a run started by ``lab run`` (papermill, no browser).
@@ -855,8 +858,23 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
         with ProcessPoolExecutor(max_workers=min(workers, n),
                                  mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(execute, s, out) for s in specs]
-            for i, fut in enumerate(futures):
-                _done(i, fut.result())
+            try:
+                for i, fut in enumerate(futures):
+                    _done(i, fut.result())
+            except _Terminated:
+                # SIGTERM reached this process only (Ctrl-C reaches the workers too):
+                # interrupt the workers' runs, so that they end `interrupted`, logged.
+                for child in mp.active_children():
+                    with contextlib.suppress(OSError):
+                        os.kill(child.pid, signal.SIGINT)
+                pool.shutdown(cancel_futures=True)
+                for j, fut in enumerate(futures[len(results):], start=len(results)):
+                    exc = None if fut.cancelled() else fut.exception()
+                    if isinstance(exc, RunInterrupted):
+                        _done(j, exc.result)
+                    elif not fut.cancelled() and exc is None:
+                        _done(j, fut.result())
+                raise
     else:
         for i, spec in enumerate(specs):
             echo(f"[{i + 1}/{n}] running     {spec.label()}")

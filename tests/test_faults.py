@@ -127,6 +127,37 @@ def test_signal_interrupts_the_run(tmp_path, signum, code, message):
     _assert_no_shm_left(shm)
 
 
+def test_sigterm_interrupts_a_grid_in_worker_processes(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "lab", "run", "echo-grid", "--workers", "2",
+                             "-p", "sleep=120", "--out", str(tmp_path)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while len(list(tmp_path.glob("echo-grid/.*.partial/metrics.json"))) < 2:
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"the runs never started: {proc.communicate()}")
+        time.sleep(0.2)
+    procs = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+    shm = _shm_of(procs)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    run_dirs = list(tmp_path.glob("echo-grid/*"))
+    assert len(run_dirs) == 2 and not any(d.name.startswith(".") for d in run_dirs)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlruns = client.search_runs([client.get_experiment_by_name("echo-grid").experiment_id])
+    assert sorted(r.info.status for r in mlruns) == ["KILLED", "KILLED"]
+    for run_dir in run_dirs:
+        info = json.loads((run_dir / "run.json").read_text())
+        assert info["status"] == "interrupted" and info["mlflow_run_id"] in {
+            r.info.run_id for r in mlruns}
+    _assert_gone(procs)
+    _assert_no_shm_left(shm)
+
+
 def test_sigkill_is_marked_killed_by_lab_runs(tmp_path):
     proc = _start(tmp_path, "sleep=120")
     procs = _wait_until_sleeping(proc, tmp_path)
