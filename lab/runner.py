@@ -505,7 +505,7 @@ def _write_report(notebook: Path, html: Path | None, show_code: bool) -> None:
 def _share_plotlyjs(nb, out_root: Path) -> bool:
     """Replace plotly.js embedded in ``nb``'s outputs by a link to one copy under ``out_root``.
 
-    plotly's notebook renderer embeds plotly.js (about 4.6 MB) in the first
+    plotly's notebook renderer embeds plotly.js (about 4.8 MB) in the first
     figure's output, so every notebook and every report would carry it. The
     copy is ``<out_root>/_static/plotly-<version>.min.js``, linked relatively
     from ``<out_root>/<experiment>/<run>/``: reports still work offline, as
