@@ -5,7 +5,7 @@ in one process; the figure is the ratio of medians. ``lab run`` does more:
 typed parameter checks, the run directory, the HTML report and MLflow
 tracking (on, as by default; ``--no-tracking`` sets ``LAB_TRACKING=off`` for
 comparison). The CPU column is the median of user + system seconds of the
-command and all its child processes (kernel and helper included): on a busy
+command and all its child processes (the kernel included): on a busy
 machine it tells the extra work apart from waiting for a core.
 
     .venv/bin/python benchmarks/bench_runner.py [--repeat 3] [--no-tracking]

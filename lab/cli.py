@@ -10,15 +10,28 @@ name ...
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from lab import config
 from lab.experiments import ExperimentError, find_experiments, load_experiment
 from lab.notebook import ParameterError, find_notebooks, read_notebook
-from lab.runner import LabError, _skip_unused_imports, format_runs, list_runs, plan, run
+from lab.runner import (
+    LabError,
+    RunInterrupted,
+    _skip_unused_imports,
+    format_runs,
+    list_runs,
+    plan,
+    run,
+)
 
 __all__ = ["main"]
+
+#: Exit status of ``lab run`` when every run completed but one could not be logged to MLflow
+#: (1: a run failed; 2: a usage error; 130 and 143: Ctrl-C and SIGTERM).
+EXIT_UNTRACKED = 3
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,15 +128,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     results = run(specs, out, workers=args.workers, dask=args.dask,
                   echo=lambda msg: print(msg, file=sys.stderr))
     failed = [r for r in results if r.status != "completed"]
+    untracked = [r for r in results if r.tracking_error]
     print("reports:")
     for r in results:
         print(f"  {r.status:<10} {r.run_dir / 'report.html'}")
-    if failed:
-        for r in failed:
-            print(f"lab: run failed: {r.spec.label()}: {r.error} (partial notebook: "
-                  f"{r.run_dir / 'notebook.ipynb'})", file=sys.stderr)
-        return 1
-    return 0
+    for r in failed:
+        print(f"lab: run failed: {r.spec.label()}: {r.error} (partial notebook: "
+              f"{r.run_dir / 'notebook.ipynb'})", file=sys.stderr)
+    for r in untracked:
+        print(f"lab: run not logged to MLflow: {r.run_dir}: {r.tracking_error}", file=sys.stderr)
+    return 1 if failed else EXIT_UNTRACKED if untracked else 0
 
 
 def _cmd_runs(name: str | None, out: str | None) -> int:
@@ -152,9 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        print(f"lab: interrupted{': run left at ' + str(exc) if str(exc) else ''}", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # RunInterrupted, or a signal between runs
+        signum = getattr(exc, "signum", signal.SIGINT)
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        where = f": run left at {exc}" if isinstance(exc, RunInterrupted) else ""
+        print(f"lab: {what}{where}", file=sys.stderr)
+        return 128 + signum
     return 2  # pragma: no cover - argparse enforces a command
 
 

@@ -8,10 +8,11 @@ first one, before any kernel starts:
 2. :func:`execute` runs one notebook with papermill into a run directory that
    is written under a hidden temporary name and renamed when done, whatever
    the outcome, with ``run.json`` saying ``completed``, ``failed`` or
-   ``interrupted``;
+   ``interrupted`` (Ctrl-C or SIGTERM); a run whose process was killed
+   outright is found by :func:`list_runs` and marked ``killed``;
 3. :func:`track` logs the finished run to MLflow (a SQLite store under the
    runs directory unless ``MLFLOW_TRACKING_URI`` says otherwise; off with
-   ``LAB_TRACKING=off``).
+   ``LAB_TRACKING=off``), with the run's own status and times.
 
 :func:`run` ties them together, sequentially, in worker processes or on a
 dask.distributed cluster.
@@ -23,15 +24,17 @@ import contextlib
 import functools
 import json
 import os
-import queue
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -53,6 +56,7 @@ from lab.tracking import METRICS_FILE, _atomic_write_json, read_metrics
 
 __all__ = [
     "LabError",
+    "RunInterrupted",
     "RunResult",
     "RunSpec",
     "execute",
@@ -69,20 +73,47 @@ KEY_PACKAGES = (
     "lab", "numpy", "pandas", "scipy", "scikit-learn", "tslearn", "keras", "tensorflow",
     "plotly", "bokeh", "papermill", "dask", "distributed", "mlflow",
 )
-#: Statuses a run directory can end in.
-STATUSES = ("completed", "failed", "interrupted")
+#: Statuses a run directory can end in (``killed``: set by :func:`list_runs` for a run
+#: whose process is gone without finishing it, e.g. after SIGKILL).
+STATUSES = ("completed", "failed", "interrupted", "killed")
+#: MLflow experiment tag, and value, that makes MLflow 3's UI open an experiment on its
+#: runs table ("Machine learning") rather than on the GenAI traces page.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+#: MLflow run status for each of them.
+MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
+                 "killed": "KILLED"}
 # Kernel environment defaults, overridden by the user's environment: TensorFlow's
 # C++ start-up chatter (CPU features, CUDA probing, graph notes) would otherwise fill the
 # console; Python errors still raise.
 _KERNEL_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
-#: Seconds the report and tracking helper gets to log the finished runs after
-#: an error or Ctrl-C before it is stopped.
-HELPER_GRACE_S = 30.0
 _PARTIAL = ".partial"
+#: Files shared by the runs of one runs directory (plotly.js), in ``<runs>/_static``.
+STATIC_DIR = "_static"
 
 
 class LabError(Exception):
     """A user error (bad target, parameter, file or output directory)."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a run ends as after Ctrl-C."""
+
+    signum = signal.SIGTERM
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run; ``result`` is the finished ``interrupted`` run.
+
+    ``str()`` is the run directory; ``signum`` is ``signal.SIGINT`` or
+    ``signal.SIGTERM``.
+    """
+
+    def __init__(self, result: RunResult, signum: int) -> None:
+        super().__init__(str(result.run_dir))
+        self.result, self.signum = result, signum
+
+    def __reduce__(self):  # raised in worker processes too, and sent back
+        return type(self), (self.result, self.signum)
 
 
 def is_headless() -> bool:
@@ -139,6 +170,8 @@ class RunResult:
     error: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Why the run is not in MLflow although tracking is on (None: logged, or tracking off).
+    tracking_error: str | None = None
 
 
 # --------------------------------------------------------------------------- plan
@@ -271,17 +304,17 @@ def check_output_dir(out: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------ execute
-def execute(spec: RunSpec, out_root: str | Path, *, progress: bool | RunProgress = False,
-            report=None) -> RunResult:
+def execute(spec: RunSpec, out_root: str | Path, *,
+            progress: bool | RunProgress = False) -> RunResult:
     """Execute one notebook into ``out_root/<experiment>/<UTC timestamp>-<id>/``.
 
     The directory is written as ``.<name>.partial`` and renamed at the end,
-    whatever the outcome; ``run.json`` records the status. A failing cell
-    gives status ``failed`` (the partial notebook is kept); Ctrl-C gives
-    ``interrupted`` and re-raises ``KeyboardInterrupt``. ``report`` is a
-    callable ``(notebook, html, show_code)`` that writes the HTML report
-    (default: :func:`_write_report` in this process; :func:`run` passes its
-    helper process, where nbconvert is already loaded). ``progress`` is a
+    whatever the outcome; ``run.json`` records the status and the process
+    that runs it (pid, host, start time), so that :func:`list_runs` can tell a
+    run whose process was killed. A failing cell gives status ``failed`` (the
+    partial notebook is kept); Ctrl-C (or SIGTERM while :func:`run` runs)
+    gives ``interrupted`` and raises :class:`RunInterrupted`. plotly.js is
+    stored once per ``out_root`` (see :func:`_share_plotlyjs`). ``progress`` is a
     :class:`lab.progress.RunProgress` to show on the console (True: papermill's
     bar of cells).
     """
@@ -305,11 +338,12 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool | RunProgress
         "git": _git_info(),
         "versions": _versions(),
         "python": sys.version.split()[0],
+        "process": _process_identity(),
     }
     _atomic_write_json(tmp / "params.json", spec.resolved_parameters())
     _atomic_write_json(tmp / "run.json", info)
     t0 = time.perf_counter()
-    status, error, interrupted = "completed", None, False
+    status, error, signum = "completed", None, None
     try:
         pm.execute_notebook(
             str(spec.notebook.path),
@@ -325,8 +359,8 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool | RunProgress
             coalesce_streams=True,
             **(progress.engine_kwargs() if isinstance(progress, RunProgress) else {}),
         )
-    except KeyboardInterrupt:
-        status, error, interrupted = "interrupted", "interrupted by the user (Ctrl-C)", True
+    except KeyboardInterrupt as exc:
+        status, (signum, error) = "interrupted", _interruption(exc)
     except pm.PapermillExecutionError as exc:
         status = "failed"
         number = _original_cell_number(tmp / "notebook.ipynb", exc.cell_index)
@@ -340,9 +374,14 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool | RunProgress
     except Exception as exc:  # kernel death, bad notebook, ...: still a finished directory
         status, error = "failed", f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - t0
-    if (tmp / "notebook.ipynb").exists() and not interrupted:
-        with contextlib.suppress(Exception):
-            (report or _write_report)(tmp / "notebook.ipynb", tmp / "report.html", spec.show_code)
+    if (tmp / "notebook.ipynb").exists():
+        try:
+            _write_report(tmp / "notebook.ipynb", None if signum else tmp / "report.html",
+                          spec.show_code)
+        except KeyboardInterrupt as exc:  # the notebook ran, its report did not
+            status, (signum, error) = "interrupted", _interruption(exc)
+        except Exception:  # noqa: S110 - the run's own status says what matters
+            pass
     metrics_path = tmp / METRICS_FILE
     metrics = read_metrics(tmp)
     if not metrics_path.exists():
@@ -352,9 +391,57 @@ def execute(spec: RunSpec, out_root: str | Path, *, progress: bool | RunProgress
     _atomic_write_json(tmp / "run.json", info)
     os.replace(tmp, final)
     result = RunResult(final, status, spec, error, metrics, seconds)
-    if interrupted:
-        raise KeyboardInterrupt(str(final))
+    if signum is not None:
+        raise RunInterrupted(result, signum)
     return result
+
+
+def _interruption(exc: KeyboardInterrupt) -> tuple[int, str]:
+    if isinstance(exc, _Terminated):
+        return signal.SIGTERM, "terminated (SIGTERM)"
+    return signal.SIGINT, "interrupted by the user (Ctrl-C)"
+
+
+def _process_identity() -> dict[str, Any]:
+    """What tells this process apart from a later one with the same pid."""
+    import psutil
+
+    return {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": psutil.Process().create_time()}
+
+
+def _process_gone(identity: dict[str, Any]) -> bool:
+    """True when the process ``identity`` describes has ended (on this host; elsewhere: False)."""
+    import psutil
+
+    if not identity or identity.get("host") != socket.gethostname():
+        return False
+    try:
+        proc = psutil.Process(identity["pid"])
+        # A pid is reused by later processes: the start time tells them apart.
+        return (abs(proc.create_time() - identity["started"]) > 1.0
+                or proc.status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, KeyError, TypeError):
+        return False
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM (a job scheduler's stop) raises in the main thread, as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _original_cell_number(executed: Path, index: int) -> int:
@@ -388,6 +475,14 @@ def _kernel_manager_with_env(extra: dict[str, str]):
             kw["extra_arguments"] = [*kw.get("extra_arguments", []), *KERNEL_ARGS]
             return await super().start_kernel(**kw)
 
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+            # After Ctrl-C or SIGTERM the kernel is killed (with its process group) at
+            # once: its state is discarded anyway, and a graceful shutdown of a busy
+            # kernel makes ipykernel print a ZMQError traceback (its reply to the
+            # interrupted cell races its own closing sockets).
+            now = now or isinstance(sys.exc_info()[1], KeyboardInterrupt)
+            await super().shutdown_kernel(now=now, restart=restart)
+
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart=restart)
             if not restart:
@@ -400,14 +495,60 @@ def _kernel_manager_with_env(extra: dict[str, str]):
     return _EnvKernelManager
 
 
-def _write_report(notebook: Path, html: Path, show_code: bool) -> None:
+def _write_report(notebook: Path, html: Path | None, show_code: bool) -> None:
+    """Share ``notebook``'s plotly.js (see :func:`_share_plotlyjs`), then write ``html`` from it."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
-    body, _ = _html_exporter(show_code).from_notebook_node(nb)
+    if _share_plotlyjs(nb, notebook.parent.parent.parent):
+        nbformat.write(nb, notebook)
+    if html is None:
+        return
+    with _EXPORT_LOCK:
+        body, _ = _html_exporter(show_code).from_notebook_node(nb)
     tmp = html.with_suffix(".html.tmp")
     tmp.write_text(body, encoding="utf-8")
     os.replace(tmp, html)
+
+
+def _share_plotlyjs(nb, out_root: Path) -> bool:
+    """Replace plotly.js embedded in ``nb``'s outputs by a link to one copy under ``out_root``.
+
+    plotly's notebook renderer embeds plotly.js (about 4.8 MB) in the first
+    figure's output, so every notebook and every report would carry it. The
+    copy is ``<out_root>/_static/plotly-<version>.min.js``, linked relatively
+    from ``<out_root>/<experiment>/<run>/``: reports still work offline, as
+    long as they stay inside the runs directory. Returns whether ``nb``
+    changed (it is left alone when its plotly.js is not this process's).
+    """
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])
+               if len(o.get("data", {}).get("text/html", "")) > 1_000_000]
+    if not outputs:  # no output big enough to hold plotly.js: skip importing plotly
+        return False
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    inline = f"<script>{get_plotlyjs()}</script>"
+    name = f"plotly-{get_plotlyjs_version()}.min.js"
+    link = f'<script src="../../{STATIC_DIR}/{name}"></script>'
+    changed = False
+    for output in outputs:
+        html = output["data"]["text/html"]
+        if isinstance(html, str) and inline in html:
+            output["data"]["text/html"] = html.replace(inline, link)
+            changed = True
+    shared = out_root / STATIC_DIR / name
+    if changed and not shared.is_file():
+        shared.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=shared.parent, prefix=f".{name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(get_plotlyjs())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, shared)  # atomic: concurrent runs may write it at once
+    return changed
+
+
+# An exporter is not made to be used by two threads at once (see _Tracker's warm-up).
+_EXPORT_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -448,22 +589,72 @@ def tracking_uri(out_root: str | Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(out_root).absolute() / 'mlflow.db'}"
 
 
+@contextlib.contextmanager
+def _store_lock(out_root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the tracking store of ``out_root`` (all processes on this host).
+
+    MLflow creates a new SQLite store's schema on first use, and two
+    processes doing that at once fail ("duplicate column name"); later
+    writes from several processes can meet "database is locked". One run is
+    logged at a time, so the lock is short.
+    """
+    import fcntl
+
+    uri = tracking_uri(out_root)
+    path = Path(out_root) / ".mlflow.lock"
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        path = db.with_name(db.name + ".lock")
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _mlflow_client(out_root: Path):
     import logging
 
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow's usage telemetry would try the network (there is none in runs)
+    # and wait on it at exit; a remote store that is down would be retried for
+    # minutes (7 retries with backoff). An explicit user setting wins.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri(out_root))
+    for name in ("mlflow", "alembic"):  # after the import, which sets mlflow's level
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    with _store_lock(out_root):
+        client = MlflowClient(tracking_uri=tracking_uri(out_root))
+        client.search_experiments(max_results=1)  # creates a new store's schema, under the lock
+    return client
+
+
+def _ms(iso: str | None, default: float) -> int:
+    """Milliseconds since the epoch of an ISO time stamp (``default`` seconds if missing)."""
+    try:
+        return int(datetime.fromisoformat(iso).timestamp() * 1000)
+    except (TypeError, ValueError):
+        return int(default * 1000)
 
 
 def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
     """Log a finished run directory to MLflow: parameters, numeric metrics, report and notebook.
 
-    Everything comes from the directory's JSON files, so a separate process
-    can do it (see :func:`run`). Returns the MLflow run id, or None when
-    tracking is off.
+    Everything comes from the directory's JSON files. The MLflow run gets the
+    run's own start and end times and status (``completed``: FINISHED,
+    ``failed``: FAILED, ``interrupted`` and ``killed``: KILLED). New
+    experiments are tagged as machine-learning experiments, so MLflow's UI
+    opens them on the runs table. Files are hard-linked into a local artifact
+    store (copied where that is not possible), so they take disk space once.
+    Returns the MLflow run id, or None when tracking is off.
+
+    Raises
+    ------
+    Exception
+        Whatever MLflow raises; the caller records it (see :func:`run`).
     """
     if not tracking_enabled():
         return None
@@ -473,197 +664,109 @@ def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
     client = client or _mlflow_client(out_root)
     info = _read_json(run_dir / "run.json")
     name = info.get("experiment", run_dir.parent.name)
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        artifacts = None
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            artifacts = (out_root / "mlartifacts").as_uri()
-        exp_id = client.create_experiment(name, artifact_location=artifacts)
-    else:
-        exp_id = exp.experiment_id
     status = info.get("status", "failed")
-    mlrun = client.create_run(exp_id, run_name=run_dir.name, tags={
-        "lab.notebook": str(info.get("notebook")),
-        "lab.status": status,
-        "lab.smoke": str(info.get("smoke")),
-        "lab.run_dir": str(run_dir),
-        "mlflow.source.git.commit": str(info.get("git", {}).get("commit")),
-    })
-    now = int(time.time() * 1000)
-    params = [Param(k, json.dumps(v)[:6000]) for k, v in _read_json(run_dir / "params.json").items()]
-    metrics = [
-        Metric(k, float(v), now, 0)
-        for k, v in read_metrics(run_dir).items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    ]
-    metrics.append(Metric("run_seconds", float(info.get("seconds") or 0.0), now, 0))
-    client.log_batch(mlrun.info.run_id, metrics=metrics, params=params,
-                     tags=[RunTag("lab.error", (info.get("error") or "")[:5000])])
-    for fname in ("report.html", "notebook.ipynb", "metrics.json", "params.json", "run.json"):
-        if (run_dir / fname).exists():
-            client.log_artifact(mlrun.info.run_id, str(run_dir / fname))
-    client.set_terminated(mlrun.info.run_id,
-                          status={"completed": "FINISHED", "failed": "FAILED"}.get(status, "KILLED"))
-    info["mlflow_run_id"] = mlrun.info.run_id
+    started = _ms(info.get("started"), time.time())
+    finished = _ms(info.get("finished"), time.time())
+    with _store_lock(out_root):
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            artifacts = None
+            if not os.environ.get("MLFLOW_TRACKING_URI"):
+                artifacts = (out_root / "mlartifacts").as_uri()
+            exp_id = client.create_experiment(name, artifact_location=artifacts,
+                                              tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        else:
+            exp_id = exp.experiment_id
+            if EXPERIMENT_KIND_TAG not in exp.tags:
+                client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        mlrun = client.create_run(exp_id, start_time=started, run_name=run_dir.name, tags={
+            "lab.notebook": str(info.get("notebook")),
+            "lab.status": status,
+            "lab.smoke": str(info.get("smoke")),
+            "lab.run_dir": str(run_dir),
+            "mlflow.source.git.commit": str(info.get("git", {}).get("commit")),
+        })
+        run_id = mlrun.info.run_id
+        params = [Param(k, json.dumps(v)[:6000])
+                  for k, v in _read_json(run_dir / "params.json").items()]
+        metrics = [
+            Metric(k, float(v), finished, 0)
+            for k, v in read_metrics(run_dir).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        metrics.append(Metric("run_seconds", float(info.get("seconds") or 0.0), finished, 0))
+        client.log_batch(run_id, metrics=metrics, params=params,
+                         tags=[RunTag("lab.error", (info.get("error") or "")[:5000])])
+        _log_files(client, mlrun.info.artifact_uri, run_id, run_dir)
+        client.set_terminated(run_id, status=MLFLOW_STATUS.get(status, "FAILED"), end_time=finished)
+    info["mlflow_run_id"] = run_id
+    info.pop("tracking_error", None)
     _atomic_write_json(run_dir / "run.json", info)
-    return mlrun.info.run_id
+    return run_id
 
 
-class _Helper:
-    """The helper process ``python -m lab.runner``, seen from :func:`run`.
+def _log_files(client, artifact_uri: str, run_id: str, run_dir: Path) -> None:
+    """Hard-link the run's files into a local artifact store; log copies otherwise."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
 
-    It is started before any notebook executes, so that loading nbconvert
-    and MLflow and opening the MLflow store (seconds of CPU) happen on
-    another core while the kernel works, not after it. It then writes each
-    HTML report (one request, one reply) and logs each finished run to
-    MLflow, one run after the other, so a SQLite store is never written
-    concurrently. :meth:`close` waits until every run is logged.
+    files = [run_dir / f for f in ("report.html", "notebook.ipynb", "metrics.json", "params.json",
+                                   "run.json") if (run_dir / f).exists()]
+    target = None
+    if artifact_uri.startswith("file:"):
+        target = Path(url2pathname(urlparse(artifact_uri).path))
+    for src in files:
+        try:
+            if target is None:
+                raise OSError("not a local artifact store")
+            target.mkdir(parents=True, exist_ok=True)
+            os.link(src, target / src.name)
+        except OSError:  # another file system, or a remote store
+            client.log_artifact(run_id, str(src))
+
+
+class _Tracker:
+    """Logs finished runs to MLflow from :func:`run`, one at a time, and says when it cannot.
+
+    ``warm`` holds the ``show_code`` settings of the reports to come: a
+    thread then loads MLflow, opens the store and compiles those report
+    templates while the first notebook runs (the kernel is another process,
+    so this one mostly waits). That is 2 s of CPU that would otherwise follow
+    the run (README, Runner Performance).
     """
 
-    def __init__(self, out: Path, *, track: bool, report: set[bool], experiments: list[str]) -> None:
-        """``report`` holds the ``show_code`` settings of the reports to write (none: no reports)."""
-        self.tracking, self.reporting = track, bool(report)
-        argv = [sys.executable, "-m", "lab.runner", str(out)]
-        argv += ["--track"] * track
-        for show_code in sorted(report):
-            argv += ["--report", "show-code" if show_code else "hide-code"]
-        for name in experiments:
-            argv += ["--experiment", name]
-        env = dict(os.environ)
-        # MLflow's usage telemetry would try the network (there is none in
-        # runs) and wait on it at exit; an explicit user setting still wins.
-        env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        # A remote store that is down would otherwise be retried for minutes
-        # (7 retries with backoff) before the run's warning.
-        env.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=env)
+    def __init__(self, out: Path, echo, warm: set[bool] | None = None) -> None:
+        self.out, self.echo, self.client = out, echo, None
+        self._warming = threading.Thread(target=self._warm, args=(warm or set(),),
+                                         name="lab-warm-up", daemon=True)
+        if warm is not None:
+            self._warming.start()
 
-    def _send(self, **request: Any) -> bool:
+    def _warm(self, show_code: set[bool]) -> None:
+        import nbformat
+
+        with contextlib.suppress(Exception):  # log() opens the store again and reports the error
+            self.client = _mlflow_client(self.out)
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1", outputs=[
+            nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)])])
+        with contextlib.suppress(Exception):  # the real export reports any problem
+            for setting in show_code:
+                with _EXPORT_LOCK:
+                    _html_exporter(setting).from_notebook_node(nb)
+
+    def log(self, result: RunResult) -> None:
+        if self._warming.is_alive():
+            self._warming.join()
         try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-        except (OSError, ValueError):  # the helper died: callers fall back or warn
-            return False
-        return True
-
-    def report(self, notebook: Path, html: Path, show_code: bool) -> None:
-        """Write ``html`` in the helper; in this process if the helper cannot."""
-        if self.reporting and self._send(op="report", notebook=str(notebook), html=str(html),
-                                         show_code=show_code):
-            if self.proc.stdout.readline().strip() == "ok":
-                return
-        _write_report(notebook, html, show_code)
-
-    def track(self, run_dir: Path) -> None:
-        """Queue ``run_dir`` for MLflow; logged while the next run executes."""
-        if self.tracking and not self._send(op="track", run_dir=str(run_dir)):
-            print(f"warning: MLflow tracking failed for {run_dir}: helper process exited",
-                  file=sys.stderr)
-
-    def close(self, timeout: float | None = None) -> None:
-        """Wait until every queued run is logged (at most ``timeout`` seconds, then kill)."""
-        with contextlib.suppress(OSError, ValueError):
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            print(f"warning: the lab.runner helper process did not finish within {timeout:g} s "
-                  "and was stopped; runs may be missing from MLflow", file=sys.stderr)
-            return
-        if self.proc.returncode != 0:
-            print(f"warning: the lab.runner helper process exited with status {self.proc.returncode}"
-                  + ("; runs may be missing from MLflow" if self.tracking else ""), file=sys.stderr)
-        self.proc.stdout.close()
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-
-
-def _helper_main(argv: list[str]) -> int:
-    """``python -m lab.runner OUT [--track] [--report {hide,show}-code]... [--experiment NAME]...``.
-
-    Reads JSON requests from stdin, one per line: ``{"op": "report",
-    "notebook", "html", "show_code"}`` (answered ``ok`` or ``error`` on
-    stdout) and ``{"op": "track", "run_dir"}`` (not answered; failures are
-    warnings on stderr, since tracking must never lose a finished run).
-    """
-    import argparse
-    import signal
-
-    # The parent decides when this process ends (Ctrl-C in a terminal reaches
-    # the whole process group): it is killed, or its stdin closes.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    ap = argparse.ArgumentParser(prog="python -m lab.runner")
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--track", action="store_true")
-    ap.add_argument("--report", action="append", default=[], choices=["hide-code", "show-code"])
-    ap.add_argument("--experiment", action="append", default=[])
-    args = ap.parse_args(argv)
-    # Replies go to the original stdout; anything a library prints goes to stderr.
-    replies = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    _skip_unused_imports()
-    # Tracking runs in its own thread, so that a report never waits on MLflow
-    # (a remote store that is slow or down retries for minutes).
-    pending: queue.Queue = queue.Queue()
-    tracker = threading.Thread(target=_tracker_main, args=(args.out, args.experiment, pending),
-                               name="lab-tracker") if args.track else None
-    if tracker is not None:
-        tracker.start()
-    if args.report:
-        _warm_report([mode == "show-code" for mode in args.report])
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        if request["op"] == "report":
-            try:
-                _write_report(Path(request["notebook"]), Path(request["html"]), request["show_code"])
-                replies.write("ok\n")
-            except Exception as exc:  # the parent retries in its own process
-                replies.write(f"error {type(exc).__name__}: {exc}\n")
-            replies.flush()
-        elif request["op"] == "track" and tracker is not None:  # sent only with --track
-            pending.put(request["run_dir"])
-    if tracker is not None:
-        pending.put(None)
-        tracker.join()
-    return 0
-
-
-def _tracker_main(out: Path, experiments: list[str], pending: queue.Queue) -> None:
-    """Log each run directory taken from ``pending`` to MLflow, until ``None``."""
-    client, failure = None, ""
-    try:
-        client = _mlflow_client(out)
-        for name in experiments:  # opens the store and compiles its queries
-            client.get_experiment_by_name(name)
-    except Exception as exc:  # reports are still written; each run gets a warning
-        failure = f"cannot open the MLflow store: {type(exc).__name__}: {exc}"
-    while (run_dir := pending.get()) is not None:
-        try:
-            if client is None:
-                raise RuntimeError(failure)
-            track(run_dir, out, client)
-        except Exception as exc:  # tracking must never lose a finished run
-            print(f"warning: MLflow tracking failed for {run_dir}: {exc}", file=sys.stderr)
-
-
-def _warm_report(show_code: list[bool]) -> None:
-    """Load nbconvert and compile the report templates on a tiny notebook."""
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# warm-up"),
-                                         nbformat.v4.new_code_cell("1", outputs=[
-                                             nbformat.v4.new_output("execute_result", {"text/plain": "1"},
-                                                                    execution_count=1)])])
-    with contextlib.suppress(Exception):  # the real export will report any problem
-        for setting in show_code:
-            _html_exporter(setting).from_notebook_node(nb)
+            if self.client is None:
+                self.client = _mlflow_client(self.out)
+            track(result.run_dir, self.out, self.client)
+        except Exception as exc:  # the run stays complete; its run.json and exit status say so
+            result.tracking_error = f"{type(exc).__name__}: {exc}".strip()
+            info = _read_json(result.run_dir / "run.json")
+            info["tracking_error"] = result.tracking_error
+            _atomic_write_json(result.run_dir / "run.json", info)
+            self.echo(f"warning: MLflow tracking failed for {result.run_dir}: {result.tracking_error}")
 
 
 def _skip_unused_imports() -> None:
@@ -671,7 +774,9 @@ def _skip_unused_imports() -> None:
 
     jsonschema imports it, when installed, only to check the ``iri`` string
     formats of JSON Schema drafts 7 and later; nbformat validates notebooks
-    against draft 4 without format checks, so nothing here uses it.
+    against draft 4 without format checks, so nothing here uses it. Without
+    the skip ``lab run 00 --smoke`` measured 1.26x and 1.58x papermill, over
+    or near its 1.3x target (README, Runner Performance).
     """
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault("rfc3987_syntax", None)
@@ -701,53 +806,45 @@ def run(
         Scheduler address (or client) of an existing dask.distributed cluster;
         defaults to ``$LAB_DASK_SCHEDULER``.
     echo : callable
-        Progress messages go here.
+        Progress messages and warnings go here.
 
     Returns
     -------
     list of RunResult
-        In the order of ``specs``, every run logged to MLflow (unless
-        tracking is off) before this returns. One helper process, started
-        first so that nbconvert and MLflow load while the notebooks run,
-        writes the reports of sequential runs and logs the runs one after the
-        other, so a SQLite store is never written concurrently.
+        In the order of ``specs``. Each run is logged to MLflow (unless
+        tracking is off) by this process as soon as it ends, one after the
+        other; a run that could not be logged has ``tracking_error`` set, in
+        its ``run.json`` too.
+
+    Raises
+    ------
+    RunInterrupted
+        Ctrl-C, or SIGTERM when called in the main thread: the interrupted
+        run is logged (status KILLED) before this raises.
     """
     out = check_output_dir(out_root or config.RUNS_DIR)
     if workers < 1:
         raise LabError(f"--workers must be >= 1, got {workers}")
     dask = dask or os.environ.get(config.DASK_ENV) or None
-    sequential = dask is None and (workers == 1 or len(specs) < 2)
-    helper = None
-    if tracking_enabled() or sequential:
-        helper = _Helper(out, track=tracking_enabled(),
-                         report={s.show_code for s in specs} if sequential else set(),
-                         experiments=list(dict.fromkeys(s.experiment for s in specs)))
-    try:
-        results = _run_all(specs, out, workers, dask, echo, helper)
-    except BaseException:
-        if helper is not None:
-            # Let the helper log the runs that finished before the error or
-            # Ctrl-C (it ignores SIGINT); a second Ctrl-C stops it at once.
-            try:
-                helper.close(timeout=HELPER_GRACE_S)
-            finally:
-                if helper.proc.poll() is None:
-                    helper.kill()
-        raise
-    if helper is not None:
-        helper.close()
-    return results
+    # papermill (nbformat, jsonschema) is loaded before the tracker's thread loads
+    # MLflow, so that the two threads do not import the same modules at once.
+    import papermill  # noqa: F401
+
+    tracker = (_Tracker(out, echo, warm={s.show_code for s in specs})
+               if tracking_enabled() else None)
+    with _sigterm_as_interrupt():
+        return _run_all(specs, out, workers, dask, echo, tracker)
 
 
 def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
-             helper: _Helper | None = None) -> list[RunResult]:
+             tracker: _Tracker | None = None) -> list[RunResult]:
     results: list[RunResult] = []
     n = len(specs)
 
     def _done(i: int, res: RunResult) -> None:
         results.append(res)
-        if helper is not None:
-            helper.track(res.run_dir)
+        if tracker is not None:
+            tracker.log(res)
         echo(f"[{i + 1}/{n}] {res.status:<11} {res.spec.label()} -> {res.run_dir}")
         if res.error:
             echo(f"        {res.error}")
@@ -770,15 +867,33 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
         with ProcessPoolExecutor(max_workers=min(workers, n),
                                  mp_context=mp.get_context("spawn")) as pool:
             futures = [pool.submit(execute, s, out) for s in specs]
-            for i, fut in enumerate(futures):
-                _done(i, fut.result())
+            try:
+                for i, fut in enumerate(futures):
+                    _done(i, fut.result())
+            except _Terminated:
+                # SIGTERM reached this process only (Ctrl-C reaches the workers too):
+                # interrupt the workers' runs, so that they end `interrupted`, logged.
+                for child in mp.active_children():
+                    with contextlib.suppress(OSError):
+                        os.kill(child.pid, signal.SIGINT)
+                pool.shutdown(cancel_futures=True)
+                for j, fut in enumerate(futures[len(results):], start=len(results)):
+                    exc = None if fut.cancelled() else fut.exception()
+                    if isinstance(exc, RunInterrupted):
+                        _done(j, exc.result)
+                    elif not fut.cancelled() and exc is None:
+                        _done(j, fut.result())
+                raise
     else:
         for i, spec in enumerate(specs):
             echo(f"[{i + 1}/{n}] running     {spec.label()}")
             display = RunProgress(f"[{i + 1}/{n}] {spec.notebook.name}")
             try:
-                res = execute(spec, out, progress=display,
-                              report=helper.report if helper is not None else None)
+                res = execute(spec, out, progress=display)
+            except RunInterrupted as exc:
+                # Log it before leaving; a second Ctrl-C (or SIGTERM) skips that.
+                _done(i, exc.result)
+                raise
             finally:
                 display.close()
             _done(i, res)
@@ -790,9 +905,12 @@ def list_runs(out_root: str | Path | None = None, experiment: str | None = None)
     """Read every run directory under ``out_root`` (newest last).
 
     Each entry has ``experiment``, ``id``, ``status``, ``seconds``,
-    ``params``, ``metrics`` and ``dir``. Hidden ``.partial`` directories
-    (a run still going, or a process that was killed) are listed with status
-    ``incomplete``.
+    ``params``, ``metrics`` and ``dir``. A hidden ``.partial`` directory is
+    a run still going (status ``running``) or one whose process ended without
+    finishing it (SIGKILL, the out-of-memory killer, a reboot):
+    that one is marked ``killed`` for good here, its ``run.json`` updated, its
+    directory renamed to the final name, and it is logged to MLflow (KILLED)
+    when tracking is on. A run started on another host stays ``running``.
 
     Examples
     --------
@@ -810,9 +928,10 @@ def list_runs(out_root: str | Path | None = None, experiment: str | None = None)
             if not (run_dir / "run.json").is_file():
                 continue
             info = _read_json(run_dir / "run.json")
+            if run_dir.name.endswith(_PARTIAL) and info.get("status") == "running" \
+                    and _process_gone(info.get("process", {})):
+                run_dir, info = _mark_killed(run_dir, info, root)
             status = info.get("status", "?")
-            if run_dir.name.endswith(_PARTIAL):
-                status = "incomplete"
             rows.append({
                 "experiment": exp_dir.name,
                 "id": info.get("id", run_dir.name),
@@ -825,6 +944,28 @@ def list_runs(out_root: str | Path | None = None, experiment: str | None = None)
             })
     rows.sort(key=lambda r: r["started"])
     return rows
+
+
+def _mark_killed(run_dir: Path, info: dict[str, Any], root: Path) -> tuple[Path, dict[str, Any]]:
+    """Record that the process of the partial run ``run_dir`` ended without finishing it."""
+    proc = info.get("process", {})
+    last = max((p.stat().st_mtime for p in run_dir.iterdir()), default=time.time())
+    info.update(status="killed", finished=datetime.fromtimestamp(last, UTC).isoformat(),
+                error=f"its process (pid {proc.get('pid')} on {proc.get('host')}) ended without "
+                      "finishing the run (killed)")
+    with contextlib.suppress(ValueError, TypeError):
+        info["seconds"] = round(last - datetime.fromisoformat(info["started"]).timestamp(), 3)
+    _atomic_write_json(run_dir / "run.json", info)
+    final = run_dir.with_name(run_dir.name.removeprefix(".").removesuffix(_PARTIAL))
+    try:
+        os.rename(run_dir, final)  # another `lab runs` may have done it already
+    except OSError:
+        return run_dir, info
+    if tracking_enabled():
+        _Tracker(root, lambda msg: print(msg, file=sys.stderr)).log(
+            RunResult(final, "killed", None, info["error"]))  # type: ignore[arg-type]
+        info = _read_json(final / "run.json")
+    return final, info
 
 
 def _read_json(path: Path) -> dict:
@@ -878,10 +1019,3 @@ def format_runs(rows: list[dict[str, Any]], max_metrics: int = 4) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    _status = _helper_main(sys.argv[1:])
-    # Every run is logged and committed: skip the interpreter's teardown of
-    # MLflow and SQLAlchemy (about a second that the parent would wait for).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(_status)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -243,19 +244,40 @@ def test_mlflow_records_the_run(tmp_path, monkeypatch):
     names = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
     assert {"report.html", "notebook.ipynb", "metrics.json"} <= names
     assert json.loads((result.run_dir / "run.json").read_text())["mlflow_run_id"] == mlrun.info.run_id
-    html = (result.run_dir / "report.html").read_text()  # written by the helper process
+    info = json.loads((result.run_dir / "run.json").read_text())
+    for key, ms in (("started", mlrun.info.start_time), ("finished", mlrun.info.end_time)):
+        assert ms == int(datetime.fromisoformat(info[key]).timestamp() * 1000)  # the run's times
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # UI opens on runs
+    html = (result.run_dir / "report.html").read_text()
     assert "OUTPUT-MARKER 4" in html and "boom on purpose" not in html  # no code
+
+
+def test_failed_run_is_logged_as_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_TRACKING", "on")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (result,) = run(_plan("10", {"fail": "true"}), tmp_path, echo=lambda m: None)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (mlrun,) = client.search_runs([client.get_experiment_by_name("10-echo").experiment_id])
+    info = json.loads((result.run_dir / "run.json").read_text())
+    assert result.status == "failed" and mlrun.info.status == "FAILED"
+    assert "boom on purpose" in mlrun.data.tags["lab.error"]
+    assert mlrun.info.end_time == int(datetime.fromisoformat(info["finished"]).timestamp() * 1000)
 
 
 def test_broken_mlflow_store_still_finishes_the_run(tmp_path):
     env = dict(ENV, LAB_TRACKING="on", MLFLOW_TRACKING_URI="bogus-scheme://nowhere")
     proc = _cli("run", "10", "--out", str(tmp_path), env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # completed, but not tracked: said in the status
     assert "warning: MLflow tracking failed" in proc.stderr and "bogus-scheme" in proc.stderr
+    assert "lab: run not logged to MLflow" in proc.stderr
     (run_dir,) = tmp_path.glob("10-echo/*")
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "metrics.json", "notebook.ipynb", "params.json", "report.html", "run.json"]
-    assert "mlflow_run_id" not in json.loads((run_dir / "run.json").read_text())
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed" and "mlflow_run_id" not in info
+    assert "bogus-scheme" in info["tracking_error"]
 
 
 def test_cli_list_and_params():
@@ -310,9 +332,42 @@ def test_unreachable_tracking_server_warns_and_keeps_the_run(tmp_path):
     env = dict(ENV, LAB_TRACKING="on", MLFLOW_TRACKING_URI="http://127.0.0.1:9")
     start = time.monotonic()
     proc = _cli("run", "10", "--out", str(tmp_path), env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     assert "MLflow tracking failed" in proc.stderr
     (run_json,) = tmp_path.rglob("run.json")
-    assert json.loads(run_json.read_text())["status"] == "completed"
+    info = json.loads(run_json.read_text())
+    assert info["status"] == "completed" and info["tracking_error"]
     assert (run_json.parent / "report.html").is_file()
     assert time.monotonic() - start < 90
+
+
+def test_files_are_stored_once(tmp_path, monkeypatch):
+    # plotly.js once per runs directory, linked from notebooks and reports;
+    # MLflow's artifacts are hard links to the run directory's files.
+    import nbformat
+    from plotly.offline import get_plotlyjs
+
+    monkeypatch.setenv("LAB_TRACKING", "on")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    nb = nbformat.read(NB_DIR / "10-echo.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import plotly.graph_objects as go\nimport lab.plots\nlab.plots.setup_notebook()\n"
+        "go.Figure(go.Scatter(y=[1, 3, 2], name='FIGURE-MARKER')).show()"))
+    (tmp_path / "nbs").mkdir()
+    nbformat.write(nb, tmp_path / "nbs" / "10-echo.ipynb")
+    specs = plan("10", notebooks_dir=tmp_path / "nbs", experiments_dir=EX_DIR) * 2
+    results = run(specs, tmp_path / "runs", echo=lambda m: None)
+    (shared,) = (tmp_path / "runs" / "_static").iterdir()
+    assert shared.read_text(encoding="utf-8") == get_plotlyjs()
+    for res in results:
+        assert res.status == "completed" and res.tracking_error is None
+        html = (res.run_dir / "report.html").read_text()
+        assert "FIGURE-MARKER" in html and get_plotlyjs()[:2000] not in html
+        link = re.search(r'<script src="([^"]+plotly[^"]+)"></script>', html).group(1)
+        assert (res.run_dir / link).resolve() == shared.resolve()
+        assert link in (res.run_dir / "notebook.ipynb").read_text()
+        for name in ("report.html", "notebook.ipynb"):
+            assert (res.run_dir / name).stat().st_size < 500_000
+            assert (res.run_dir / name).stat().st_nlink == 2  # and once in mlartifacts
+    linked = {p.stat().st_ino for p in (tmp_path / "runs" / "mlartifacts").rglob("report.html")}
+    assert linked == {(r.run_dir / "report.html").stat().st_ino for r in results}
