@@ -20,11 +20,11 @@ from lab.notebook import ParameterError, find_notebooks, read_notebook
 from lab.runner import (
     LabError,
     RunInterrupted,
-    _skip_unused_imports,
     format_runs,
     list_runs,
     plan,
     run,
+    skip_unused_imports,
 )
 
 __all__ = ["main"]
@@ -121,7 +121,7 @@ def _cmd_params(target: str) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     # This process is lab's own: papermill (through jsonschema) then loads 1.5 s faster.
-    _skip_unused_imports()
+    skip_unused_imports()
     specs = plan(args.target, _parse_pairs(args.param), args.params_file,
                  smoke=args.smoke, show_code=args.show_code)
     out = Path(args.out) if args.out else config.RUNS_DIR

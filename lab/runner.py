@@ -52,7 +52,7 @@ from lab.experiments import (
 from lab.kernel_output import KERNEL_ARGS
 from lab.notebook import Notebook, ParameterError, find_notebooks, read_notebook, resolve_parameters
 from lab.progress import RunProgress
-from lab.tracking import METRICS_FILE, _atomic_write_json, read_metrics
+from lab.tracking import METRICS_FILE, atomic_write_json, read_metrics
 
 __all__ = [
     "LabError",
@@ -64,6 +64,7 @@ __all__ = [
     "list_runs",
     "plan",
     "run",
+    "skip_unused_imports",
     "track",
     "tracking_enabled",
 ]
@@ -340,8 +341,8 @@ def execute(spec: RunSpec, out_root: str | Path, *,
         "python": sys.version.split()[0],
         "process": _process_identity(),
     }
-    _atomic_write_json(tmp / "params.json", spec.resolved_parameters())
-    _atomic_write_json(tmp / "run.json", info)
+    atomic_write_json(tmp / "params.json", spec.resolved_parameters())
+    atomic_write_json(tmp / "run.json", info)
     t0 = time.perf_counter()
     status, error, signum = "completed", None, None
     try:
@@ -385,10 +386,10 @@ def execute(spec: RunSpec, out_root: str | Path, *,
     metrics_path = tmp / METRICS_FILE
     metrics = read_metrics(tmp)
     if not metrics_path.exists():
-        _atomic_write_json(metrics_path, {})
+        atomic_write_json(metrics_path, {})
     info.update(status=status, error=error, finished=datetime.now(UTC).isoformat(),
                 seconds=round(seconds, 3))
-    _atomic_write_json(tmp / "run.json", info)
+    atomic_write_json(tmp / "run.json", info)
     os.replace(tmp, final)
     result = RunResult(final, status, spec, error, metrics, seconds)
     if signum is not None:
@@ -701,7 +702,7 @@ def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
         client.set_terminated(run_id, status=MLFLOW_STATUS.get(status, "FAILED"), end_time=finished)
     info["mlflow_run_id"] = run_id
     info.pop("tracking_error", None)
-    _atomic_write_json(run_dir / "run.json", info)
+    atomic_write_json(run_dir / "run.json", info)
     return run_id
 
 
@@ -765,18 +766,23 @@ class _Tracker:
             result.tracking_error = f"{type(exc).__name__}: {exc}".strip()
             info = _read_json(result.run_dir / "run.json")
             info["tracking_error"] = result.tracking_error
-            _atomic_write_json(result.run_dir / "run.json", info)
+            atomic_write_json(result.run_dir / "run.json", info)
             self.echo(f"warning: MLflow tracking failed for {result.run_dir}: {result.tracking_error}")
 
 
-def _skip_unused_imports() -> None:
+def skip_unused_imports() -> None:
     """Keep jsonschema from importing ``rfc3987_syntax``, which compiles 38 grammars (1.5 s of CPU).
 
     jsonschema imports it, when installed, only to check the ``iri`` string
     formats of JSON Schema drafts 7 and later; nbformat validates notebooks
     against draft 4 without format checks, so nothing here uses it. Without
     the skip ``lab run 00 --smoke`` measured 1.26x and 1.58x papermill, over
-    or near its 1.3x target (README, Runner Performance).
+    or near its 1.3x target (README, Runner Performance). Call it before
+    anything imports jsonschema (``lab.cli`` does).
+
+    Examples
+    --------
+    >>> skip_unused_imports()
     """
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault("rfc3987_syntax", None)
@@ -955,7 +961,7 @@ def _mark_killed(run_dir: Path, info: dict[str, Any], root: Path) -> tuple[Path,
                       "finishing the run (killed)")
     with contextlib.suppress(ValueError, TypeError):
         info["seconds"] = round(last - datetime.fromisoformat(info["started"]).timestamp(), 3)
-    _atomic_write_json(run_dir / "run.json", info)
+    atomic_write_json(run_dir / "run.json", info)
     final = run_dir.with_name(run_dir.name.removeprefix(".").removesuffix(_PARTIAL))
     try:
         os.rename(run_dir, final)  # another `lab runs` may have done it already

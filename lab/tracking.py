@@ -26,7 +26,7 @@ from typing import Any
 from lab.config import MAX_RECORD_ROWS, RUN_DIR_ENV
 
 __all__ = ["record", "recorded", "read_metrics", "to_jsonable", "from_jsonable",
-           "METRICS_FILE"]
+           "atomic_write_json", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
 #: How metrics.json spells the floats JSON cannot hold (``float()`` reads them back).
@@ -210,7 +210,7 @@ def record(name: str, value: Any) -> Any:
         path = Path(run_dir) / METRICS_FILE
         metrics = json.loads(path.read_text()) if path.exists() else {}
         metrics[name] = stored
-        _atomic_write_json(path, metrics)
+        atomic_write_json(path, metrics)
     _MEMORY[name] = from_jsonable(stored)
     return value
 
@@ -226,8 +226,20 @@ def recorded() -> dict[str, Any]:
     return dict(_MEMORY)
 
 
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it into place.
+
+    A reader sees the old file or the new one, never half of one.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> p = Path(tempfile.mkdtemp()) / "run.json"
+    >>> atomic_write_json(p, {"status": "completed"})
+    >>> json.loads(p.read_text())
+    {'status': 'completed'}
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

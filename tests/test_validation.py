@@ -64,14 +64,6 @@ def test_as_2d_reads_repeated_column_names():
         _as_2d(df)
 
 
-# Private names still imported across modules, each owned by work in progress
-# elsewhere (issue 21); the list may only shrink.
-_PENDING_PRIVATE_IMPORTS = {
-    ("lab/cli.py", "lab.runner", "_skip_unused_imports"),
-    ("lab/runner.py", "lab.tracking", "_atomic_write_json"),
-}
-
-
 def test_no_module_imports_another_modules_private_names():
     import ast
     from pathlib import Path
@@ -84,4 +76,4 @@ def test_no_module_imports_another_modules_private_names():
                     and node.module != "lab._validation":
                 found |= {(path.relative_to(root).as_posix(), node.module, alias.name)
                           for alias in node.names if alias.name.startswith("_")}
-    assert found <= _PENDING_PRIVATE_IMPORTS, sorted(found - _PENDING_PRIVATE_IMPORTS)
+    assert not found, sorted(found)
