@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"run on an existing dask.distributed scheduler (or ${config.DASK_ENV})")
     pr.add_argument("--show-code", action="store_true", help="keep code cells in report.html")
 
+    sub.add_parser("detectors", help="the registered detectors: name, class, default threshold")
+
     ps = sub.add_parser("runs", help="table of past runs")
     ps.add_argument("name", nargs="?", help="only this experiment")
     ps.add_argument("--out", metavar="DIR", default=None, help="runs directory")
@@ -151,6 +153,21 @@ def _cmd_runs(name: str | None, out: str | None) -> int:
     return 0
 
 
+def _cmd_detectors() -> int:
+    from lab import kernel_output
+    from lab.models import detector_table
+
+    kernel_output.install()  # importing mscred and betsi starts TensorFlow, which talks on fd 2
+
+    table = detector_table()
+    width = table["name"].str.len().max()
+    cls_width = table["class"].str.len().max()
+    for row in table.itertuples(index=False):
+        print(f"{row.name:<{width}}  {row[1]:<{cls_width}}  {row.threshold:<9}  {row.summary}")
+    print("\nBuild one with lab.models.get_detector(name, **params); see docs/detectors.md.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lab`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -163,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "runs":
             return _cmd_runs(args.name, args.out)
+        if args.command == "detectors":
+            return _cmd_detectors()
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2

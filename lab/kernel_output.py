@@ -60,6 +60,9 @@ BENIGN_LINES: tuple[tuple[str, re.Pattern], ...] = (
 )
 # absl's own notice that precedes the first of them.
 _ABSL_PREAMBLE = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# The second line of cpu_feature_guard's notice, which absl writes without its prefix.
+_CPU_GUARD_TAIL = re.compile(r"^To enable the following instructions: [\w ,.]+ in other operations, "
+                             r"rebuild TensorFlow with the appropriate compiler flags\.$")
 # A partial line (no newline yet) is held this long in case the rest follows, then passed on.
 _PARTIAL_WAIT_S = 0.2
 _READ_BYTES = 65536
@@ -73,11 +76,14 @@ def is_benign(line: str) -> bool:
     >>> is_benign("WARNING: All log messages before absl::InitializeLog() is called are "
     ...           "written to STDERR\\n")
     True
+    >>> is_benign("To enable the following instructions: AVX2 FMA, in other operations, "
+    ...           "rebuild TensorFlow with the appropriate compiler flags.")
+    True
     >>> is_benign("Traceback (most recent call last):")
     False
     """
     line = line.rstrip("\r\n")
-    if line == _ABSL_PREAMBLE:
+    if line == _ABSL_PREAMBLE or _CPU_GUARD_TAIL.match(line):
         return True
     m = _ABSL.match(line)
     return bool(m) and any(m["file"] == f and p.search(m["msg"]) for f, p in BENIGN_LINES)

@@ -194,3 +194,18 @@ def test_threshold_rules_on_a_detector():
         get_detector("random", threshold="median").fit(x)
     with pytest.raises(ValueError, match="no native threshold"):
         get_detector("random", threshold="native").fit(x)
+
+
+@pytest.mark.slow
+def test_cli_lists_every_detector_without_tensorflow_chatter():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "lab", "detectors"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines()[:len(DETECTORS)]]
+    assert names == list(DETECTORS)
+    assert "native" in proc.stdout and "get_detector" in proc.stdout
+    for noise in ("oneDNN", "cuda drivers", "absl", "To enable the following instructions"):
+        assert noise not in proc.stderr + proc.stdout, noise

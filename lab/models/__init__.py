@@ -100,7 +100,38 @@ def get_detector(name: str, **params: Any):
                          f"{exc}") from None
 
 
-__all__ = sorted(_NAMES) + ["DETECTORS", "get_detector"] + list(_SUBMODULES)
+def detector_table():
+    """One row per registered detector: its name, class, default threshold and summary.
+
+    ``lab detectors`` prints it. Importing ``mscred`` and ``betsi`` loads Keras.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``name``, ``class``, ``threshold`` (the default rule) and
+        ``summary`` (the first line of the class docstring).
+
+    Examples
+    --------
+    >>> table = detector_table()
+    >>> table.set_index("name").loc["spot", "threshold"]
+    'native'
+    """
+    import inspect
+
+    import pandas as pd
+
+    rows = []
+    for name in _REGISTRY:
+        cls = DETECTORS[name]
+        default = inspect.signature(cls.__init__).parameters.get("threshold")
+        rows.append({"name": name, "class": cls.__name__,
+                     "threshold": default.default if default is not None else "",
+                     "summary": (inspect.getdoc(cls) or "").split("\n")[0]})
+    return pd.DataFrame(rows)
+
+
+__all__ = sorted(_NAMES) + ["DETECTORS", "detector_table", "get_detector"] + list(_SUBMODULES)
 
 
 def __getattr__(name: str):
