@@ -332,7 +332,7 @@ def _adjust_kernel(t: np.ndarray, p: np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
+def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0, warn: bool = True) -> float:
     """F1 after point adjustment, the common protocol of anomaly-detection papers.
 
     Every true anomaly segment with at least one predicted point counts as
@@ -343,7 +343,9 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
        Rigorous Evaluation of Time-Series Anomaly Detection") show that a
        random score reaches a high point-adjusted F1 on the usual benchmarks.
        Report :func:`point_metrics` or :func:`range_f1` next to it. The first
-       call in a process says so with a ``UserWarning``.
+       call in a process says so with a ``UserWarning`` (``warn=False``: a
+       caller that reports stricter metrics beside it, such as
+       :func:`lab.evaluation.evaluate_synthetic`).
 
     Parameters
     ----------
@@ -351,6 +353,8 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
         0/1 labels.
     zero_division : {0, 1, nan}, default 0.0
         See :func:`point_metrics`.
+    warn : bool, default True
+        Give the once-per-process warning.
 
     Returns
     -------
@@ -372,7 +376,8 @@ def point_adjusted_f1(y_true, y_pred, *, zero_division: float = 0.0) -> float:
     """
     zero_division = _check_zero_division(zero_division)
     t, p = _check_label_pair(y_true, y_pred, "y_pred", score=False)
-    _warn_point_adjust()
+    if warn:
+        _warn_point_adjust()
     adjusted = _adjust_kernel(t, p)
     tp = int((t & adjusted).sum())
     precision = _safe_div(tp, int(adjusted.sum()), "precision", zero_division)

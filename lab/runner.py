@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
+import math
 import os
 import re
 import shutil
@@ -321,6 +323,11 @@ def execute(spec: RunSpec, out_root: str | Path, *,
     """
     import papermill as pm
 
+    for name in ("asyncio", "papermill", "nbclient", "traitlets"):
+        logger = logging.getLogger(name)
+        if _KILLED_KERNEL not in logger.filters:
+            logger.addFilter(_KILLED_KERNEL)
+
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     parent = Path(out_root).absolute() / spec.experiment
@@ -428,6 +435,34 @@ def _process_gone(identity: dict[str, Any]) -> bool:
         return False
 
 
+class _KilledKernelNoise(logging.Filter):
+    """Drops the log records of a kernel that the runner itself killed after Ctrl-C or SIGTERM.
+
+    The cell waiting on that kernel then ends with ``DeadKernelError``:
+    nbclient logs "Kernel died while waiting for execute reply" and asyncio
+    "Task exception was never retrieved" with a traceback, though nothing went
+    wrong. A kernel that dies on its own fails its run with its own message
+    (``run.json`` and the console), and its records pass: the filter acts only
+    for a few seconds after the runner killed a kernel.
+    """
+
+    window_s = 30.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = -math.inf
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if time.monotonic() - self.started > self.window_s:
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (type(exc).__name__ == "DeadKernelError"
+                    or record.getMessage().startswith("Kernel died while waiting"))
+
+
+_KILLED_KERNEL = _KilledKernelNoise()
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM (a job scheduler's stop) raises in the main thread, as Ctrl-C does."""
@@ -481,8 +516,10 @@ def _kernel_manager_with_env(extra: dict[str, str]):
             # once: its state is discarded anyway, and a graceful shutdown of a busy
             # kernel makes ipykernel print a ZMQError traceback (its reply to the
             # interrupted cell races its own closing sockets).
-            now = now or isinstance(sys.exc_info()[1], KeyboardInterrupt)
-            await super().shutdown_kernel(now=now, restart=restart)
+            killing = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+            if killing:
+                _KILLED_KERNEL.started = time.monotonic()
+            await super().shutdown_kernel(now=now or killing, restart=restart)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart=restart)

@@ -219,8 +219,11 @@ def test_make_jupyter_and_ui_take_host_port_and_root_from_the_environment(tmp_pa
 
 
 def test_make_install_says_what_it_does(tmp_path):
-    proc = subprocess.run(["make", "-n", "install", f"STAMP={tmp_path / 'missing'}"],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    # under `make test` the parent make's flags would add "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    proc = subprocess.run(["make", "-n", "--no-print-directory", "install",
+                           f"STAMP={tmp_path / 'missing'}"],
+                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, env=env)
     lines = proc.stdout.splitlines()
     assert lines[0].startswith('echo "Installing the lab')
     (pip,) = [ln for ln in lines if "install" in ln and "-e" in ln]

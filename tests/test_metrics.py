@@ -305,3 +305,13 @@ def test_point_adjusted_f1_warns_once_per_process(monkeypatch):
     assert issubclass(inflated[0].category, UserWarning)
     assert "Kim et al., AAAI 2022" in str(inflated[0].message)
     assert inflated[0].filename == __file__  # points at the caller's line
+
+
+def test_point_adjusted_f1_warn_false_neither_warns_nor_uses_up_the_warning(monkeypatch):
+    monkeypatch.setattr(metrics, "_PA_WARNED", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics.point_adjusted_f1([0, 1, 1, 0], [0, 1, 0, 0], warn=False)
+        assert not [w for w in caught if "inflates" in str(w.message)]
+        metrics.point_adjusted_f1([0, 1, 1, 0], [0, 1, 0, 0])
+    assert len([w for w in caught if "inflates" in str(w.message)]) == 1

@@ -371,3 +371,25 @@ def test_files_are_stored_once(tmp_path, monkeypatch):
             assert (res.run_dir / name).stat().st_nlink == 2  # and once in mlartifacts
     linked = {p.stat().st_ino for p in (tmp_path / "runs" / "mlartifacts").rglob("report.html")}
     assert linked == {(r.run_dir / "report.html").stat().st_ino for r in results}
+
+
+def test_noise_of_a_kernel_the_runner_killed_is_dropped_for_a_while_only(monkeypatch):
+    import logging
+    import time
+
+    from nbclient.exceptions import DeadKernelError
+
+    from lab import runner
+
+    def record(msg, exc=None):
+        info = (type(exc), exc, None) if exc else None
+        return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, msg, (), info)
+
+    noise = [record("Task exception was never retrieved", DeadKernelError("Kernel died")),
+             record("Kernel died while waiting for execute reply.")]
+    real = record("Task exception was never retrieved", RuntimeError("a real bug"))
+    monkeypatch.setattr(runner._KILLED_KERNEL, "started", time.monotonic())
+    assert [runner._KILLED_KERNEL.filter(r) for r in noise] == [False, False]
+    assert runner._KILLED_KERNEL.filter(real)
+    monkeypatch.setattr(runner._KILLED_KERNEL, "started", time.monotonic() - 60)
+    assert all(runner._KILLED_KERNEL.filter(r) for r in noise)  # a kernel that died by itself
