@@ -30,7 +30,9 @@ import contextlib
 import os
 import re
 import select
-import threading
+import signal
+import subprocess
+import sys
 import warnings
 
 __all__ = ["BENIGN_LINES", "KERNEL_ARGS", "install", "is_benign", "load_ipython_extension",
@@ -96,14 +98,8 @@ def _filter_lines(data: bytes) -> bytes:
     return b"".join(kept)
 
 
-def _pump(read_fd: int, write_fd: int) -> None:
-    """Copy ``read_fd`` to ``write_fd`` line by line, without the benign lines."""
-    # the reader at the other end goes away when the kernel shuts down: stop quietly
-    with contextlib.suppress(OSError):
-        _copy(read_fd, write_fd)
-
-
 def _copy(read_fd: int, write_fd: int) -> None:
+    """Copy ``read_fd`` to ``write_fd`` until end of file, without the benign lines."""
     pending = b""
     while True:
         if pending:
@@ -113,11 +109,9 @@ def _copy(read_fd: int, write_fd: int) -> None:
                 pending = b""
                 continue
         chunk = os.read(read_fd, _READ_BYTES)
-        if not chunk:  # every writer closed the pipe
+        if not chunk:  # every writer closed the pipe (or died)
             if pending:
                 os.write(write_fd, pending)
-            os.close(read_fd)
-            os.close(write_fd)
             return
         pending += chunk
         head, sep, pending = pending.rpartition(b"\n")
@@ -127,38 +121,46 @@ def _copy(read_fd: int, write_fd: int) -> None:
                 os.write(write_fd, out)
 
 
-def install(fd: int = 2) -> threading.Thread:
-    """Route ``fd`` through a filter that drops :func:`is_benign` lines.
+def install(fd: int = 2) -> subprocess.Popen:
+    """Route ``fd`` through a filter process that drops :func:`is_benign` lines.
 
     Whatever ``fd`` pointed to (a terminal, a file, ipykernel's pipe) keeps
-    receiving every other byte, in order.
+    receiving every other byte, in order. The filter is a small process of
+    its own, not a thread: when this process exits, or crashes in C++ (a
+    TensorFlow check failure, an abort), the filter still reads the last
+    lines to the end of the pipe and passes them on. It ignores Ctrl-C, which
+    reaches the whole process group, and ends when the pipe closes.
 
     Returns
     -------
-    threading.Thread
-        The daemon thread that copies the lines.
+    subprocess.Popen
+        The filter process (it ends once every copy of ``fd`` is closed).
 
     Examples
     --------
     >>> import os, tempfile
     >>> with tempfile.TemporaryFile() as sink:
     ...     fd = os.dup(sink.fileno())
-    ...     thread = install(fd)
+    ...     proc = install(fd)
     ...     _ = os.write(fd, (_ABSL_PREAMBLE + "\\nreal error\\n").encode())
     ...     os.close(fd)  # the filter passes on what it holds and stops
-    ...     thread.join()
+    ...     proc.wait(10)
     ...     _ = sink.seek(0)
     ...     sink.read()
+    0
     b'real error\\n'
     """
-    downstream = os.dup(fd)
     read_fd, write_fd = os.pipe()
+    downstream = os.dup(fd)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "lab.kernel_output"], stdin=read_fd,
+                                stdout=downstream, close_fds=True)
+    finally:
+        os.close(read_fd)
+        os.close(downstream)
     os.dup2(write_fd, fd)
     os.close(write_fd)
-    thread = threading.Thread(target=_pump, args=(read_fd, downstream), name="lab-stderr-filter",
-                              daemon=True)
-    thread.start()
-    return thread
+    return proc
 
 
 def load_ipython_extension(ipython) -> None:
@@ -214,3 +216,9 @@ def _note(label: str, text: str) -> None:
         display(Markdown(f"**{label}:** {text}"))
     else:
         print(f"{label}: {text}")
+
+
+if __name__ == "__main__":  # the filter process of install(): stdin to stdout
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError):  # the reader at the other end went away
+        _copy(0, 1)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import types
 import warnings
 from importlib import metadata
@@ -53,14 +54,26 @@ def _through_filter(chunks: list[bytes]) -> bytes:
 
     with tempfile.TemporaryFile() as sink:
         fd = os.dup(sink.fileno())
-        thread = install(fd)
+        proc = install(fd)
         for chunk in chunks:
             os.write(fd, chunk)
         os.close(fd)
-        thread.join(5)
-        assert not thread.is_alive()
+        assert proc.wait(10) == 0
         sink.seek(0)
         return sink.read()
+
+
+@pytest.mark.parametrize("ending", ["raise SystemExit(3)", "os.abort()"])
+def test_the_last_lines_of_a_process_that_exits_or_crashes_are_not_lost(tmp_path, ending):
+    code = ("import os\nfrom lab.kernel_output import install\ninstall()\n"
+            f"os.write(2, b'{TF_LINES[0]}\\nlast words\\n')\n{ending}\n")
+    with open(tmp_path / "err", "wb") as err:
+        proc = subprocess.run([sys.executable, "-c", code], stderr=err, timeout=60)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 10  # the filter may finish just after its parent
+    while b"last words" not in (tmp_path / "err").read_bytes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (tmp_path / "err").read_bytes() == b"last words\n"
 
 
 def test_filter_drops_only_the_startup_lines_in_order():
