@@ -447,8 +447,15 @@ def test_score_is_the_distance_curve_placed_at_rows(fitted, data):
     score = fitted.score(df)
     assert score.index.equals(df.index) and score.name == "score"
     rows = fitted.scored_rows(df)
-    assert df.index[rows].equals(d.index)
+    # each value sits on the last row of the later window it compares (span 1)
+    k = np.arange(len(d))
+    np.testing.assert_array_equal(
+        rows, (k + fitted.lag_) * fitted.stride_ + fitted.window_size_ - 1)
     np.testing.assert_array_equal(score.iloc[rows].to_numpy(), d.to_numpy())
+    # so a row's score reads no later row: cutting the frame changes no score before the cut
+    for cut in (rows[0] + 1, rows[len(rows) // 2] + 3, len(df) - 1):
+        np.testing.assert_array_equal(fitted.score(df.iloc[:cut]).to_numpy(),
+                                      score.iloc[:cut].to_numpy())
     for i in range(len(df)):  # carried forward; the first value before the first row
         k = max(np.searchsorted(rows, i, side="right") - 1, 0)
         assert score.iloc[i] == d.iloc[k], i
@@ -464,7 +471,7 @@ def test_native_threshold_is_the_peak_rule_on_the_training_curve(fitted, data):
     assert (d > fitted.threshold_).sum() >= events.size
     assert fitted.threshold_ == np.nextafter(d[events].min(), -np.inf)
     flagged = fitted.predict(df.iloc[:300])
-    assert flagged.iloc[fitted.change_points(df.iloc[:300])].all()
+    assert flagged.iloc[fitted.scored_rows(df.iloc[:300])[events]].all()
     # the base rules are available too
     q = BehaviourDetector(**{**fitted.get_params(), "threshold": "quantile",
                              "contamination": 0.1}).fit(df.iloc[:300])

@@ -491,8 +491,9 @@ class BehaviourDetector(ChangePointDetector):
     better, hence the default.
 
     **Score at rows.** :meth:`score` is the distance curve placed at rows:
-    each value on the boundary row where it sits (:meth:`scored_rows`), the
-    rows between two values take the last one, and the rows before the first
+    each value on the row that ends the later of the windows it compares
+    (:meth:`scored_rows`), so a row's score reads no later row; the rows
+    between two values take the last one, and the rows before the first
     value take the first one. With fewer than ``window_size_ + lag_ * stride_``
     rows there is no pair of windows to compare and every row scores 0 (no
     change seen). ``change_points`` (row positions) and :meth:`events` (time
@@ -617,7 +618,7 @@ class BehaviourDetector(ChangePointDetector):
     def _native_threshold(self, valid_scores: np.ndarray | None) -> float:
         # the peak rule (class Notes) on the training curve, read back from the
         # training rows' scores at the rows where the curve's values sit
-        d = self.decision_scores_[self._positions(len(self.decision_scores_))[0]]
+        d = self.decision_scores_[self._ends(len(self.decision_scores_))]
         events = get_events(d, self.margin)
         if events.size:
             return float(np.nextafter(d[events].min(), -np.inf))
@@ -679,6 +680,13 @@ class BehaviourDetector(ChangePointDetector):
         return ((2 * i * self.stride_ + self.window_size_ + lag * self.stride_) // 2
                 ).astype(np.int64), span
 
+    def _ends(self, n_rows: int) -> np.ndarray:
+        """Row that ends the last window each value of the curve reads (window i + lag + span - 1)."""
+        positions, span = self._positions(n_rows)
+        n_values = len(positions)
+        i = np.arange(n_values) + span - 1
+        return ((i + self.lag_ + span - 1) * self.stride_ + self.window_size_ - 1).astype(np.int64)
+
     def _curve(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance curve of validated ``values`` and the row position of each value."""
         codes = self._codes_kernel(values)
@@ -691,27 +699,30 @@ class BehaviourDetector(ChangePointDetector):
         return d, positions
 
     def _score(self, values: np.ndarray) -> np.ndarray:
-        d, positions = self._curve(values)
+        d, _ = self._curve(values)
         if not len(d):
             return np.zeros(len(values))
-        return self._place(positions, d, len(values))
+        # at the row that ends the windows it compares, so a row's score reads no later row
+        return self._place(self._ends(len(values)), d, len(values))
 
     def _change_points(self, values: np.ndarray) -> np.ndarray:
         d, positions = self._curve(values)
         return positions[get_events(d, self.margin)]
 
     def scored_rows(self, X) -> np.ndarray:
-        """Positions of the rows of ``X`` where a value of the distance curve sits.
+        """Positions of the rows of ``X`` where :meth:`score` places a value of the curve.
 
-        One every ``stride_`` rows; :meth:`score` carries each value over the
-        rows up to the next one.
+        One every ``stride_`` rows, each the last row of the windows that the
+        value compares; :meth:`score` carries each value over the rows up to
+        the next one. (:meth:`change_points` put a change on the boundary
+        between the two windows instead.)
 
         Returns
         -------
         ndarray of int
         """
         values = self._check_columns(X)
-        return self._positions(len(values))[0]
+        return self._ends(len(values))
 
     def codes(self, X) -> pd.DataFrame:
         """Bottleneck code of every window, indexed by the label of the window's middle row.
