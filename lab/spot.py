@@ -104,10 +104,10 @@ def spot_threshold(scores: Any, q: float = DEFAULT_Q, level: float = DEFAULT_LEV
     -----
     Siffer, Fouque, Termier and Largouët, "Anomaly Detection in Streams with
     Extreme Value Theory", KDD 2017, algorithm 1 (the initial step), through
-    ``libspot.Spot.fit``. When all excesses are equal, libspot's fit
-    degenerates to a tail of no width and the threshold lands on that one
-    excess value (990 zeros and 10 ones give 1.0). A batch with nothing
-    above its initial quantile (a constant batch) raises ValueError.
+    ``libspot.Spot.fit``. A tail whose excesses are all equal (990 zeros and
+    10 ones; the lower tail of counts) leaves the GPD undetermined, and a
+    batch with nothing above its initial quantile (a constant batch) has no
+    tail: both raise ValueError rather than return a meaningless threshold.
 
     Examples
     --------
@@ -180,8 +180,18 @@ class Spot:
         return self
 
     def _degenerate_check(self, values: np.ndarray, fitted: bool = True) -> None:
-        # libspot gives no finite threshold when it cannot fit the tail
-        if not fitted or not np.isfinite(self._spot.anomaly_threshold):
+        # Excesses that are all equal (count data, a bounded tail) leave the GPD
+        # undetermined: libspot then returns sigma <= 0, absurd parameters or no
+        # finite threshold, and its scores would be garbage.
+        degenerate = not fitted
+        if fitted:
+            spot = self._spot
+            ex = np.asarray(spot.excesses(), dtype=np.float64)
+            flat = ex.size == 0 or np.ptp(ex) <= 1e-12 * max(1.0, float(np.abs(ex).max()))
+            degenerate = flat or not (np.isfinite(spot.gamma) and np.isfinite(spot.sigma)
+                                      and spot.sigma > 0
+                                      and np.isfinite(spot.anomaly_threshold))
+        if degenerate:
             raise ValueError(
                 "SPOT could not fit a tail: the calibration values above their "
                 f"{self.level:g} quantile have no spread (min {values.min():g}, max "

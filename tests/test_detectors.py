@@ -209,3 +209,30 @@ def test_cli_lists_every_detector_without_tensorflow_chatter():
     assert "native" in proc.stdout and "get_detector" in proc.stdout
     for noise in ("oneDNN", "cuda drivers", "absl", "To enable the following instructions"):
         assert noise not in proc.stderr + proc.stdout, noise
+
+
+def test_refit_starts_clean_and_a_failed_fit_leaves_no_half_fitted_detector():
+    hbos = get_detector("hbos").fit(_sine(3000, 0))
+    assert hbos.window_ == PERIOD
+    hbos.fit(_sine(60, 1))  # "auto" resolves again on the new rows, not the old window_
+    assert hbos.window_ < 60 and len(hbos.decision_scores_) == 60
+    det = get_detector("random").fit(_sine(3000, 0))
+    det.set_params(threshold="spot")
+    with pytest.raises(ValueError, match="needs at least"):
+        det.fit(_sine(100, 0))
+    with pytest.raises(NotFittedError):  # not the old threshold_ beside new scores
+        det.score(_sine(10, 0))
+
+
+@pytest.mark.parametrize("columns", [pd.MultiIndex.from_tuples([("a", 1), ("b", 2)]),
+                                     pd.date_range("2024-01-01", periods=2)])
+def test_save_refuses_column_labels_json_cannot_give_back(columns, tmp_path):
+    df = pd.DataFrame(_sine(200, 0, 2), columns=columns)
+    det = get_detector("random").fit(df)
+    with pytest.raises(ValueError, match="rename the columns to strings"):
+        det.save(tmp_path / "det")
+    assert not (tmp_path / "det").exists()
+    ints = get_detector("random").fit(pd.DataFrame(_sine(200, 0, 2)))
+    back = type(ints).load(ints.save(tmp_path / "ints"))
+    np.testing.assert_array_equal(back.score(pd.DataFrame(_sine(50, 1, 2))),
+                                  ints.score(pd.DataFrame(_sine(50, 1, 2))))

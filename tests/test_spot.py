@@ -145,3 +145,20 @@ def test_unfitted_spot_raises():
         Spot().step(1.0)
     with pytest.raises(NotFittedError):
         _ = Spot().tail_
+
+
+@pytest.mark.parametrize("x", [np.r_[np.zeros(990), np.ones(10)],
+                               -np.random.default_rng(0).poisson(2, 3000).astype(float)])
+def test_a_tail_of_equal_excesses_is_refused_not_fitted_to_garbage(x):
+    with pytest.raises(ValueError, match="no spread"):
+        spot_threshold(x)
+
+
+def test_spot_detector_names_the_column_and_side_of_a_degenerate_tail():
+    from lab.models import SPOTDetector
+
+    counts = np.random.default_rng(0).poisson(2, (3000, 1)).astype(float)
+    with pytest.raises(ValueError, match=r"column 0 \(lower tail\).*no spread"):
+        SPOTDetector(tail="both").fit(counts)
+    det = SPOTDetector(tail="upper").fit(counts)
+    assert np.isfinite(det.score(np.array([[0.0], [20.0]])).to_numpy()).all()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import numbers
 import os
 import shutil
 import tempfile
@@ -66,7 +67,7 @@ class BaseDetector:
     * ``_score(values)`` returns one finite float per row of ``values``, higher
       meaning more anomalous. A window detector computes one score per window
       and places it with :meth:`_place`.
-    * ``_native_threshold(valid_scores)`` (optional) is the detector's own rule,
+    * ``_native_threshold(valid_values)`` (optional) is the detector's own rule,
       used by ``threshold="native"``.
 
     Class attributes: ``_keras_attrs`` (Keras models), ``_estimator_attrs``
@@ -167,6 +168,7 @@ class BaseDetector:
             On non-numeric columns, NaN, too few rows, bad settings, or a
             ``valid`` with other columns.
         """
+        self._forget()
         self._check_params()
         values, _, columns = self._validate(X, "X")
         valid_values = None
@@ -180,11 +182,20 @@ class BaseDetector:
         fit_values = values
         if self._needs_valid and valid_values is None:
             fit_values, valid_values = self._carve_valid(values)
-        self._fit(fit_values, y, valid_values)
-        self.decision_scores_ = self._checked_scores(self._training_scores(values),
-                                                     len(values))
-        self._set_threshold(valid_values)
+        try:
+            self._fit(fit_values, y, valid_values)
+            self.decision_scores_ = self._checked_scores(self._training_scores(values),
+                                                         len(values))
+            self._set_threshold(valid_values)
+        except BaseException:
+            self._forget()  # no half-fitted detector: unfitted, or fitted whole
+            raise
         return self
+
+    def _forget(self) -> None:
+        """Drop every learned attribute (names ending in ``_``): a refit starts clean."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)
 
     def _training_scores(self, values: np.ndarray) -> np.ndarray:
         """Scores of the training rows that ``_fit`` just learned from.
@@ -203,14 +214,12 @@ class BaseDetector:
 
         method = getattr(self, "threshold", self._default_threshold)
         if method == "native" or (isinstance(method, dict) and method.get("method") == "native"):
-            valid_scores = None if valid_values is None else self._checked_scores(
-                self._score(valid_values), len(valid_values))
-            self.threshold_ = float(self._native_threshold(valid_scores))
+            self.threshold_ = float(self._native_threshold(valid_values))
         else:
             self.threshold_ = fit_threshold(self.decision_scores_, method,
                                             getattr(self, "contamination", 0.01))
 
-    def _native_threshold(self, valid_scores: np.ndarray | None) -> float:
+    def _native_threshold(self, valid_values: np.ndarray | None) -> float:
         raise ValueError(f"{type(self).__name__} has no native threshold rule; use "
                          "'quantile', 'spot', 'sigma' or a number")
 
@@ -297,8 +306,23 @@ class BaseDetector:
         -------
         pathlib.Path
             The directory written.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit``.
+        ValueError
+            If the fitted column labels are not strings or integers (JSON
+            could not give them back as they were).
         """
         self._check_is_fitted()
+        odd = [c for c in getattr(self, "columns_", [])
+               if isinstance(c, bool) or not isinstance(c, str | numbers.Integral)]
+        if odd:
+            raise ValueError(
+                f"cannot save a detector fitted on column labels {odd[:3]} "
+                f"({type(odd[0]).__name__}): saved settings are JSON, which keeps strings and "
+                "integers only; rename the columns to strings before fit to save it")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
@@ -403,7 +427,7 @@ class ChangePointDetector(BaseDetector):
     ...         pass
     ...     def _score(self, values):
     ...         return np.abs(np.diff(values[:, 0], prepend=values[0, 0]))
-    ...     def _native_threshold(self, valid_scores):
+    ...     def _native_threshold(self, valid_values):
     ...         return 1.0
     ...     def _change_points(self, values):
     ...         return np.flatnonzero(self._score(values) > self.threshold_)

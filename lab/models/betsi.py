@@ -615,7 +615,7 @@ class BehaviourDetector(ChangePointDetector):
         self.lag_ = -(-window // stride)
         self.n_encoder_layers_ = len(hidden)
 
-    def _native_threshold(self, valid_scores: np.ndarray | None) -> float:
+    def _native_threshold(self, valid_values: np.ndarray | None) -> float:
         # the peak rule (class Notes) on the training curve, read back from the
         # training rows' scores at the rows where the curve's values sit
         d = self.decision_scores_[self._ends(len(self.decision_scores_))]

@@ -483,9 +483,9 @@ class MSCREDDetector(BaseDetector):
             else float(self.tau)
         self.valid_score_max_ = float(_count_kernel(smallest, self.tau_).max())
 
-    def _native_threshold(self, valid_scores: np.ndarray | None) -> float:
-        # the maximum over matrices ending at every validation row (_set_tau), which
-        # bounds the maximum of valid_scores, the matrices on the step grid only
+    def _native_threshold(self, valid_values: np.ndarray | None) -> float:
+        # the maximum over matrices ending at every validation row (_set_tau), more
+        # than the matrices on the step grid that score() places
         return float(self.alpha * self.valid_score_max_)
 
     def _check_separation(self, Z_valid: np.ndarray) -> None:

@@ -209,5 +209,5 @@ class SPOTDetector(BaseDetector):
         ends = np.arange(start, len(values))
         return self._place(ends, best, len(values))
 
-    def _native_threshold(self, valid_scores) -> float:
+    def _native_threshold(self, valid_values) -> float:
         return -math.log10(self.q)
