@@ -913,12 +913,14 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
             try:
                 for i, fut in enumerate(futures):
                     _done(i, fut.result())
-            except _Terminated:
-                # SIGTERM reached this process only (Ctrl-C reaches the workers too):
-                # interrupt the workers' runs, so that they end `interrupted`, logged.
-                for child in mp.active_children():
-                    with contextlib.suppress(OSError):
-                        os.kill(child.pid, signal.SIGINT)
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, _Terminated):
+                    # SIGTERM reached this process only (Ctrl-C in a terminal reaches
+                    # the workers too): interrupt the workers' runs as well.
+                    for child in mp.active_children():
+                        with contextlib.suppress(OSError):
+                            os.kill(child.pid, signal.SIGINT)
+                # either way the workers' runs end `interrupted`: log them before leaving
                 pool.shutdown(cancel_futures=True)
                 for j, fut in enumerate(futures[len(results):], start=len(results)):
                     exc = None if fut.cancelled() else fut.exception()

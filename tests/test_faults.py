@@ -137,7 +137,8 @@ def test_signal_interrupts_the_run(tmp_path, signum, code, message):
 
 
 @pytest.mark.slow
-def test_sigterm_interrupts_a_grid_in_worker_processes(tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_interrupts_a_grid_in_worker_processes(tmp_path, signum, code):
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", "echo-grid", "--workers", "2",
                              "-p", "sleep=120", "--out", str(tmp_path)], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -150,9 +151,12 @@ def test_sigterm_interrupts_a_grid_in_worker_processes(tmp_path):
         time.sleep(0.2)
     procs = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     shm = _shm_of(procs)
-    proc.send_signal(signal.SIGTERM)
+    if signum == signal.SIGINT:  # Ctrl-C in a terminal: the whole process group
+        os.killpg(proc.pid, signum)
+    else:  # a job scheduler: lab's own process only
+        proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    assert proc.returncode == code, err
     run_dirs = list(tmp_path.glob("echo-grid/*"))
     assert len(run_dirs) == 2 and not any(d.name.startswith(".") for d in run_dirs)
     from mlflow.tracking import MlflowClient
