@@ -249,17 +249,16 @@ def _lookback(detector: Any) -> tuple[int, int]:
     """``(tolerance, grace)`` in rows: how far past an event a score still sees it.
 
     MSCRED (``windows``): the smallest window, whose scale the score counts,
-    and the largest, which the network's input holds. A detector with one
-    ``window_``: that window for both. Otherwise 0.
+    and the largest, which the network's input holds. Another detector: its
+    ``lookback_`` (the rows before a row that its score reads) for both; 0
+    for an object without one.
     """
     windows = getattr(detector, "windows", None)
     if windows is not None:
         windows = tuple(windows)
         return min(windows) - 1, max(windows) - 1
-    window = getattr(detector, "window_", None)
-    if isinstance(window, int | np.integer) and window >= 1:
-        return int(window) - 1, int(window) - 1
-    return 0, 0
+    lookback = int(getattr(detector, "lookback_", 0) or 0)
+    return lookback, lookback
 
 
 def root_cause_recall(detector: Any, df, truth, *, k: int = 3, tolerance: Any = 0,

@@ -236,3 +236,32 @@ def test_save_refuses_column_labels_json_cannot_give_back(columns, tmp_path):
     back = type(ints).load(ints.save(tmp_path / "ints"))
     np.testing.assert_array_equal(back.score(pd.DataFrame(_sine(50, 1, 2))),
                                   ints.score(pd.DataFrame(_sine(50, 1, 2))))
+
+
+@pytest.mark.parametrize("name", ["pca", "hbos", "iforest", "lof", "knn", "matrix_profile",
+                                  "ks_window", "spot", "constant"])
+def test_a_score_reads_only_its_lookback(name):
+    """Window placement: the score of a row reads the rows back to ``lookback_`` and no more.
+
+    Rows far enough back are replaced by noise; no score from ``lookback_`` rows after the
+    change on may move (a detector scoring every few rows carries a score a few rows on).
+    """
+    det = _make(name).fit(_sine(3000, 0))
+    x = _sine(2000, 1)
+    other = x.copy()
+    other[:500] = np.random.default_rng(5).normal(size=(500, 1)) * 3
+    assert isinstance(det.lookback_, int) and det.lookback_ >= 0
+    start = 500 + det.lookback_ + 20
+    # to rounding: stumpy's sliding statistics run over the whole series
+    np.testing.assert_allclose(det.score(other).to_numpy()[start:],
+                               det.score(x).to_numpy()[start:], rtol=1e-9, atol=1e-12)
+
+
+def test_lookback_of_the_window_detectors():
+    x = _sine(3000, 0)
+    assert get_detector("pca", window=40).fit(x).lookback_ == 39
+    ks = get_detector("ks_window", window=40).fit(x)
+    assert ks.lookback_ == ks.window_ + ks.baseline_ - 1
+    assert get_detector("spot").fit(x).lookback_ == 0
+    with pytest.raises(NotFittedError):
+        get_detector("pca").lookback_  # noqa: B018

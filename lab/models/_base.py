@@ -133,6 +133,17 @@ class BaseDetector:
         """Fewest rows ``fit`` and ``score`` accept (a window detector: its window)."""
         return 1
 
+    @property
+    def lookback_(self) -> int:
+        """Rows before a row that its score reads: ``min_rows - 1`` once fitted.
+
+        An event still shows in the scores this many rows after it ends
+        (:mod:`lab.evaluation` grants that grace). A detector whose score
+        reads more than one window overrides it.
+        """
+        self._check_is_fitted()
+        return max(int(self.min_rows) - 1, 0)
+
     def _check_params(self) -> None:
         """Validate the constructor settings (subclasses extend it); raise ValueError."""
         from lab.models.thresholds import check_threshold

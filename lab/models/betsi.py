@@ -570,6 +570,13 @@ class BehaviourDetector(ChangePointDetector):
         _check_int(self.random_state, "random_state", minimum=0)
 
     @property
+    def lookback_(self) -> int:
+        """Rows before a row that its score reads: the two windows (and sets) it compares."""
+        self._check_is_fitted()
+        span = self._check_span()
+        return int(self.window_size_ + (self.lag_ + span - 1) * self.stride_ - 1)
+
+    @property
     def min_rows(self) -> int:
         """Fewest rows accepted: one window (``window_size_`` once fitted; 2 for the automatic one)."""
         if hasattr(self, "window_size_"):
