@@ -205,8 +205,12 @@ def counter_increments(values):
     return out
 
 
-def correlation_matrices(X, windows=(10, 30, 60), step=10, diff=False):
-    """np.corrcoef per window; a constant series correlates 0 with everything."""
+def correlation_matrices(X, windows=(10, 30, 60), step=10, diff=False, rescale=False):
+    """np.corrcoef per window; a constant series correlates 0 with everything.
+
+    ``rescale``: each window's series is first divided by its largest absolute value,
+    which changes no correlation but avoids np.corrcoef's own underflow (scale 1e-200)
+    and overflow (scale 1e155) of the squares."""
     X = np.asarray(X, dtype=float)
     if diff:
         X = X[1:] - X[:-1]
@@ -215,7 +219,10 @@ def correlation_matrices(X, windows=(10, 30, 60), step=10, diff=False):
     C = np.zeros((len(ends), len(windows), n, n))
     for k, e in enumerate(ends):
         for s, w in enumerate(windows):
-            seg = X[e - w: e]
+            seg = X[e - w: e].copy()
+            for i in range(n):
+                if rescale and seg[:, i].max() != seg[:, i].min():
+                    seg[:, i] = seg[:, i] / np.abs(seg[:, i]).max()
             for i in range(n):
                 for j in range(n):
                     if seg[:, i].max() == seg[:, i].min() or seg[:, j].max() == seg[:, j].min():
@@ -494,30 +501,6 @@ def ucr_hit(y_true, score, tolerance=100):
         if v > score[best]:
             best = i
     return rows[0] - tolerance <= best <= rows[-1] + tolerance
-
-
-def correlation_matrices_rescaled(X, windows=(10, 30, 60), step=10, diff=False):
-    """``correlation_matrices`` with each window's series divided by its largest
-    absolute value before np.corrcoef: the same correlations, without the
-    underflow (scale 1e-200) or overflow (scale 1e155) of np.corrcoef's squares."""
-    X = np.asarray(X, dtype=float)
-    if diff:
-        X = X[1:] - X[:-1]
-    ends = list(range(max(windows), X.shape[0] + 1, step))
-    n = X.shape[1]
-    C = np.zeros((len(ends), len(windows), n, n))
-    for k, e in enumerate(ends):
-        for s, w in enumerate(windows):
-            seg = X[e - w: e].copy()
-            for i in range(n):
-                if seg[:, i].max() != seg[:, i].min():
-                    seg[:, i] = seg[:, i] / np.abs(seg[:, i]).max()
-            for i in range(n):
-                for j in range(n):
-                    if seg[:, i].max() == seg[:, i].min() or seg[:, j].max() == seg[:, j].min():
-                        continue
-                    C[k, s, i, j] = 1.0 if i == j else np.corrcoef(seg[:, i], seg[:, j])[0, 1]
-    return C, np.array(ends) + (1 if diff else 0)
 
 
 # ---- lab.models.classic (standardise with training statistics, windows, k-NN distance)
