@@ -18,10 +18,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from lab._validation import _check_int, _check_label_pair, _check_labels, _check_option
+from lab._validation import (
+    _check_int,
+    _check_label_pair,
+    _check_labels,
+    _check_option,
+    _check_score,
+)
 from lab._vus import vus_kernel
 
-__all__ = ["vus_pr", "vus_roc", "nab_score", "ucr_hit", "NAB_PROFILES"]
+__all__ = ["vus_pr", "vus_roc", "nab_score", "nab_threshold", "window_rows", "ucr_hit",
+           "NAB_PROFILES"]
 
 #: Thresholds TSB-AD samples for VUS (``thre`` of ``generate_curve``).
 VUS_THRESHOLDS = 250
@@ -35,6 +42,8 @@ NAB_PROFILES = {
 }
 #: NAB's probationary period: this share of each series, at most this share of 5000 rows.
 NAB_PROBATION = 0.15
+#: Candidate thresholds :func:`nab_threshold` tries, spread over the pooled scores' top tail.
+NAB_THRESHOLDS = 400
 #: A UCR detection may miss the labelled anomaly by this many points on each side.
 UCR_TOLERANCE = 100
 
@@ -373,6 +382,136 @@ def nab_score(detections, windows, profile: str = "standard") -> float:
                          "score is undefined")
     perfect = n_windows * cost["tpWeight"]
     return float(100.0 * (raw - null) / (perfect - null))
+
+
+def window_rows(windows, index) -> np.ndarray:
+    """The rows that labelled windows cover, the way NAB places them.
+
+    Parameters
+    ----------
+    windows : list of (start, end)
+        Windows as index values, both ends included (strings are read as
+        timestamps on a DatetimeIndex).
+    index : pandas Index
+        The series' index.
+
+    Returns
+    -------
+    ndarray of shape (n_windows, 2)
+        First and last row (inclusive) of each window, in row order.
+
+    Raises
+    ------
+    ValueError
+        On a window that is not a pair, ends before it starts, holds no row
+        or overlaps another.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.date_range("2024-01-01", periods=10, freq="h")
+    >>> window_rows([("2024-01-01 02:00", "2024-01-01 04:30")], t).tolist()
+    [[2, 4]]
+    """
+    left, right = _nab_windows(windows, pd.Index(index), "windows")
+    return np.stack([left, right], axis=1)
+
+
+def nab_threshold(scores, windows, profile: str = "standard", *,
+                  n_thresholds: int = NAB_THRESHOLDS) -> tuple[float, float]:
+    """NAB's threshold optimisation: the one threshold that maximises a corpus score.
+
+    Parameters
+    ----------
+    scores : dict of str to Series
+        The anomaly score of every series of the corpus, indexed by
+        timestamp; NaN is not allowed.
+    windows : dict of str to list of (start, end)
+        The labelled windows of each series, as :func:`nab_score` takes them.
+    profile : str
+        NAB's cost profile (:data:`NAB_PROFILES`).
+    n_thresholds : int
+        Candidate thresholds tried: quantiles of the pooled scored rows,
+        spaced geometrically towards the top, plus one above every score
+        (the null detector); then as many again among the scores between
+        the best candidate's two neighbours.
+
+    Returns
+    -------
+    threshold, score : float
+        The best candidate, and the corpus :func:`nab_score` of the
+        detections ``score >= threshold``.
+
+    Raises
+    ------
+    ValueError
+        On keys that differ, a score that is not a Series or holds NaN, or
+        the errors of :func:`nab_score`.
+
+    Notes
+    -----
+    NAB optimises one threshold per detector and profile over the whole
+    corpus (``nab/optimizer.py``, a local search on [0, 1]); this searches a
+    grid over the scores' own range instead, so it needs no rescaling to
+    [0, 1] and cannot stop at a local optimum between grid points it tries.
+    The tests check that it does at least as well as NAB's thresholds on
+    NAB's published detector outputs.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> t = pd.date_range("2024-01-01", periods=1000, freq="min")
+    >>> s = pd.Series(np.r_[np.zeros(500), 5.0, np.zeros(499)], index=t)
+    >>> threshold, score = nab_threshold({"a": s}, {"a": [(t[495], t[549])]})
+    >>> round(score, 1), 0 < threshold <= 5
+    (99.6, True)
+    """
+    _check_option(profile, "profile", tuple(NAB_PROFILES))
+    _check_int(n_thresholds, "n_thresholds", minimum=2)
+    if not isinstance(scores, Mapping) or not isinstance(windows, Mapping):
+        raise ValueError("scores and windows must be dicts keyed by series name, got "
+                         f"{type(scores).__name__} and {type(windows).__name__}")
+    if set(scores) != set(windows):
+        raise ValueError("scores and windows must have the same keys; differing: "
+                         f"{sorted(map(str, set(scores) ^ set(windows)))[:5]}")
+    cost = NAB_PROFILES[profile]
+    series, pooled = [], []
+    n_windows = 0
+    for key in scores:
+        s = scores[key]
+        if not isinstance(s, pd.Series):
+            raise ValueError(f"scores[{key!r}] must be a pandas Series, got {type(s).__name__}")
+        values = _check_score(s.to_numpy(), f"scores[{key!r}]")
+        left, right = _nab_windows(windows[key], s.index, f"windows[{key!r}]")
+        series.append((values, left, right))
+        pooled.append(values[math.ceil(_nab_probation(len(values))):])
+        n_windows += len(left)
+    if n_windows == 0:
+        raise ValueError("nab_threshold needs at least one anomaly window in the corpus")
+    pooled = np.concatenate(pooled)
+    top = np.geomspace(1.0, 1.0 / len(pooled), n_thresholds - 1)
+    candidates = np.unique(np.r_[np.quantile(pooled, 1.0 - top + 1.0 / len(pooled)),
+                                 np.nextafter(pooled.max(), np.inf)])
+    null = sum(_nab_raw(np.zeros(len(v), bool), lo, hi, cost) for v, lo, hi in series)
+    perfect = n_windows * cost["tpWeight"]
+
+    def corpus(threshold: float) -> float:
+        raw = sum(_nab_raw(v >= threshold, lo, hi, cost) for v, lo, hi in series)
+        return 100.0 * (raw - null) / (perfect - null)
+
+    values = [corpus(t) for t in candidates]
+    i = int(np.argmax(values))
+    # refine between the best candidate's neighbours, on the scores that lie there
+    lo_t = candidates[max(i - 1, 0)]
+    hi_t = candidates[min(i + 1, len(candidates) - 1)]
+    inner = np.unique(pooled[(pooled > lo_t) & (pooled < hi_t)])
+    inner = inner[np.linspace(0, len(inner) - 1, min(len(inner), n_thresholds)).astype(int)]
+    best = (values[i], float(candidates[i]))
+    for threshold in inner:
+        value = corpus(threshold)
+        if value > best[0]:
+            best = (value, float(threshold))
+    return best[1], float(best[0])
 
 
 # --------------------------------------------------------------------------- UCR

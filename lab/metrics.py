@@ -32,7 +32,15 @@ from lab._validation import (
     _check_labels,
     _check_option,
 )
-from lab.benchmark_metrics import NAB_PROFILES, nab_score, ucr_hit, vus_pr, vus_roc
+from lab.benchmark_metrics import (
+    NAB_PROFILES,
+    nab_score,
+    nab_threshold,
+    ucr_hit,
+    vus_pr,
+    vus_roc,
+    window_rows,
+)
 
 __all__ = [
     "f1_margin",
@@ -45,6 +53,8 @@ __all__ = [
     "vus_pr",
     "vus_roc",
     "nab_score",
+    "nab_threshold",
+    "window_rows",
     "NAB_PROFILES",
     "ucr_hit",
     "auc_roc",

