@@ -27,6 +27,7 @@ _NAMES = {
     "split_labels": "labelled",
     "find_data": "labelled",
     "DataNotFoundError": "labelled",
+    "make_labelled_benchmark": "labelled_synthetic",
 }
 
 __all__ = sorted(_NAMES)
