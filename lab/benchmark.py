@@ -122,11 +122,12 @@ def unit_score(train_scores, scores) -> np.ndarray:
     -------
     ndarray of shape (n,)
         ``ECDF_train(s) * n_train / (n_train + 1)`` for ``s`` up to the largest
-        training score; above it ``1 - (1 - e^{-z}) ... `` in the last
-        ``1 / (n_train + 1)``: ``(n_train + 1 - e^{-z}) / (n_train + 1)`` with
-        ``z`` the excess over the training maximum in training standard
-        deviations. The map is increasing, so the order of scores above every
-        training score is kept (a plain ECDF would tie them all at 1).
+        training score; above it, in the last ``1 / (n_train + 1)``,
+        ``(n_train + z / (1 + z)) / (n_train + 1)`` with ``z`` the excess over
+        the training maximum in training standard deviations. The map is
+        increasing, so the order of scores above every training score is kept
+        (a plain ECDF ties them all at 1), and it keeps them apart in float64
+        up to an excess of about 1e12 standard deviations.
 
     Raises
     ------
@@ -144,7 +145,7 @@ def unit_score(train_scores, scores) -> np.ndarray:
     Examples
     --------
     >>> unit_score([1.0, 2.0, 3.0], [0.5, 2.0, 3.0, 100.0]).round(3).tolist()
-    [0.0, 0.5, 0.75, 1.0]
+    [0.0, 0.5, 0.75, 0.998]
     """
     train = np.asarray(train_scores, dtype=np.float64).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
@@ -158,7 +159,8 @@ def unit_score(train_scores, scores) -> np.ndarray:
     top = ordered[-1]
     spread = float(train.std()) or 1.0
     above = s > top
-    out[above] = (n + 1.0 - np.exp(-(s[above] - top) / spread)) / (n + 1.0)
+    z = (s[above] - top) / spread
+    out[above] = (n + z / (1.0 + z)) / (n + 1.0)
     return out
 
 
