@@ -174,7 +174,7 @@ def test_planted_anomaly_in_top_percent(kind, name):
 def test_registry_names_and_unknown():
     assert set(DETECTORS) == {"pca", "hbos", "iforest", "lof", "knn", "matrix_profile",
                               "spectral_residual", "ks_window", "spot", "mscred", "betsi",
-                              "random", "constant"}
+                              "random", "constant", "robust_z"}
     with pytest.raises(ValueError, match="known detectors: pca, hbos"):
         get_detector("nosuch")
     with pytest.raises(ValueError, match="does not take"):

@@ -27,6 +27,9 @@ _NAMES = {
     "split_labels": "labelled",
     "find_data": "labelled",
     "DataNotFoundError": "labelled",
+    "read_edf": "edf",
+    "write_edf": "edf",
+    "make_cpap_nights": "cpap",
 }
 
 __all__ = sorted(_NAMES)

@@ -38,6 +38,7 @@ _REGISTRY = {
     "betsi": "betsi:BehaviourDetector",
     "random": "baselines:RandomDetector",
     "constant": "baselines:ConstantDetector",
+    "robust_z": "robust:RobustZDetector",
 }
 
 _NAMES = {
@@ -50,7 +51,7 @@ _NAMES = {
     **{spec.split(":")[1]: spec.split(":")[0] for spec in _REGISTRY.values()},
 }
 _SUBMODULES = ("clustering", "betsi", "mscred", "baselines", "thresholds", "classic",
-               "matrix_profile", "spectral", "ks_window", "spot_detector")
+               "matrix_profile", "spectral", "ks_window", "spot_detector", "robust")
 
 
 class _Registry(Mapping):
