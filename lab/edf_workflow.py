@@ -45,7 +45,8 @@ import pandas as pd
 from lab.runner import LabError
 
 __all__ = ["stage", "list_nights", "load_night", "night_features", "train", "predict",
-           "load_model", "night_episodes", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
+           "load_model", "night_episodes", "read_scores", "labelled_scores", "load_truth",
+           "prediction_runs", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
 
 #: The detector ``lab train`` uses without ``--detector``: on make_cpap_nights(random_state=0)
 #: it finds every injected fault of nights 11-30 with no false episode (notebook 06, README).
@@ -391,6 +392,15 @@ def _local_artifacts(run) -> Path | None:
     return None
 
 
+def _local_root(client, run) -> Path:
+    """The local folder of the run's experiment artefacts (it exists unless it was moved)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    uri = client.get_experiment(run.info.experiment_id).artifact_location
+    return Path(url2pathname(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+
+
 # ----------------------------------------------------------------------------------- train
 def train(staged: str | os.PathLike, *, detector: str = DEFAULT_DETECTOR,
           params: dict[str, Any] | None = None, nights: str = "*",
@@ -515,7 +525,7 @@ def load_model(run_id: str, runs_dir: str | os.PathLike | None = None):
     path = _local_artifacts(run)
     if path is None:  # a remote artefact store: download
         path = Path(client.download_artifacts(run_id, "", tempfile.mkdtemp()))
-    elif not path.exists():
+    elif not path.exists() and not _local_root(client, run).exists():
         raise LabError(f"run {run_id}'s artefacts are missing at {path}: the runs directory was "
                        "moved or renamed after training (the store keeps absolute paths); move "
                        "it back or train again")
@@ -662,6 +672,34 @@ def predict(run_id: str, staged: str | os.PathLike, output: str | os.PathLike, *
 def read_scores(output: str | os.PathLike, night: str) -> pd.DataFrame:
     """A night's scores written by :func:`predict`."""
     return pd.read_parquet(Path(output) / f"night={night}" / "scores.parquet")
+
+
+def labelled_scores(output: str | os.PathLike, nights: list[str],
+                    truth: pd.DataFrame) -> pd.DataFrame:
+    """The nights' scores with the truth per row, for row-level metrics such as VUS-PR.
+
+    Returns
+    -------
+    DataFrame
+        ``night``, ``score``, ``prediction``, ``label`` (1 inside an injected
+        fault) and ``physiology`` (True inside a scored apnea or hypopnea,
+        rows that row-level metrics should leave out), on each night's time
+        index.
+    """
+    parts = []
+    for n in nights:
+        s = read_scores(output, n)[["score", "prediction"]]
+        t = s.index
+        label = np.zeros(len(t), dtype=np.int64)
+        physiology = np.zeros(len(t), dtype=bool)
+        for ev in truth[truth["night"] == n].itertuples(index=False):
+            inside = np.asarray((t >= ev.start) & (t <= ev.end))
+            if ev.fault:
+                label |= inside
+            else:
+                physiology |= inside
+        parts.append(s.assign(night=n, label=label, physiology=physiology & (label == 0)))
+    return pd.concat(parts)
 
 
 def prediction_runs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:
