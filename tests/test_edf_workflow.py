@@ -58,25 +58,31 @@ def trained(raw, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_the_cli_end_to_end_and_predict_after_training_exited(raw, tmp_path):
+def test_the_cli_end_to_end_and_predict_after_training_exited(raw, tmp_path, capsys):
+    from lab.cli import main
+
     src = tmp_path / "raw"
     shutil.copytree(raw[0], src)
     for cmd in ("stage", "train", "predict", "explain"):
-        assert "usage: lab " + cmd in _lab(cmd, "--help").stdout
-    out = _lab("stage", src, tmp_path / "staged")
-    assert "staged 4 nights" in out.stdout and "MB/s" in out.stdout
-    assert "staging" in out.stderr  # the progress bar
+        with pytest.raises(SystemExit) as exit_:
+            main([cmd, "--help"])
+        assert exit_.value.code == 0 and f"usage: lab {cmd}" in capsys.readouterr().out
+    assert main(["stage", str(src), str(tmp_path / "staged")]) == 0
+    out = capsys.readouterr()
+    assert "staged 4 nights" in out.out and "MB/s" in out.out
+    assert "staging" in out.err  # the progress bar
     nights = wf.list_nights(tmp_path / "staged")
-    # the training process exits before predict starts
+    # training runs in its own process, which exits before predict starts
     trained = _lab("train", tmp_path / "staged", "--nights", ",".join(nights[:2]),
                    "-p", "z_threshold=15", "--runs", tmp_path / "runs")
     run_id = trained.stdout.strip().splitlines()[-1]
-    assert len(run_id) == 32
+    assert len(run_id) == 32 and "reading nights" in trained.stderr
     pattern = nights[2][:8] + "*," + nights[3][:8] + "*"
-    pred = _lab("predict", "--run-id", run_id, "--pattern", pattern, tmp_path / "staged",
-                tmp_path / "scores", "--runs", tmp_path / "runs")
-    assert f"scored 2 nights: {nights[2]}, {nights[3]}" in pred.stdout
-    assert "worst episodes" in pred.stdout and f"model run {run_id}" in pred.stdout
+    assert main(["predict", "--run-id", run_id, "--pattern", pattern, str(tmp_path / "staged"),
+                 str(tmp_path / "scores"), "--runs", str(tmp_path / "runs")]) == 0
+    pred = capsys.readouterr().out
+    assert f"scored 2 nights: {nights[2]}, {nights[3]}" in pred
+    assert "worst episodes" in pred and f"model run {run_id}" in pred
     scores = wf.read_scores(tmp_path / "scores", nights[2])
     assert {"score", "threshold", "prediction", "top1", "top2", "top3"} <= set(scores.columns)
     assert (scores["prediction"] == (scores["score"] > scores["threshold"])).all()
@@ -100,11 +106,11 @@ def test_the_cli_end_to_end_and_predict_after_training_exited(raw, tmp_path):
     assert preds["model_run_id"].tolist() == [run_id]
     _no_temporaries(tmp_path / "staged")
     _no_temporaries(tmp_path / "scores")
-    # one clear line for a pattern that matches nothing, as the CLI's exit status 2
-    bad = _lab("predict", "--run-id", run_id, "--pattern", "1999*", tmp_path / "staged",
-               tmp_path / "none", "--runs", tmp_path / "runs", check=False)
-    assert bad.returncode == 2
-    assert bad.stderr.strip().splitlines()[-1].startswith("lab: error: pattern '1999*' matches no")
+    # one clear line for a pattern that matches nothing, and the CLI's exit status 2
+    assert main(["predict", "--run-id", run_id, "--pattern", "1999*", str(tmp_path / "staged"),
+                 str(tmp_path / "none"), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lab: error: pattern '1999*' matches no night")
 
 
 def test_stage_is_idempotent_forced_and_quarantines_bad_files(raw, tmp_path):

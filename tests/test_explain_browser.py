@@ -17,9 +17,10 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="chromium and chromium-driver not installed "
-                                       "(make browser)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                 reason="chromium and chromium-driver not installed "
+                                        "(make browser)")]
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,6 @@ _RANGE = "return document.querySelector('#signals .js-plotly-plot').layout.xaxis
 
 def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, browser, predicted):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     _, _, episodes = predicted
     browser.get(server)
@@ -98,11 +98,10 @@ def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, bro
     assert {"Flow", "Press", "Leak", "MaskPress", "score", "threshold"} <= set(names)
     # pick the last night through the dropdown, as a user would
     night = sorted(episodes["night"].unique())[-1]
-    box = browser.find_element(By.CSS_SELECTOR, "#night")
-    box.click()
-    active = browser.switch_to.active_element
-    active.send_keys(night)
-    active.send_keys(Keys.ENTER)
+    browser.find_element(By.CSS_SELECTOR, "#night").click()
+    option = _wait(lambda: browser.find_element(
+        By.XPATH, f'//label[contains(@class, "dash-dropdown-option")][.//input[@value="{night}"]]'))
+    option.click()
     _wait(lambda: night in browser.find_element(By.CSS_SELECTOR, "#night").text)
     first = episodes[episodes["night"] == night].iloc[0]
     _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td")
