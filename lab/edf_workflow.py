@@ -42,15 +42,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lab import config
 from lab.runner import LabError
 
 __all__ = ["stage", "list_nights", "load_night", "night_features", "train", "predict",
            "load_model", "night_episodes", "read_scores", "labelled_scores", "load_truth",
            "prediction_runs", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
 
-#: The detector ``lab train`` uses without ``--detector``: on make_cpap_nights(random_state=0)
-#: it finds every injected fault of nights 11-30 with no false episode (notebook 06, README).
-DEFAULT_DETECTOR = "robust_z"
+#: The detector ``lab train`` uses without ``--detector`` (``lab.config.DEFAULT_EDF_DETECTOR``):
+#: on make_cpap_nights(random_state=0) it finds every injected fault of nights 11-30 with 0.1
+#: false episodes a night (notebook 06, README).
+DEFAULT_DETECTOR = config.DEFAULT_EDF_DETECTOR
 #: MLflow experiment of training and prediction runs.
 DEFAULT_EXPERIMENT = "cpap"
 #: Rows per second of the model frame.
@@ -369,7 +371,6 @@ def night_features(staged: str | os.PathLike, night: str,
 
 # --------------------------------------------------------------------------------- tracking
 def _client(runs_dir: str | os.PathLike | None):
-    from lab import config
     from lab.runner import _mlflow_client
 
     out = Path(runs_dir) if runs_dir else config.RUNS_DIR
