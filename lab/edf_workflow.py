@@ -585,16 +585,22 @@ def night_episodes(scores: pd.DataFrame, night: str, gap_s: float = EPISODE_GAP_
                                                         ignore_index=True)
 
 
-def _top_channels(det, X: pd.DataFrame) -> pd.DataFrame:
-    """The ``TOP_CHANNELS`` channels with the highest contribution at each row."""
+def _score_and_top(det, X: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """The score of each row and the ``TOP_CHANNELS`` channels contributing most to it.
+
+    A detector with ``contributions`` (per-column scores whose row maximum is
+    the score) is run once; any other gives its score and no channels.
+    """
     if not hasattr(det, "contributions"):
-        return pd.DataFrame(index=X.index)
+        return det.score(X), pd.DataFrame(index=X.index)
     contrib = det.contributions(X)
+    score = contrib.max(axis=1).rename("score")
     by_channel = contrib.T.groupby([feature_channel(c) for c in contrib.columns]).max().T
     names = np.asarray(by_channel.columns)
     order = np.argsort(-by_channel.to_numpy(), axis=1, kind="stable")[:, :TOP_CHANNELS]
-    return pd.DataFrame({f"top{i + 1}": pd.Categorical(names[order[:, i]], categories=names)
-                         for i in range(order.shape[1])}, index=X.index)
+    top = pd.DataFrame({f"top{i + 1}": pd.Categorical(names[order[:, i]], categories=names)
+                        for i in range(order.shape[1])}, index=X.index)
+    return score, top
 
 
 def predict(run_id: str, staged: str | os.PathLike, output: str | os.PathLike, *,
@@ -647,12 +653,12 @@ def predict(run_id: str, staged: str | os.PathLike, output: str | os.PathLike, *
     t0 = time.perf_counter()
     episodes = []
     for n in tqdm(nights, desc="scoring nights", unit="night", disable=not progress):
-        X = night_features(staged, n, need)
-        score = det.score(X[manifest["features"]])
+        X = night_features(staged, n, need)[manifest["features"]]
+        score, top = _score_and_top(det, X)
         frame = pd.DataFrame({"score": score.astype(np.float32),
                               "threshold": np.float32(det.threshold_),
                               "prediction": score.to_numpy() > det.threshold_}, index=X.index)
-        frame = frame.join(_top_channels(det, X[manifest["features"]]))
+        frame = frame.join(top)
         ndir = out / f"night={n}"
         ndir.mkdir(exist_ok=True)
         _write_parquet(frame, ndir / "scores.parquet")
