@@ -29,6 +29,7 @@ Every write goes to a temporary name that is renamed when complete.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -366,7 +367,19 @@ def night_features(staged: str | os.PathLike, night: str,
         missing = [c for c in channels if c not in have]
         if missing:
             raise LabError(f"night {night} in {staged} has no channel {missing} (it has {have})")
-    return _features(load_night(staged, night, channels))
+    marker = Path(staged).absolute() / f"night={night}" / _SUCCESS
+    key = (str(marker), marker.stat().st_mtime_ns, tuple(channels) if channels else None)
+    return _cached_features(*key).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_features(marker: str, mtime_ns: int, channels: tuple[str, ...] | None
+                     ) -> pd.DataFrame:
+    """A night's model frame, kept while its staged partition is unchanged (restaging
+    rewrites the ``_SUCCESS.json`` marker, so the key changes)."""
+    root = Path(marker).parent
+    night = root.name.removeprefix("night=")
+    return _features(load_night(root.parent, night, list(channels) if channels else None))
 
 
 # --------------------------------------------------------------------------------- tracking
