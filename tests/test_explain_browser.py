@@ -71,7 +71,7 @@ def browser():
     driver.quit()
 
 
-def _wait(fn, timeout=30.0):
+def _wait(fn, what="", timeout=90.0):
     end = time.monotonic() + timeout
     last = None
     while time.monotonic() < end:
@@ -82,7 +82,7 @@ def _wait(fn, timeout=30.0):
         except Exception as exc:  # the page is still rendering
             last = exc
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting; last value {last!r}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value {last!r}")
 
 
 _TRACES = "return document.querySelector('#signals .js-plotly-plot').data.map(t => t.name)"
@@ -94,21 +94,22 @@ def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, bro
 
     _, _, episodes = predicted
     browser.get(server)
-    names = _wait(lambda: browser.execute_script(_TRACES))
+    names = _wait(lambda: browser.execute_script(_TRACES), "the figure")
     assert {"Flow", "Press", "Leak", "MaskPress", "score", "threshold"} <= set(names)
     # pick the last night through the dropdown, as a user would
     night = sorted(episodes["night"].unique())[-1]
     browser.find_element(By.CSS_SELECTOR, "#night").click()
     option = _wait(lambda: browser.find_element(
-        By.XPATH, f'//label[contains(@class, "dash-dropdown-option")][.//input[@value="{night}"]]'))
-    option.click()
-    _wait(lambda: night in browser.find_element(By.CSS_SELECTOR, "#night").text)
+        By.XPATH, f'//label[contains(@class, "dash-dropdown-option")][.//input[@value="{night}"]]'),
+        "the night's option")
+    _wait(lambda: option.click() or True, "a clickable option")
+    _wait(lambda: night in browser.find_element(By.CSS_SELECTOR, "#night").text, "the pick")
     first = episodes[episodes["night"] == night].iloc[0]
     _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td")
           and first["start"].strftime("%H:%M:%S") in
-          browser.find_element(By.CSS_SELECTOR, "#episodes").text)
-    cell = browser.find_elements(By.CSS_SELECTOR, "#episodes td")[0]
-    cell.click()
+          browser.find_element(By.CSS_SELECTOR, "#episodes").text, "the night's episodes")
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td")[0].click() or True,
+          "a click on the first episode")
 
     def zoomed():
         r = browser.execute_script(_RANGE)
@@ -116,5 +117,5 @@ def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, bro
             return None
         lo, hi = pd.Timestamp(r[0]), pd.Timestamp(r[1])
         return (hi - lo) < pd.Timedelta(hours=0.4) and lo <= first["start"] <= hi
-    _wait(zoomed)
+    _wait(zoomed, "the zoom to the clicked episode")
     assert set(browser.execute_script(_TRACES)) == set(names)

@@ -168,7 +168,7 @@ def _one_night(rng: np.random.Generator, night: str, start: pd.Timestamp, second
 
 def make_cpap_nights(out_dir: str | os.PathLike, n_nights: int = 30, start: str = "2020-11-15",
                      random_state: int = 0, *, hours: tuple[float, float] = (4.0, 8.0),
-                     faults_per_night: int = 3, progress: bool = False) -> pd.DataFrame:
+                     faults_per_night: int = 3, progress: bool = True) -> pd.DataFrame:
     """Write ``n_nights`` CPAP nights as ResMed EDF files and return their ground truth.
 
     Each night ``YYYYMMDD_HHMMSS`` (starting between 21:00 and 23:59) gets:
@@ -204,8 +204,8 @@ def make_cpap_nights(out_dir: str | os.PathLike, n_nights: int = 30, start: str 
     hours : (float, float), default (4, 8)
         Range of a night's length in hours (a small range keeps tests fast).
     faults_per_night : int, default 3
-    progress : bool, default False
-        Show a progress bar (tqdm, on stderr).
+    progress : bool, default True
+        Show a progress bar (tqdm, on stderr; a widget in a notebook).
 
     Returns
     -------
