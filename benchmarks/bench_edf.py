@@ -45,7 +45,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        make_cpap_nights(tmp / "raw", n_nights=n_nights, random_state=0)
+        make_cpap_nights(tmp / "raw", n_nights=n_nights, random_state=0, progress=False)
         files = sorted((tmp / "raw").glob("*.edf"))
         mb = sum(p.stat().st_size for p in files) / 1e6
         _raw_read(files)  # warm the page cache
