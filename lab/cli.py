@@ -1,4 +1,4 @@
-"""The ``lab`` command: ``list``, ``params``, ``run`` and ``runs``.
+"""The ``lab`` command: ``list``, ``params``, ``run``, ``runs``, ``detectors`` and ``data get``.
 
 Examples
 --------
@@ -66,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("runs", help="table of past runs")
     ps.add_argument("name", nargs="?", help="only this experiment")
     ps.add_argument("--out", metavar="DIR", default=None, help="runs directory")
+
+    pd_ = sub.add_parser("data", help="fetch a labelled benchmark into data/")
+    dsub = pd_.add_subparsers(dest="data_command", required=True)
+    pg = dsub.add_parser("get", help="download NAB, SKAB or the UCR anomaly files, checked")
+    pg.add_argument("name", choices=["nab", "skab", "ucr", "ucr_anomaly"])
+    pg.add_argument("--dest", metavar="DIR", default=None,
+                    help=f"folder that receives it (default: {config.REPO_ROOT / 'data'})")
+    pg.add_argument("--url", default=None,
+                    help="another place for the same archive: URL, file:// URL or local zip")
+    pg.add_argument("--force", action="store_true", help="replace a copy already there")
+    pg.add_argument("--series", action="append", default=None, metavar="ID",
+                    help="ucr: archive series number to convert (repeatable; 'all'; "
+                         "default 135)")
     return p
 
 
@@ -168,6 +181,19 @@ def _cmd_detectors() -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from lab.datasets.download import UCR_SERIES, DownloadError, get_data
+
+    series = UCR_SERIES if not args.series else None if "all" in args.series else args.series
+    try:
+        target = get_data(args.name, args.dest, url=args.url, force=args.force, series=series)
+    except (DownloadError, FileExistsError, ValueError) as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 1
+    print(target)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lab`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -182,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_runs(args.name, args.out)
         if args.command == "detectors":
             return _cmd_detectors()
+        if args.command == "data":
+            return _cmd_data(args)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2
