@@ -27,6 +27,7 @@ _NAMES = {
     "split_labels": "labelled",
     "find_data": "labelled",
     "DataNotFoundError": "labelled",
+    "get_data": "download",
 }
 
 __all__ = sorted(_NAMES)
