@@ -162,3 +162,32 @@ def test_lab_iforest_within_bar(skab):
     r = evaluate_skab(det, skab)
     assert abs(r.f1 - _published("Isolation Forest")["f1"]) <= 0.02
     assert r.far < 5 and r.mar > 70
+
+
+@needs_skab
+def test_published_table_matches_skab_readme():
+    """SKAB_PUBLISHED is the table in the data's README, number for number."""
+    import re
+
+    text = " ".join((find_data("skab") / "README.md").read_text().split())
+    outliers = text.split("Outlier detection, F1 / FAR % / MAR %:")[1].split("Change points")[0]
+    changes = text.split("NAB standard / low FP / low FN:")[1]
+    names = {"T-squared+Q (PCA)": "T-squared+Q (PCA)", "T-squared+Q": "T-squared+Q (PCA)"}
+    table = SKAB_PUBLISHED.set_index("detector")
+
+    def entries(part):
+        for item in part.strip(" .").split(";"):
+            m = re.fullmatch(r"\s*(.+?) ([\d.]+(?: / [\d.]+)*)\s*\.?\s*", item)
+            name = names.get(m.group(1), m.group(1))
+            yield name, [float(v) for v in m.group(2).split(" / ")]
+
+    seen = 0
+    for name, values in entries(outliers):
+        row = table.loc[name, ["f1", "far", "mar"]].tolist()
+        assert row[:len(values)] == values, name
+        seen += 1
+    for name, values in entries(changes):
+        row = table.loc[name, ["nab_standard", "nab_low_fp", "nab_low_fn"]].tolist()
+        assert row[:len(values)] == values, name
+        seen += 1
+    assert seen == 21
