@@ -181,3 +181,14 @@ def test_cli_data_get(tmp_path, skab_files, capsys):
     assert "lab: error: could not download" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["data", "get", "mnist"])
+
+
+def test_ucr_file_that_is_not_numbers(tmp_path):
+    url = _archive(tmp_path, {"135_UCR_Anomaly_X_10_12_14.txt": b"1.0 oops\n"}, top="u")
+    with pytest.raises(DownloadError, match="not a list of numbers"):
+        get_data("ucr", tmp_path / "d", url=url, progress=False)
+    url = _archive(tmp_path, {"135_UCR_Anomaly_X_10_12_14.txt": b"1.0\n" * 12}, top="u",
+                   name="b.zip")
+    with pytest.raises(DownloadError, match="holds 12 values"):
+        get_data("ucr", tmp_path / "d", url=url, progress=False)
+    assert _leftovers(tmp_path / "d") == []

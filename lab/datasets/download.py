@@ -99,7 +99,10 @@ def _ucr_convert(archive: zipfile.ZipFile, series) -> dict[str, bytes]:
         if series is not None and ident not in series:
             continue
         found.add(ident)
-        values = [float(v) for v in archive.read(member).decode("ascii").split()]
+        try:
+            values = [float(v) for v in archive.read(member).decode("utf-8").split()]
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise DownloadError(f"UCR file {member} is not a list of numbers: {exc}") from exc
         train, begin, end = int(train), int(begin), int(end)
         if not 0 < train <= len(values) or not 0 <= begin < end <= len(values):
             raise DownloadError(f"UCR file {member}: its name says train {train}, anomaly "
@@ -311,8 +314,13 @@ def get_data(name: str, dest=None, *, url: str | None = None, force: bool = Fals
         if target.exists():
             old = Path(tempfile.mkdtemp(dir=root, prefix=f".{source.target}.old-"))
             os.replace(target, old / "copy")
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(staging, target)
+            except BaseException:
+                os.replace(old / "copy", target)   # the old copy stays where it was
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, target)
     finally:
