@@ -52,7 +52,7 @@ def summary_table(summary) -> str:
     cols = list(summary.columns)
     lines = ["| detector | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for det, row in summary.iterrows():
-        cells = [str(int(row[c])) if c == "series" else _fmt(row[c]) for c in cols]
+        cells = [str(int(row[c])) if c.startswith("series") else _fmt(row[c]) for c in cols]
         lines.append(f"| {det} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

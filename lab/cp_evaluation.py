@@ -210,8 +210,9 @@ def leaderboard_summary(board: pd.DataFrame, published: dict | None = None) -> p
         Index: detector. Columns ``f1``, ``cover`` and ``series`` (means over
         the series the detector scored, and how many), ``seconds`` (mean per
         series), and for each published method ``m`` that scored fewer than
-        all series, ``f1 on m``, ``cover on m`` (means over the series ``m``
-        scored, where the detector scored them too), sorted by ``f1``.
+        all series, ``f1 on m``, ``cover on m`` and ``series on m`` (means
+        over the series ``m`` scored where the detector scored them too, and
+        how many), sorted by ``f1``.
 
     Examples
     --------
@@ -220,7 +221,7 @@ def leaderboard_summary(board: pd.DataFrame, published: dict | None = None) -> p
     >>> pub = {"f1": {"a": {"binseg": 0.8}, "b": {"binseg": None}},
     ...        "cover": {"a": {"binseg": 0.6}, "b": {"binseg": None}}}
     >>> leaderboard_summary(board, pub).round(2).to_dict("index")["x"]
-    {'f1': 0.75, 'cover': 0.8, 'series': 2, 'seconds': 0.2, 'f1 on binseg': 1.0, 'cover on binseg': 0.9}
+    {'f1': 0.75, 'cover': 0.8, 'series': 2, 'seconds': 0.2, 'f1 on binseg': 1.0, 'cover on binseg': 0.9, 'series on binseg': 1}
     """
     wide = board.pivot(index="series", columns="detector", values=["f1", "cover"])
     seconds = board.groupby("detector")["seconds"].mean()
@@ -239,6 +240,7 @@ def leaderboard_summary(board: pd.DataFrame, published: dict | None = None) -> p
                 continue
             out[f"f1 on {m}"] = f1[scored].mean()
             out[f"cover on {m}"] = cover[scored].mean()
+            out[f"series on {m}"] = f1[scored].notna().sum().astype(int)
     out.index.name = "detector"
     return out.sort_values("f1", ascending=False)
 
