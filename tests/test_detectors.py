@@ -24,7 +24,8 @@ FAST = {
 SLOW = {"mscred", "betsi"}
 
 ALL = list(DETECTORS)
-NOT_SPIKE = {"random", "constant", "ks_window", "betsi", "mscred"}
+NOT_SPIKE = {"random", "constant", "ks_window", "betsi", "mscred",
+             "pelt", "binseg", "bottomup", "window"}
 PLANTED = {
     "spike": [n for n in ALL if n not in NOT_SPIKE],
     "level_shift": ["ks_window", "pca"],
@@ -174,7 +175,8 @@ def test_planted_anomaly_in_top_percent(kind, name):
 def test_registry_names_and_unknown():
     assert set(DETECTORS) == {"pca", "hbos", "iforest", "lof", "knn", "matrix_profile",
                               "spectral_residual", "ks_window", "spot", "mscred", "betsi",
-                              "random", "constant"}
+                              "random", "constant", "pelt", "binseg", "bottomup", "window",
+                              "bocpd"}
     with pytest.raises(ValueError, match="known detectors: pca, hbos"):
         get_detector("nosuch")
     with pytest.raises(ValueError, match="does not take"):

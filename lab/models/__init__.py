@@ -38,6 +38,11 @@ _REGISTRY = {
     "betsi": "betsi:BehaviourDetector",
     "random": "baselines:RandomDetector",
     "constant": "baselines:ConstantDetector",
+    "pelt": "changepoint:PeltDetector",
+    "binseg": "changepoint:BinsegDetector",
+    "bottomup": "changepoint:BottomUpDetector",
+    "window": "changepoint:WindowDetector",
+    "bocpd": "bocpd:BOCPDDetector",
 }
 
 _NAMES = {
@@ -50,7 +55,8 @@ _NAMES = {
     **{spec.split(":")[1]: spec.split(":")[0] for spec in _REGISTRY.values()},
 }
 _SUBMODULES = ("clustering", "betsi", "mscred", "baselines", "thresholds", "classic",
-               "matrix_profile", "spectral", "ks_window", "spot_detector")
+               "matrix_profile", "spectral", "ks_window", "spot_detector", "changepoint",
+               "bocpd")
 
 
 class _Registry(Mapping):
