@@ -66,6 +66,10 @@ def _parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("runs", help="table of past runs")
     ps.add_argument("name", nargs="?", help="only this experiment")
     ps.add_argument("--out", metavar="DIR", default=None, help="runs directory")
+
+    from lab.stream.cli import add_stream_parser
+
+    add_stream_parser(sub)
     return p
 
 
@@ -182,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_runs(args.name, args.out)
         if args.command == "detectors":
             return _cmd_detectors()
+        if args.command == "stream":
+            from lab.stream.cli import run_stream
+
+            return run_stream(args)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2
