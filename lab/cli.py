@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     pg.add_argument("--series", action="append", default=None, metavar="ID",
                     help="ucr: archive series number to convert (repeatable; 'all'; "
                          "default 135)")
+    from lab.stream.cli import add_stream_parser
+
+    add_stream_parser(sub)
     return p
 
 
@@ -210,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_detectors()
         if args.command == "data":
             return _cmd_data(args)
+        if args.command == "stream":
+            from lab.stream.cli import run_stream
+
+            return run_stream(args)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2
