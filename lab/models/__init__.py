@@ -38,6 +38,7 @@ _REGISTRY = {
     "betsi": "betsi:BehaviourDetector",
     "random": "baselines:RandomDetector",
     "constant": "baselines:ConstantDetector",
+    "lstm_ae": "lstm_ae:LSTMAutoencoderDetector",
 }
 
 _NAMES = {
@@ -47,10 +48,12 @@ _NAMES = {
     "BaseDetector": "_base",
     "ChangePointDetector": "_base",
     "NotFittedError": "_base",
+    "ChunkClassifier": "classifiers",
     **{spec.split(":")[1]: spec.split(":")[0] for spec in _REGISTRY.values()},
 }
 _SUBMODULES = ("clustering", "betsi", "mscred", "baselines", "thresholds", "classic",
-               "matrix_profile", "spectral", "ks_window", "spot_detector")
+               "matrix_profile", "spectral", "ks_window", "spot_detector",
+               "classifiers", "lstm_ae")
 
 
 class _Registry(Mapping):
