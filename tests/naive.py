@@ -702,3 +702,25 @@ def mbic_optimal_partition(x, pen, minseglen=1):
         t = last[t]
         cps.append(t)
     return sorted(cps)
+def make_chunks_loop(values, labels, T, step, rule, groups):
+    """Chunks cut one by one: walk each group's rows, emit every full chunk of T rows."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    labels = [float(v) for v in labels]
+    groups = [0] * len(values) if groups is None else list(groups)
+    X, y, starts = [], [], []
+    start = 0
+    while start < len(values):
+        end = start
+        while end < len(values) and groups[end] == groups[start]:
+            end += 1
+        pos = start
+        while pos + T <= end:
+            share = sum(labels[pos: pos + T]) / T
+            X.append(values[pos: pos + T])
+            y.append(int(share > 0) if rule == "any" else int(share >= rule))
+            starts.append(pos)
+            pos += step
+        start = end
+    return np.array(X).reshape(len(X), T, values.shape[1]), np.array(y, dtype=int), starts

@@ -43,6 +43,7 @@ _REGISTRY = {
     "bottomup": "changepoint:BottomUpDetector",
     "window": "changepoint:WindowDetector",
     "bocpd": "bocpd:BOCPDDetector",
+    "lstm_ae": "lstm_ae:LSTMAutoencoderDetector",
 }
 
 _NAMES = {
@@ -52,11 +53,12 @@ _NAMES = {
     "BaseDetector": "_base",
     "ChangePointDetector": "_base",
     "NotFittedError": "_base",
+    "ChunkClassifier": "classifiers",
     **{spec.split(":")[1]: spec.split(":")[0] for spec in _REGISTRY.values()},
 }
 _SUBMODULES = ("clustering", "betsi", "mscred", "baselines", "thresholds", "classic",
                "matrix_profile", "spectral", "ks_window", "spot_detector", "changepoint",
-               "bocpd")
+               "bocpd", "classifiers", "lstm_ae")
 
 
 class _Registry(Mapping):
