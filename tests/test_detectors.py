@@ -177,7 +177,7 @@ def test_registry_names_and_unknown():
     assert set(DETECTORS) == {"pca", "hbos", "iforest", "lof", "knn", "matrix_profile",
                               "spectral_residual", "ks_window", "spot", "mscred", "betsi",
                               "random", "constant", "pelt", "binseg", "bottomup", "window",
-                              "bocpd", "lstm_ae"}
+                              "bocpd", "lstm_ae", "robust_z"}
     with pytest.raises(ValueError, match="known detectors: pca, hbos"):
         get_detector("nosuch")
     with pytest.raises(ValueError, match="does not take"):

@@ -28,6 +28,9 @@ _NAMES = {
     "find_data": "labelled",
     "DataNotFoundError": "labelled",
     "get_data": "download",
+    "read_edf": "edf",
+    "write_edf": "edf",
+    "make_cpap_nights": "cpap",
 }
 
 __all__ = sorted(_NAMES)

@@ -44,6 +44,7 @@ _REGISTRY = {
     "window": "changepoint:WindowDetector",
     "bocpd": "bocpd:BOCPDDetector",
     "lstm_ae": "lstm_ae:LSTMAutoencoderDetector",
+    "robust_z": "robust:RobustZDetector",
 }
 
 _NAMES = {
@@ -58,7 +59,7 @@ _NAMES = {
 }
 _SUBMODULES = ("clustering", "betsi", "mscred", "baselines", "thresholds", "classic",
                "matrix_profile", "spectral", "ks_window", "spot_detector", "changepoint",
-               "bocpd", "classifiers", "lstm_ae")
+               "bocpd", "classifiers", "lstm_ae", "robust")
 
 
 class _Registry(Mapping):
