@@ -31,6 +31,7 @@ _NAMES = {
     "read_edf": "edf",
     "write_edf": "edf",
     "make_cpap_nights": "cpap",
+    "make_labelled_benchmark": "labelled_synthetic",
 }
 
 __all__ = sorted(_NAMES)
