@@ -55,6 +55,7 @@ def test_leaderboard_on_tcpd(tcpd_root):
     assert isinstance(summary, pd.DataFrame)
 
 
+@pytest.mark.slow
 def test_skab_changepoint_leaderboard_on_three_experiments():
     from lab.cp_evaluation import skab_changepoint_leaderboard, skab_windows
     from lab.datasets import load_skab
