@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["DEFAULT_CP_DETECTORS", "alarm_change_points", "detect_change_points",
-           "load_published_tcpd", "leaderboard_summary", "tcpd_leaderboard"]
+           "load_published_tcpd", "leaderboard_summary", "skab_changepoint_leaderboard",
+           "skab_windows", "tcpd_leaderboard"]
 
 #: TCPD's margin: a detection within 5 rows of an annotation counts.
 CP_MARGIN = 5
@@ -46,6 +47,14 @@ DEFAULT_CP_DETECTORS: dict[str, tuple[str, dict]] = {
 #: Published TCPDBench methods shown beside the lab's.
 PUBLISHED_METHODS = ("binseg", "bocpd", "zero")
 PUBLISHED_FILE = "published_default_scores.json"
+#: SKAB's change-point protocol: a NAB window this long to the right of each true change;
+#: the first SKAB_TRAIN_ROWS rows of each experiment train, the rest are scored.
+SKAB_WINDOW = pd.Timedelta(seconds=60)
+SKAB_TRAIN_ROWS = 400
+#: SKAB's published change-point NAB scores (standard / low FP / low FN), SKAB README.
+SKAB_PUBLISHED = {"MSCRED": (32.42, 16.53, 40.28), "Isolation Forest": (26.16, 19.5, 30.82),
+                  "T-squared+Q": (25.35, None, None), "Conv-AE": (23.61, None, None),
+                  "Null": (0.0, 0.0, 0.0)}
 
 
 def alarm_change_points(score: np.ndarray, threshold: float, lag: int = 0) -> np.ndarray:
@@ -79,8 +88,8 @@ def alarm_change_points(score: np.ndarray, threshold: float, lag: int = 0) -> np
     return np.unique(cps[cps < len(score)]) if len(score) > 1 else np.empty(0, np.intp)
 
 
-def detect_change_points(detector: Any, X: Any) -> np.ndarray:
-    """Fit ``detector`` on ``X`` and return the rows where ``X`` changes.
+def detect_change_points(detector: Any, X: Any, train: Any = None) -> np.ndarray:
+    """Fit ``detector`` on ``train`` (``X`` if None) and return the rows where ``X`` changes.
 
     A :class:`lab.models.ChangePointDetector` gives ``change_points(X)``;
     any other detector gives :func:`alarm_change_points` of its score, with
@@ -93,7 +102,7 @@ def detect_change_points(detector: Any, X: Any) -> np.ndarray:
     >>> detect_change_points(get_detector("binseg"), x).tolist()
     [60]
     """
-    detector.fit(X)
+    detector.fit(X if train is None else train)
     if hasattr(detector, "change_points"):
         return np.asarray(detector.change_points(X), dtype=np.intp)
     score = detector.score(X).to_numpy()
@@ -253,3 +262,79 @@ def _published_methods(published: dict) -> list[str]:
 def _pub(published: dict, metric: str, series: str, method: str) -> float:
     value = published.get(metric, {}).get(series, {}).get(method)
     return np.nan if value is None else float(value)
+
+
+def skab_windows(frame: pd.DataFrame, width: pd.Timedelta = SKAB_WINDOW) -> list[tuple]:
+    """NAB windows ``(t, t + width)`` to the right of each ``changepoint`` row, overlaps merged.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2020-01-01", periods=200, freq="s")
+    >>> f = pd.DataFrame({"changepoint": 0}, index=idx)
+    >>> f.iloc[[10, 40, 150], 0] = 1
+    >>> [(str(a.time()), str(b.time())) for a, b in skab_windows(f)]
+    [('00:00:10', '00:01:40'), ('00:02:30', '00:03:19')]
+    """
+    starts = frame.index[frame["changepoint"].to_numpy() == 1]
+    windows: list[list] = []
+    for t in starts:
+        end = min(t + width, frame.index[-1])
+        if windows and t <= windows[-1][1]:
+            windows[-1][1] = max(windows[-1][1], end)
+        else:
+            windows.append([t, end])
+    return [tuple(w) for w in windows]
+
+
+def skab_changepoint_leaderboard(skab: Mapping[str, pd.DataFrame],
+                                 detectors: Mapping[str, tuple[str, dict]] | None = None, *,
+                                 progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Every change-point detector on SKAB's ``changepoint`` labels, scored by NAB.
+
+    SKAB's protocol (Katser and Kozitsin 2020): per experiment the first 400
+    rows train (the detector is fitted on them; a change-point detector
+    learns nothing there) and the change points are found in the rest; NAB
+    windows of 60 s to the right of each true change point
+    (:func:`skab_windows`), the corpus scored by
+    :func:`lab.benchmark_metrics.nab_score` with each profile.
+
+    Returns
+    -------
+    DataFrame
+        Index: detector. Columns ``standard``, ``reward_low_FP_rate``,
+        ``reward_low_FN_rate`` (NAB scores, 0 for no detection, 100 for the
+        perfect one), ``detections`` (total), ``seconds`` (total).
+
+    Notes
+    -----
+    ``nab_score`` is NAB v1.1's scorer, with its probationary period (the
+    first 15% of each scored stretch ignores detections); SKAB's own scorer
+    has none, so the published figures (:data:`SKAB_PUBLISHED`) are a guide,
+    not the same number.
+    """
+    from lab.benchmark_metrics import NAB_PROFILES, nab_score
+    from lab.models import get_detector
+
+    if detectors is None:
+        detectors = {k: v for k, v in DEFAULT_CP_DETECTORS.items() if "tcpd_default" not in k}
+    sensors = {name: f.drop(columns=["anomaly", "changepoint"]) for name, f in skab.items()}
+    windows = {name: skab_windows(f.iloc[SKAB_TRAIN_ROWS:]) for name, f in skab.items()}
+    rows = {}
+    for label, (registered, settings) in detectors.items():
+        detections, seconds, total = {}, 0.0, 0
+        for name, frame in sensors.items():
+            train, test = frame.iloc[:SKAB_TRAIN_ROWS], frame.iloc[SKAB_TRAIN_ROWS:]
+            t0 = time.perf_counter()
+            cps = detect_change_points(get_detector(registered, **settings), test, train)
+            seconds += time.perf_counter() - t0
+            flags = np.zeros(len(test), dtype=bool)
+            flags[cps] = True
+            detections[name] = pd.Series(flags, index=test.index)
+            total += len(cps)
+        rows[label] = {p: nab_score(detections, windows, p) for p in NAB_PROFILES}
+        rows[label].update(detections=total, seconds=seconds)
+        if progress is not None:
+            progress(f"{label}: NAB standard {rows[label]['standard']:.2f} ({seconds:.0f} s)")
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "detector"
+    return out.sort_values("standard", ascending=False)

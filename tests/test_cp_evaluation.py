@@ -53,3 +53,31 @@ def test_leaderboard_on_tcpd(tcpd_root):
         np.mean([published["f1"][s]["binseg"] for s in ("nile", "bank")]))
     assert "f1 on binseg" in summary.columns
     assert isinstance(summary, pd.DataFrame)
+
+
+@pytest.mark.slow
+def test_skab_changepoint_leaderboard_on_three_experiments():
+    from lab.cp_evaluation import skab_changepoint_leaderboard, skab_windows
+    from lab.datasets import load_skab
+
+    try:
+        skab = load_skab()
+    except FileNotFoundError:
+        pytest.skip("SKAB data not found")
+    some = {k: skab[k] for k in list(skab)[:3]}
+    board = skab_changepoint_leaderboard(some, {"bocpd": ("bocpd", {}),
+                                                "constant": ("constant", {})})
+    assert list(board.columns) == ["standard", "reward_low_FP_rate", "reward_low_FN_rate",
+                                   "detections", "seconds"]
+    # the constant detector reports nothing: NAB's null detector scores 0
+    assert board.loc["constant", "standard"] == pytest.approx(0.0)
+    assert board.loc["constant", "detections"] == 0
+    assert board.loc["bocpd", "standard"] > 0
+    first = some[list(some)[0]].iloc[400:]
+    w = skab_windows(first)
+    cps = first.index[first["changepoint"] == 1]
+    assert len(w) >= 1 and all(a in cps and a < b for a, b in w)
+    # every true change point opens or lies in a window that runs 60 s past it (or to the end)
+    for t in cps:
+        assert any(a <= t and (b >= t + pd.Timedelta(seconds=60) or b == first.index[-1])
+                   for a, b in w)

@@ -49,53 +49,63 @@ def _bocpd_kernel(x: np.ndarray, hazard: float, mu0: float, kappa0: float, alpha
     Normal-Gamma models per column. After row ``t`` a run length ``r`` means
     the last ``r`` rows form the current run (``r = 0``: a run starts at
     ``t + 1``). Runs of posterior probability below ``prune`` are dropped.
+    Arrays are preallocated (doubled when full) and updated in place; every
+    quantity that depends on the run length only is read from one table.
     """
     n, d = x.shape
     r_all = np.arange(n + 2, dtype=np.float64)
     alpha = alpha0 + r_all / 2
     kappa = kappa0 + r_all
     nu = 2 * alpha
-    # Student-t predictive: constant part and scale^2 / beta, both by run length
-    log_const = d * (gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * np.log(nu * np.pi))
-    scale_per_beta = (kappa + 1) / (alpha * kappa)
-    half_nu1 = (nu + 1) / 2
-    grow_beta = kappa / (2 * (kappa + 1))  # beta' = beta + grow_beta * (x - mu)^2
-
+    scale_per_beta = (kappa + 1) / (alpha * kappa)  # Student t scale^2 / beta
+    # by run length: log density constant, 1 / (nu scale^2 / beta), (nu + 1) / 2,
+    # 1 / (kappa + 1) (mean update), kappa / (2 (kappa + 1)) (beta update)
+    table = np.stack([
+        d * (gammaln((nu + 1) / 2) - gammaln(nu / 2)
+             - 0.5 * np.log(nu * np.pi * scale_per_beta)),
+        1.0 / (nu * scale_per_beta),
+        (nu + 1) / 2,
+        1.0 / (kappa + 1),
+        kappa / (2 * (kappa + 1)),
+    ])  # (5, n + 2): a row per quantity, so that each gathered row is contiguous
     cap = _START_CAPACITY
     rl = np.zeros(cap, dtype=np.intp)
     p = np.zeros(cap)
-    mu = np.empty((cap, d))
-    beta = np.empty((cap, d))
-    p[0], mu[0], beta[0] = 1.0, mu0, beta0
+    mu = np.empty((d, cap))  # one row per column: each column's runs are contiguous
+    beta = np.empty((d, cap))
+    p[0], mu[:, 0], beta[:, 0] = 1.0, mu0, beta0
     m = 1
     log_ev = np.empty(n)
     map_rl = np.empty(n, dtype=np.intp)
+    grow = 1.0 - hazard
     for t in range(n):
-        r = rl[:m]
-        dev = x[t] - mu[:m]
-        s2 = beta[:m] * scale_per_beta[r, None]
-        logpi = (log_const[r] - 0.5 * np.log(s2).sum(axis=1)
-                 - half_nu1[r] * np.log1p(dev * dev / (nu[r, None] * s2)).sum(axis=1))
+        c = table[:, rl[:m]]
+        logpi = c[0]
+        for j in range(d):
+            bj = beta[j, :m]
+            dev = x[t, j] - mu[j, :m]
+            sq = dev * dev
+            logpi = logpi - 0.5 * np.log(bj) - c[2] * np.log1p(sq * c[1] / bj)
+            mu[j, :m] += dev * c[3]  # the run grows by x[t]
+            bj += c[4] * sq
         top = logpi.max()
         w = p[:m] * np.exp(logpi - top)
         total = w.sum()
         log_ev[t] = top + np.log(total)
-        # growth: run r -> r + 1 with x[t] added; the change mass opens a new run
-        p[:m] = w * ((1.0 - hazard) / total)
-        mu[:m] += dev / (kappa[r, None] + 1)
-        beta[:m] += grow_beta[r, None] * dev * dev
+        p[:m] = w * (grow / total)  # the change mass, hazard, opens a new run below
         rl[:m] += 1
-        new_p = hazard  # sum(w) * hazard / total
-        keep = p[:m] >= prune
-        if not keep.all():
-            k = int(keep.sum())
-            rl[:k], p[:k], mu[:k], beta[:k] = rl[:m][keep], p[:m][keep], mu[:m][keep], beta[:m][keep]
+        if p[:m].min() < prune:
+            keep = np.flatnonzero(p[:m] >= prune)
+            k = len(keep)
+            rl[:k], p[:k] = rl[keep], p[keep]
+            mu[:, :k], beta[:, :k] = mu[:, keep], beta[:, keep]
             m = k
         if m == cap:
             cap *= 2
             rl, p = np.resize(rl, cap), np.resize(p, cap)
-            mu, beta = np.resize(mu, (cap, d)), np.resize(beta, (cap, d))
-        rl[m], p[m], mu[m], beta[m] = 0, new_p, mu0, beta0
+            mu = np.concatenate([mu, np.empty((d, cap - m))], axis=1)
+            beta = np.concatenate([beta, np.empty((d, cap - m))], axis=1)
+        rl[m], p[m], mu[:, m], beta[:, m] = 0, hazard, mu0, beta0
         m += 1
         map_rl[t] = rl[np.argmax(p[:m])]
     return log_ev, map_rl
