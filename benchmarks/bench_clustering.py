@@ -75,7 +75,7 @@ def _rows(n_timepoints: int):
 def scaling() -> None:
     """Seconds of cluster_metrics(model="dtw") (defaults) as series and length grow."""
     warnings.simplefilter("ignore", UserWarning)
-    raw, _ = make_server_metrics(n_metrics=40, n_rows=30, n_groups=N_CLUSTERS)
+    raw, _ = make_server_metrics(n_metrics=40, n_rows=60, n_groups=N_CLUSTERS)
     cluster_metrics(counters_to_rates(raw), N_CLUSTERS, model="dtw", norm="meanvar")  # compile
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}\n")
     print("| series | length | band radius | seconds | ARI |")
