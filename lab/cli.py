@@ -21,6 +21,7 @@ from lab.runner import (
     LabError,
     RunInterrupted,
     format_runs,
+    format_times,
     list_runs,
     plan,
     run,
@@ -150,6 +151,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print("reports:")
     for r in results:
         print(f"  {r.status:<10} {r.run_dir / 'report.html'}")
+    print(format_times(results))
     for r in failed:
         print(f"lab: run failed: {r.spec.label()}: {r.error} (partial notebook: "
               f"{r.run_dir / 'notebook.ipynb'})", file=sys.stderr)
