@@ -54,13 +54,15 @@ def _leftovers(folder: Path) -> list[str]:
 def test_skab_round_trip(tmp_path, skab_files):
     from lab.datasets import load_skab
 
-    extra = {"notebooks/model.py": b"print()\n", "README.md": b"# SKAB\n"}
+    extra = {"notebooks/model.py": b"print()\n", "README.md": b"# SKAB\n",
+             "data/other/15.csv": b"x\n", "data/valve1/2 (2).csv": b"x\n"}
     url = _archive(tmp_path, {**skab_files, **extra})
     dest = tmp_path / "data"
     target = get_data("skab", dest, url=url, progress=False)
     assert target == dest / "skab"
     assert _leftovers(dest) == ["skab"]                       # no temporary file left
     assert not (target / "notebooks").exists() and not (target / "README.md").exists()
+    assert not (target / "data/other/15.csv").exists()      # not one of SKAB v0.9's 34
     mine, shared = load_skab(root=target), load_skab()
     assert list(mine) == list(shared)
     pd.testing.assert_frame_equal(mine["other/14"], shared["other/14"])

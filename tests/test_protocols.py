@@ -138,6 +138,7 @@ def test_evaluate_skab_bad_detector():
         evaluate_skab(42, {"x": pd.DataFrame()})
 
 
+@pytest.mark.slow
 @needs_skab
 def test_skab_iforest_reproduces_published_row(skab):
     """SKAB's own Isolation Forest under the lab's protocol code: their row, exactly."""
@@ -153,6 +154,7 @@ def test_skab_iforest_reproduces_published_row(skab):
     assert r.per_group["experiments"].tolist() == [16, 4, 14, 18]
 
 
+@pytest.mark.slow
 @needs_skab
 def test_lab_iforest_within_bar(skab):
     """The bar: the lab's IForestDetector with SKAB's settings is within 0.02 F1 of 0.29."""
