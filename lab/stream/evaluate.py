@@ -130,7 +130,8 @@ def nab_stream_report(scores: Mapping[str, Mapping[str, pd.Series]],
     dict
         ``nab_scores`` (``{detector: {profile: score}}``), ``thresholds``
         (same shape), ``median_delay`` (``{detector: {"points", "seconds"}}``
-        at the standard profile's threshold, over the windows detected),
+        at the standard profile's threshold, over the windows detected; None
+        when none is),
         ``detected`` (``{detector: share of windows detected}``) and
         ``delays`` (``{detector: DataFrame}`` of :func:`detection_delays`).
     """
@@ -149,6 +150,6 @@ def nab_stream_report(scores: Mapping[str, Mapping[str, pd.Series]],
         found = delays.dropna(subset=["delay_points"])
         report["detected"][name] = float(len(found) / len(delays)) if len(delays) else 0.0
         report["median_delay"][name] = {
-            "points": float(found["delay_points"].median()) if len(found) else float("nan"),
-            "seconds": float(found["delay_seconds"].median()) if len(found) else float("nan")}
+            "points": float(found["delay_points"].median()) if len(found) else None,
+            "seconds": float(found["delay_seconds"].median()) if len(found) else None}
     return report
