@@ -14,6 +14,7 @@ from lab.spot import Spot
 from lab.stream import (
     DSPOTStream,
     KSStream,
+    Onset,
     RetrainingDetector,
     RollingZScore,
     SPOTStream,
@@ -48,6 +49,7 @@ FACTORIES = {
     "hst": lambda: half_space_trees(seed=1),
     "ks": lambda: KSStream(window=20, baseline=40),
     "zscore": lambda: RollingZScore(window=30),
+    "onset": lambda: Onset(SPOTStream(n_init=600), length=40, cap=3.0),
     "retrain": lambda: RetrainingDetector(get_detector("knn"), {"train_min": 300,
                                                                 "train_max": 600,
                                                                 "train_every": 250}),
@@ -149,3 +151,13 @@ def test_bad_input():
         from lab.stream import RiverDetector
 
         RiverDetector(object())
+
+
+def test_onset_is_naive():
+    import pandas as pd
+
+    s = np.random.default_rng(5).normal(size=300)
+    got = Onset(RollingZScore(window=10), length=25, cap=2.5).update(s)
+    raw = np.minimum(RollingZScore(window=10).update(s), 2.5)
+    prev = pd.Series(raw).shift(1).rolling(25, min_periods=1).max().fillna(-np.inf).to_numpy()
+    np.testing.assert_array_equal(got, np.where(raw > prev, raw, 0.0))

@@ -5,6 +5,7 @@ from lab.stream.detectors import (
     DSPOTStream,
     KSStream,
     OnlineDetector,
+    Onset,
     RetrainingDetector,
     RiverDetector,
     RollingZScore,
@@ -13,6 +14,6 @@ from lab.stream.detectors import (
     half_space_trees,
 )
 
-__all__ = ["STREAM_DETECTORS", "DSPOTStream", "KSStream", "OnlineDetector", "RetrainingDetector",
+__all__ = ["STREAM_DETECTORS", "DSPOTStream", "KSStream", "OnlineDetector", "Onset", "RetrainingDetector",
            "RiverDetector", "RollingZScore", "SPOTStream", "get_stream_detector",
            "half_space_trees"]

@@ -11,7 +11,7 @@ __all__ = ["add_stream_parser", "run_stream"]
 
 #: Default alert threshold per online detector (``score >= threshold``); SPOT's is its own z_q.
 DEFAULT_THRESHOLDS = {"spot": 1.0, "dspot": 1.0, "hst": 0.95, "ks": 0.6, "zscore": 5.0,
-                      "retrain": None}
+                      "retrain": 1.0}
 
 
 def add_stream_parser(sub) -> None:
@@ -118,9 +118,7 @@ def _score(args) -> int:
     get_stream_detector(args.detector, **params)  # fail early on a bad name or parameter
     threshold = args.threshold
     if threshold is None:
-        threshold = DEFAULT_THRESHOLDS.get(args.detector)
-        if threshold is None:
-            raise ValueError(f"--threshold is needed for detector {args.detector!r}")
+        threshold = DEFAULT_THRESHOLDS[args.detector]
     address, topic = parse_kafka_url(args.source)
     source = KafkaSource(topic, args.group, address)
     if args.to.startswith("kafka://"):

@@ -20,6 +20,7 @@ import bisect
 import copy
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,13 +29,15 @@ from lab._validation import _check_float, _check_int
 from lab.spot import DEFAULT_LEVEL, DEFAULT_Q, STEP_ANOMALY, DSpot, Spot, min_fit_size
 
 __all__ = ["OnlineDetector", "SPOTStream", "DSPOTStream", "RiverDetector", "half_space_trees",
-           "KSStream", "RollingZScore", "RetrainingDetector", "STREAM_DETECTORS",
+           "KSStream", "RollingZScore", "RetrainingDetector", "Onset", "STREAM_DETECTORS",
            "get_stream_detector"]
 
 #: Points a SPOT stream calibrates on before its first score (Siffer et al. use 1000).
 DEFAULT_N_INIT = 1000
 #: River HalfSpaceTrees settings used by :func:`half_space_trees` (River's defaults).
 HST_TREES, HST_HEIGHT, HST_WINDOW = 10, 8, 250
+#: Relative jitters tried on calibration values that have no tail (see ``_fit_tail``).
+JITTER = (1e-6, 1e-4, 1e-2)
 #: Points a RetrainingDetector keeps beyond ``train_max`` (the scoring context).
 HISTORY_EXTRA = 10_000
 
@@ -135,6 +138,27 @@ class _Calibrating(OnlineDetector):
         return self
 
 
+def _fit_tail(fit: Callable[[np.ndarray], Any], values: np.ndarray) -> Any:
+    """Fit a SPOT tail; on calibration values without a tail (flat, counts), add a tiny jitter.
+
+    A stream cannot refuse its series: a flat stretch gets a tail of width
+    ``JITTER`` times its scale (the smallest that fits), so that any real move
+    away from it scores high. The jitter is seeded: a rerun gives the same
+    scores.
+    """
+    try:
+        return fit(values)
+    except ValueError:
+        scale = max(float(np.ptp(values)), float(np.abs(np.median(values))), 1.0)
+        noise = np.random.default_rng(0).standard_normal(len(values))
+        for jitter in JITTER:
+            try:
+                return fit(values + jitter * scale * noise)
+            except ValueError:
+                continue
+        return fit(np.median(values) + scale * noise)
+
+
 def _excess_score(x: np.ndarray, z: np.ndarray, t: np.ndarray) -> np.ndarray:
     # 0 at the tail start, 1 at the alarm threshold z_q: an alarm is score >= 1
     span = np.maximum(z - t, 1e-12)
@@ -187,7 +211,8 @@ class SPOTStream(_Calibrating):
 
     def _fit(self, values: np.ndarray) -> None:
         signs = {"upper": (1.0,), "lower": (-1.0,), "both": (1.0, -1.0)}[self.tail]
-        self._spots = [(s, Spot(self.q, self.level).fit(s * values)) for s in signs]
+        self._spots = [(s, _fit_tail(lambda v: Spot(self.q, self.level).fit(v), s * values))
+                       for s in signs]
 
     def _scores(self, values: np.ndarray) -> np.ndarray:
         out = None
@@ -243,7 +268,7 @@ class DSPOTStream(_Calibrating):
         self._dspot: DSpot | None = None
 
     def _fit(self, values: np.ndarray) -> None:
-        self._dspot = DSpot(self.depth, self.q, self.level).fit(values)
+        self._dspot = _fit_tail(lambda v: DSpot(self.depth, self.q, self.level).fit(v), values)
 
     def _scores(self, values: np.ndarray) -> np.ndarray:
         d = self._dspot
@@ -475,6 +500,11 @@ class RetrainingDetector(OnlineDetector):
         Unfitted template (cloned at each refit).
     schedule : dict
         ``{"train_min": ..., "train_max": ..., "train_every": ...}``.
+    normalise : bool, default True
+        Score ``(s - m) / (threshold_ - m)``, with ``m`` the median training
+        score of the model in force: 0 at a typical point, 1 at the model's
+        own threshold, so that scores of different series and refits share
+        one scale (NAB's corpus threshold needs that). False: the raw score.
 
     Examples
     --------
@@ -487,7 +517,7 @@ class RetrainingDetector(OnlineDetector):
     (0.0, 3)
     """
 
-    def __init__(self, detector: Any, schedule: dict):
+    def __init__(self, detector: Any, schedule: dict, normalise: bool = True):
         from lab.models import BaseDetector
 
         if not isinstance(detector, BaseDetector):
@@ -496,7 +526,7 @@ class RetrainingDetector(OnlineDetector):
         missing = {"train_min", "train_max", "train_every"} - set(schedule)
         if missing:
             raise ValueError(f"schedule misses {sorted(missing)}; got {sorted(schedule)}")
-        self.detector, self.schedule = detector, dict(schedule)
+        self.detector, self.schedule, self.normalise = detector, dict(schedule), bool(normalise)
         self.train_min = _check_int(schedule["train_min"], "train_min", minimum=1)
         self.train_max = _check_int(schedule["train_max"], "train_max", minimum=self.train_min)
         self.train_every = _check_int(schedule["train_every"], "train_every", minimum=1)
@@ -527,6 +557,12 @@ class RetrainingDetector(OnlineDetector):
             model = type(self.detector)(**self.detector.get_params())
         self._model = model.fit(train.reshape(-1, 1))
         self.refits_ += 1
+        self._centre, self._scale = 0.0, 1.0
+        if self.normalise:
+            centre = float(np.median(self._model.decision_scores_))
+            span = float(self._model.threshold_) - centre
+            if np.isfinite(span) and span > 0:
+                self._centre, self._scale = centre, span
 
     def _score_segment(self, seg: np.ndarray) -> np.ndarray:
         if self._model is None:
@@ -538,7 +574,8 @@ class RetrainingDetector(OnlineDetector):
         pad = max(need - len(x), 0)
         if pad:  # too short for the detector's window: repeat the oldest value in front
             x = np.r_[np.full((pad, 1), x[0, 0]), x]
-        return np.asarray(self._model.score(x), dtype=float)[-len(seg):]
+        raw = np.asarray(self._model.score(x), dtype=float)[-len(seg):]
+        return (raw - self._centre) / self._scale
 
     def _append(self, seg: np.ndarray) -> None:
         self._history = np.r_[self._history, seg][-(self.train_max + HISTORY_EXTRA):]
@@ -570,13 +607,69 @@ class RetrainingDetector(OnlineDetector):
         return self
 
 
+class Onset(OnlineDetector):
+    """Keep a score only where it opens a new high: above every score of the last ``length`` points.
+
+    ``s'[t] = c[t]`` if ``c[t] > max(c[t - length : t])`` else 0, with
+    ``c = min(score, cap)``. A threshold on ``s'`` then fires once at the
+    onset of an episode instead of at every point of it: NAB counts only
+    the first detection in a window and charges each false one, and the
+    windowed detectors on its scoreboard suppress repeats the same way. It
+    reads past scores only, so it adds no look-ahead.
+
+    Parameters
+    ----------
+    detector : OnlineDetector
+    length : int, default 200
+        Points a high suppresses what follows it.
+    cap : float, default inf
+        Scores are capped first (a flat series' tail makes every move
+        enormous; the cap puts those on the scale of real excesses).
+
+    Examples
+    --------
+    >>> d = Onset(RollingZScore(window=3), length=2)
+    >>> d.update([1.0, 2.0, 1.0, 9.0, 9.5, 9.0]).round(1).tolist()
+    [0.0, 0.0, 0.0, 16.3, 0.0, 0.0]
+    """
+
+    def __init__(self, detector: OnlineDetector, length: int = 200, cap: float = math.inf):
+        self.detector = detector
+        self.length = _check_int(length, "length", minimum=1)
+        self.cap = float(cap)
+        self._prev = np.full(0, -np.inf)
+
+    def _onset(self, capped: np.ndarray) -> np.ndarray:
+        allv = np.r_[np.full(max(self.length - len(self._prev), 0), -np.inf), self._prev, capped]
+        before = np.lib.stride_tricks.sliding_window_view(allv[:-1], self.length)
+        before = before[len(before) - len(capped):].max(axis=1)
+        return np.where(capped > before, capped, 0.0), allv[-self.length:]
+
+    def update(self, batch: Any) -> np.ndarray:
+        capped = np.minimum(self.detector.update(batch), self.cap)
+        out, self._prev = self._onset(capped)
+        return out
+
+    def score_one(self, x: Any) -> float:
+        c = min(self.detector.score_one(x), self.cap)
+        prev = self._prev[-self.length:]
+        return float(c) if (len(prev) == 0 or c > prev.max()) else 0.0
+
+    def learn_one(self, x: Any) -> Onset:
+        c = min(self.detector.score_one(x), self.cap)
+        self.detector.learn_one(x)
+        self._prev = np.r_[self._prev, c][-self.length:]
+        return self
+
+
 def _retraining(detector: str = "hbos", train_min: int = 500, train_max: int = 2000,
-                train_every: int = 500, **params: Any) -> RetrainingDetector:
+                train_every: int = 500, normalise: bool = True,
+                **params: Any) -> RetrainingDetector:
     from lab.models import get_detector
 
     return RetrainingDetector(get_detector(detector, **params),
                               {"train_min": train_min, "train_max": train_max,
-                               "train_every": train_every})
+                               "train_every": train_every}, normalise=normalise)
 
 
 #: Name -> factory of the online detectors (``lab stream score --detector NAME``).
@@ -590,8 +683,11 @@ STREAM_DETECTORS = {
 }
 
 
-def get_stream_detector(name: str, **params: Any) -> OnlineDetector:
+def get_stream_detector(name: str, onset: int | None = None, cap: float = math.inf,
+                        **params: Any) -> OnlineDetector:
     """Build an online detector by name; ``params`` go to its constructor.
+
+    ``onset`` (an int) wraps it in :class:`Onset` with that length and ``cap``.
 
     Raises
     ------
@@ -611,6 +707,7 @@ def get_stream_detector(name: str, **params: Any) -> OnlineDetector:
         raise ValueError(f"unknown stream detector {name!r}; known: "
                          f"{', '.join(sorted(STREAM_DETECTORS))}")
     try:
-        return STREAM_DETECTORS[name](**params)
+        det = STREAM_DETECTORS[name](**params)
     except TypeError as exc:
         raise ValueError(f"stream detector {name!r}: {exc}") from None
+    return det if onset is None else Onset(det, onset, cap)

@@ -141,6 +141,9 @@ def decode_batch(payload: bytes, key: bytes | None = None) -> Batch:
     out = Batch(series)
     for k, v in columns.items():
         arr = np.asarray(v)
+        if arr.dtype.kind in "USO" and isinstance(v, list):
+            arr = np.empty(len(v), dtype=object)   # mixed JSON: keep each item as it came
+            arr[:] = v
         if k == "timestamp" and arr.dtype.kind == "M":
             arr = arr.astype("datetime64[ns]").view(np.int64)
         out[k] = arr

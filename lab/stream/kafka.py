@@ -112,8 +112,10 @@ class KafkaSource:
         self.bootstrap = bootstrap(bootstrap_servers)
         if check:
             _check_reachable(self.bootstrap)
+        #: (monotonic time, error) of the first transport error since the last message
+        self.down_since: tuple[float, Any] | None = None
         self.consumer = Consumer(_conf(self.bootstrap, **{
-            "group.id": group,
+            "group.id": group, "error_cb": self._on_error,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": session_timeout_ms, "heartbeat.interval.ms": HEARTBEAT_MS,
             "isolation.level": "read_committed", "enable.partition.eof": False,
@@ -121,9 +123,19 @@ class KafkaSource:
         }))
         self.consumer.subscribe([topic])
 
+    def _on_error(self, err) -> None:
+        from confluent_kafka import KafkaError
+
+        if err.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+                          KafkaError._RESOLVE) and self.down_since is None:
+            self.down_since = (time.monotonic(), err)
+
     def poll(self, timeout: float = 0.5, n: int = POLL_MESSAGES) -> list:
         """Raw messages (up to ``n``); errors are returned as messages with ``error()`` set."""
-        return self.consumer.consume(num_messages=n, timeout=timeout)
+        msgs = self.consumer.consume(num_messages=n, timeout=timeout)
+        if msgs:
+            self.down_since = None
+        return msgs
 
     def commit(self) -> None:
         """Commit the positions of everything polled so far (synchronously)."""
@@ -363,6 +375,8 @@ def score_stream(source: KafkaSource, make_detector: Callable[[], Any], sink: An
                     transport_error = err
                 elif err.fatal():
                     raise BrokerError(f"Kafka error at {source.bootstrap}: {err.str()}")
+            if source.down_since is not None and not good:
+                lost_since, transport_error = source.down_since
             if transport_error is not None and not good:
                 lost_since = lost_since or now
                 if now - lost_since > broker_lost_timeout:
