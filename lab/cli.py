@@ -1,4 +1,5 @@
-"""The ``lab`` command: ``list``, ``params``, ``run``, ``runs``, ``detectors`` and ``data get``.
+"""The ``lab`` command: ``list``, ``params``, ``run``, ``runs``, ``detectors`` and ``data get``;
+for EDF nights ``stage``, ``train``, ``predict`` and ``explain``; ``stream`` for Kafka.
 
 Examples
 --------
@@ -83,7 +84,107 @@ def _parser() -> argparse.ArgumentParser:
     from lab.stream.cli import add_stream_parser
 
     add_stream_parser(sub)
+    _edf_parsers(sub)
     return p
+
+
+def _edf_parsers(sub) -> None:
+    """``lab stage``, ``train``, ``predict`` and ``explain``: EDF nights in, scores out."""
+    from lab.edf_workflow import DEFAULT_DETECTOR
+
+    runs_help = f"runs directory holding the MLflow store (default: {config.RUNS_DIR})"
+    pg = sub.add_parser("stage", help="EDF files to Parquet, one partition per night and rate",
+                        description="Stage EDF files (<YYYYMMDD_HHMMSS>_<kind>.edf) as Parquet: "
+                        "OUTPUT/night=<id>/rate=<Hz>/part.parquet. Staged nights are skipped "
+                        "unless --force; unreadable files go to OUTPUT/quarantine/ with a "
+                        ".reason.txt.")
+    pg.add_argument("input", help="folder of the EDF files")
+    pg.add_argument("output", help="staged store (created)")
+    pg.add_argument("--force", action="store_true", help="restage nights already staged")
+
+    pt = sub.add_parser("train", help="fit a detector on staged nights; log an MLflow run",
+                        description="Fit a registered detector (lab detectors) on the staged "
+                        "nights' 1 Hz model frames and log an MLflow run with its parameters, "
+                        "training metrics and the model as an artefact. Prints the run id.")
+    pt.add_argument("staged", help="staged store (lab stage)")
+    pt.add_argument("--detector", default=DEFAULT_DETECTOR,
+                    help=f"registered detector name (default: {DEFAULT_DETECTOR}, the best on "
+                    "the generated nights in notebook 06)")
+    pt.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="detector setting (repeatable), e.g. -p z_threshold=12")
+    pt.add_argument("--nights", default="*", metavar="PATTERN",
+                    help="shell pattern(s) of night ids, comma-separated (default: all)")
+    pt.add_argument("--channels", default=None, metavar="A,B",
+                    help="channels to use (default: all of the first night)")
+    pt.add_argument("--runs", metavar="DIR", default=None, help=runs_help)
+
+    pd_ = sub.add_parser("predict", help="score staged nights with a trained model by run id",
+                         description="Load the model of a `lab train` run from its MLflow "
+                         "artefacts, score the matching nights, write OUTPUT/night=<id>/"
+                         "scores.parquet and OUTPUT/episodes.parquet, and log a prediction run.")
+    pd_.add_argument("--run-id", required=True, metavar="ID", help="MLflow run id of lab train")
+    pd_.add_argument("--pattern", default="*",
+                     help="shell pattern(s) of night ids, e.g. '202012*' (default: all)")
+    pd_.add_argument("staged", help="staged store (lab stage)")
+    pd_.add_argument("output", help="folder for the scores")
+    pd_.add_argument("--runs", metavar="DIR", default=None, help=runs_help)
+
+    pe = sub.add_parser("explain", help="Dash app: signals, scores, episodes and true events",
+                        description="Serve the explain app on 127.0.0.1: pick a prediction run "
+                        "and a night, zoom over the signals with the score, threshold, "
+                        "detected episodes and true events; click an episode to zoom to it.")
+    pe.add_argument("--run-id", default=None, metavar="ID",
+                    help="prediction run to open first (default: the latest)")
+    pe.add_argument("--port", type=int, default=8050, help="port on 127.0.0.1 (default 8050)")
+    pe.add_argument("--runs", metavar="DIR", default=None, help=runs_help)
+
+
+def _param_value(text: str):
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _cmd_edf(args: argparse.Namespace) -> int:
+    from lab import edf_workflow as wf
+
+    if args.command == "stage":
+        summary = wf.stage(args.input, args.output, force=args.force, progress=True)
+        for night in summary.staged:
+            print(f"staged   {night}")
+        for name in summary.quarantined:
+            print(f"quarantined {name} (see {Path(args.output) / 'quarantine' / name}"
+                  ".reason.txt)")
+        print(summary)
+        return 0
+    if args.command == "train":
+        params = {k: _param_value(v) for k, v in _parse_pairs(args.param).items()}
+        channels = args.channels.split(",") if args.channels else None
+        run_id = wf.train(args.staged, detector=args.detector, params=params,
+                          nights=args.nights, channels=channels, runs_dir=args.runs,
+                          progress=True)
+        print(run_id)
+        return 0
+    if args.command == "predict":
+        pred_id, episodes = wf.predict(args.run_id, args.staged, args.output,
+                                       pattern=args.pattern, runs_dir=args.runs, progress=True)
+        import json
+
+        meta = json.loads((Path(args.output) / "prediction.json").read_text())
+        print(f"scored {len(meta['nights'])} nights: {', '.join(meta['nights'])}")
+        print(f"worst episodes (of {len(episodes)}):")
+        for row in episodes.head(10).itertuples(index=False):
+            print(f"  {row.night}  {row.start:%H:%M:%S}-{row.end:%H:%M:%S}  score {row.peak:8.1f}"
+                  f"  {row.channels}")
+        print(f"prediction run {pred_id} (model run {args.run_id}); scores in {args.output}")
+        return 0
+    from lab.explain_app import serve
+
+    serve(run_id=args.run_id, port=args.port, runs_dir=args.runs)
+    return 0
 
 
 def _parse_pairs(pairs: list[str]) -> dict[str, str]:
@@ -219,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             from lab.stream.cli import run_stream
 
             return run_stream(args)
+        if args.command in ("stage", "train", "predict", "explain"):
+            return _cmd_edf(args)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)
         return 2

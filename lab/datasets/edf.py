@@ -23,7 +23,10 @@ DIGITAL_MIN, DIGITAL_MAX = -32768, 32767
 
 def _time_index(start: pd.Timestamp, rate: float, n: int) -> pd.DatetimeIndex:
     step_ns = 1e9 / rate
-    offsets = np.round(np.arange(n) * step_ns).astype("int64")
+    if step_ns == int(step_ns):  # 25 Hz, 0.5 Hz, 200 Hz: exact integer steps
+        offsets = np.arange(n, dtype=np.int64) * int(step_ns)
+    else:
+        offsets = np.round(np.arange(n) * step_ns).astype(np.int64)
     return pd.DatetimeIndex(start.as_unit("ns").value + offsets, name="time")
 
 
@@ -93,8 +96,10 @@ def read_edf(path: str | os.PathLike, channels: list[str] | None = None
             pmin, pmax = reader.getPhysicalMinimum(i), reader.getPhysicalMaximum(i)
             dmin, dmax = reader.getDigitalMinimum(i), reader.getDigitalMaximum(i)
             gain = (pmax - pmin) / (dmax - dmin)
-            values = (digital.astype(np.float64) - dmin) * gain + pmin
-            frames.setdefault(rate, {})[labels[i]] = values.astype(np.float32)
+            values = digital.astype(np.float32)
+            values *= np.float32(gain)
+            values += np.float32(pmin - dmin * gain)
+            frames.setdefault(rate, {})[labels[i]] = values
             units.setdefault(rate, {})[labels[i]] = str(reader.getPhysicalDimension(i)).strip()
         onset, duration, text = reader.readAnnotations()
     except ValueError:
