@@ -67,7 +67,8 @@ import pandas as pd
 from lab import config
 
 __all__ = ["run_benchmark", "BenchmarkResult", "unit_score", "data_digest", "skab_scores",
-           "METRICS", "TASK_TIMEOUT_S", "CACHE_DIR"]
+           "leaderboard_data", "with_published", "METRICS", "TASK_TIMEOUT_S", "CACHE_DIR",
+           "NAB_PUBLISHED", "SKAB_PUBLISHED_F1", "SKAB_PUBLISHED_NAB", "NAB_EXCLUDED"]
 
 #: Per-series metrics :func:`run_benchmark` can compute (``nab`` is scored over the corpus).
 METRICS = ("vus_pr", "vus_roc", "auc_pr", "best_f1", "range_f1", "ucr_hit", "nab")
@@ -77,6 +78,18 @@ TASK_TIMEOUT_S = 600.0
 CACHE_DIR = config.RUNS_DIR / ".cache" / "benchmark"
 #: The results table's file in the output directory.
 RESULTS_FILE = "benchmark.parquet"
+#: Detectors the default leaderboard does not run on NAB (Keras models, minutes per series).
+NAB_EXCLUDED = ("mscred", "betsi")
+#: NAB v1.1 scoreboard, standard profile (github.com/numenta/NAB, README "Scoreboard").
+NAB_PUBLISHED = {"Numenta HTM": 70.5, "CAD OSE": 69.9, "KNN CAD": 58.0,
+                 "Random Cut Forest": 51.7, "Twitter ADVec": 47.1, "Windowed Gaussian": 39.6,
+                 "Bayesian changepoint": 17.7, "random": 11.0, "null": 0.0}
+#: SKAB v0.9 leaderboard, outlier detection F1 (github.com/waico/SKAB, README).
+SKAB_PUBLISHED_F1 = {"Conv-AE": 0.78, "MSET": 0.78, "T2+Q (PCA)": 0.76, "LSTM-AE": 0.74,
+                     "LSTM-VAE": 0.56, "Vanilla LSTM": 0.54, "Vanilla AE": 0.39, "MSCRED": 0.36,
+                     "Isolation Forest": 0.29}
+#: SKAB v0.9 leaderboard, change points, NAB standard score (github.com/waico/SKAB, README).
+SKAB_PUBLISHED_NAB = {"MSCRED": 32.42, "Isolation Forest": 26.16, "Conv-AE": 23.61}
 # Bumped when the cached content changes form, so old entries are not read.
 _CACHE_VERSION = 1
 _STATUS = ("ok", "failed", "timeout")
@@ -551,6 +564,27 @@ class BenchmarkResult:
         board = board.reindex([d for d in self.detectors if d in board.index])
         return board.sort_values("all", ascending=False)
 
+    def summary(self) -> pd.DataFrame:
+        """One row per detector: mean of each metric, seconds, tasks and failures, by ``vus_pr``.
+
+        Examples
+        --------
+        >>> t = pd.DataFrame({"detector": ["a", "a"], "dataset": ["d", "d"], "status": ["ok", "failed"],
+        ...                   "vus_pr": [0.5, float("nan")], "fit_s": [1.0, float("nan")],
+        ...                   "score_s": [0.5, float("nan")]})
+        >>> BenchmarkResult(t).summary()[["vus_pr", "seconds", "tasks", "failed"]].values.tolist()
+        [[0.5, 1.5, 2.0, 1.0]]
+        """
+        t = self.table
+        metrics = [m for m in METRICS if m in t.columns]
+        ok = t[t["status"] == "ok"]
+        out = ok.groupby("detector")[metrics].mean().reindex(self.detectors)
+        out["seconds"] = (ok["fit_s"] + ok["score_s"]).groupby(ok["detector"]).sum()
+        out["tasks"] = t.groupby("detector").size().astype(float)
+        out["failed"] = (t["status"] != "ok").groupby(t["detector"]).sum().astype(float)
+        key = "vus_pr" if "vus_pr" in out else out.columns[0]
+        return out.sort_values(key, ascending=False)
+
     def per_series(self, metric: str = "vus_pr") -> pd.DataFrame:
         """``(dataset, series) x detector`` table of a metric (for :func:`critical_difference`)."""
         ok = self.table[self.table["status"] == "ok"]
@@ -693,7 +727,8 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
                   workers: int = 2, dask: str | Any | None = None,
                   timeout: float = TASK_TIMEOUT_S, cache: bool | str | Path = True,
                   out: str | Path | None = None, progress: bool = True,
-                  mlflow_run: bool = False) -> BenchmarkResult:
+                  mlflow_run: bool = False,
+                  exclude: Mapping[str, Sequence[str]] | None = None) -> BenchmarkResult:
     """Run every detector on every labelled series and judge it.
 
     Parameters
@@ -726,6 +761,8 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
         A progress bar (on stdout: in a notebook, and on ``lab run``'s live line).
     mlflow_run : bool, default False
         Also log the table and the mean metrics to the active MLflow run (or a new one).
+    exclude : dict of str to list of str, optional
+        Detector labels not run on a data set, e.g. ``{"nab": NAB_EXCLUDED}``.
 
     Returns
     -------
@@ -766,6 +803,8 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
         for key, frame in series.items():
             digest = data_digest(frame)
             for spec in specs:
+                if spec.label in (exclude or {}).get(ds, ()):
+                    continue
                 path = None if cache_dir is None else \
                     cache_dir / f"{_cache_key(spec, digest, metrics)}.npz"
                 tasks.append((spec, ds, key, frame, path))
@@ -868,3 +907,100 @@ def _log_mlflow(result: BenchmarkResult) -> None:
     finally:
         if active is None:
             mlflow.end_run()
+
+
+# --------------------------------------------------------------------------- notebook helpers
+
+
+def leaderboard_data(datasets: Sequence[str] = ("nab", "skab"), *,
+                     nab_categories: Sequence[str] | None = None, max_series: int = 0,
+                     fallback: bool = True, random_state: int = 0
+                     ) -> tuple[dict[str, dict[str, pd.DataFrame]], str]:
+    """The labelled data sets of a leaderboard, or a generated one when they are absent.
+
+    Parameters
+    ----------
+    datasets : sequence of {"nab", "skab", "ucr_anomaly"}
+        Read with the :mod:`lab.datasets` loaders.
+    nab_categories : sequence of str, optional
+        NAB categories to keep (all by default).
+    max_series : int, default 0
+        Keep the first ``max_series`` series of each data set (0: all).
+    fallback : bool, default True
+        When a data set is absent, use :func:`lab.datasets.make_labelled_benchmark`
+        (as ``"synthetic"``) instead of raising.
+    random_state : int
+        Seed of the generated fallback.
+
+    Returns
+    -------
+    data : dict
+        ``{name: {series: frame}}`` for :func:`run_benchmark`.
+    note : str
+        What was loaded, and which data sets were absent and replaced.
+
+    Raises
+    ------
+    DataNotFoundError
+        If a data set is absent and ``fallback`` is False.
+    ValueError
+        On an unknown data set or category.
+
+    Examples
+    --------
+    >>> data, note = leaderboard_data(["nab"], nab_categories=["realKnownCause"], max_series=2)
+    >>> sum(len(v) for v in data.values())
+    2
+    """
+    import lab.datasets
+    from lab.datasets import DataNotFoundError, make_labelled_benchmark
+    from lab.datasets.labelled import NAB_CATEGORIES
+
+    unknown = [d for d in datasets if d not in _LOADERS]
+    if unknown:
+        raise ValueError(f"datasets names unknown data sets {unknown}; known: {list(_LOADERS)}")
+    bad = [c for c in nab_categories or () if c not in NAB_CATEGORIES]
+    if bad:
+        raise ValueError(f"nab_categories has unknown categories {bad}; known: "
+                         f"{list(NAB_CATEGORIES)}")
+    data, loaded, missing = {}, [], []
+    for name in datasets:
+        try:
+            series = getattr(lab.datasets, _LOADERS[name])()
+        except DataNotFoundError:
+            if not fallback:
+                raise
+            missing.append(name)
+            continue
+        if name == "nab" and nab_categories:
+            series = {k: v for k, v in series.items() if v.attrs["group"] in nab_categories}
+        if max_series:
+            series = dict(list(series.items())[:max_series])
+        data[name] = series
+        loaded.append(f"{name} ({len(series)} series, {sum(map(len, series.values())):,} rows)")
+    note = "Data: " + (", ".join(loaded) if loaded else "none of the real data sets")
+    if missing:
+        n = max_series or 8
+        data["synthetic"] = make_labelled_benchmark(n_series=n, n_rows=2000,
+                                                    random_state=random_state)
+        note += (f". ABSENT: {', '.join(missing)} (get them with `lab data get NAME`); "
+                 f"using a small generated benchmark instead ({n} series, "
+                 "lab.datasets.make_labelled_benchmark)")
+    return data, note
+
+
+def with_published(lab_scores: Mapping[str, float], published: Mapping[str, float],
+                   name: str = "score") -> pd.DataFrame:
+    """The lab's figures beside the published ones, marked by source, best first.
+
+    Examples
+    --------
+    >>> with_published({"iforest": 30.0}, {"HTM": 70.5})["source"].tolist()
+    ['published (quoted)', 'lab (ran here)']
+    """
+    rows = [{"detector": k, name: float(v), "source": "lab (ran here)"}
+            for k, v in lab_scores.items()]
+    rows += [{"detector": k, name: float(v), "source": "published (quoted)"}
+             for k, v in published.items()]
+    return pd.DataFrame(rows).sort_values(name, ascending=False,
+                                          ignore_index=True).set_index("detector")

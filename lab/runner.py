@@ -751,6 +751,7 @@ def _log_files(client, artifact_uri: str, run_id: str, run_dir: Path) -> None:
 
     files = [run_dir / f for f in ("report.html", "notebook.ipynb", "metrics.json", "params.json",
                                    "run.json") if (run_dir / f).exists()]
+    files += sorted(run_dir.glob("*.parquet"))  # result tables a notebook saved (lab.benchmark)
     target = None
     if artifact_uri.startswith("file:"):
         target = Path(url2pathname(urlparse(artifact_uri).path))
