@@ -492,7 +492,10 @@ class RetrainingDetector(OnlineDetector):
     them; at every point ``r`` that is a multiple of ``train_every`` a fresh
     model is fitted on the points ``[max(0, r - train_max), r)`` and scores
     from ``r`` on. A model only ever sees points before the ones it scores:
-    there is no look-ahead. Points before the first model score 0.
+    there is no look-ahead. Points before the first model score 0. A window
+    the detector cannot fit on (it raises ValueError: a flat stretch, too few
+    rows for its tail) is skipped and counted in ``refit_errors_``; the model
+    in force goes on scoring.
 
     Parameters
     ----------
@@ -534,10 +537,11 @@ class RetrainingDetector(OnlineDetector):
         self._seen = 0          # points seen (the index of the next one)
         self._model = None
         self.refits_ = 0
+        self.refit_errors_ = 0
 
     def _next_refit(self) -> int:
         # the point count at which the next model is fitted (calc_batches' batch ends)
-        if self._model is None:
+        if self._model is None and self._seen < self.train_min:
             return self.train_min
         return (self._seen // self.train_every + 1) * self.train_every
 
@@ -555,7 +559,14 @@ class RetrainingDetector(OnlineDetector):
             model = clone(self.detector)
         except Exception:  # not an sklearn estimator: rebuild from its params
             model = type(self.detector)(**self.detector.get_params())
-        self._model = model.fit(train.reshape(-1, 1))
+        try:
+            model.fit(train.reshape(-1, 1))
+        except ValueError:
+            # a window the detector cannot learn from (flat, too short for its tail):
+            # the model in force goes on scoring, or the stream scores 0 until one fits
+            self.refit_errors_ += 1
+            return
+        self._model = model
         self.refits_ += 1
         self._centre, self._scale = 0.0, 1.0
         if self.normalise:

@@ -37,7 +37,7 @@ def stream_timestamps(index: pd.DatetimeIndex) -> np.ndarray:
     Examples
     --------
     >>> idx = pd.DatetimeIndex(["2024-01-01", "2024-01-01", "2024-01-02"])
-    >>> (stream_timestamps(idx) - idx.asi8[0]).tolist()
+    >>> (stream_timestamps(idx) - idx.as_unit("ns").asi8[0]).tolist()
     [0, 1, 86400000000000]
     """
     ts = pd.DatetimeIndex(index).as_unit("ns").asi8.copy()

@@ -292,6 +292,16 @@ class ScoreStats:
     seconds: float = 0.0
     lag: int = 0
     per_series: dict = field(default_factory=dict)
+    #: wall-clock times (time.time()) of the first message and of the last write
+    first_at: float | None = None
+    last_at: float | None = None
+
+    @property
+    def busy_rate(self) -> float:
+        """Points per second from the first message to the last write (no join, no idle)."""
+        if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            return 0.0
+        return self.points / (self.last_at - self.first_at)
 
     @property
     def rate(self) -> float:
@@ -393,6 +403,8 @@ def score_stream(source: KafkaSource, make_detector: Callable[[], Any], sink: An
                     break
                 continue
             lost_since, backoff, last_msg = None, BACKOFF_START, now
+            if stats.first_at is None:
+                stats.first_at = time.time()
             out = []
             for m in good:
                 try:
@@ -425,6 +437,7 @@ def score_stream(source: KafkaSource, make_detector: Callable[[], Any], sink: An
             if dead_letter is not None:
                 dead_letter.flush()
             _write_then_commit(sink, out, source)
+            stats.last_at = time.time()
             stats.seconds = time.monotonic() - start
             if on_progress is not None and now - last_report > 1.0:
                 stats.lag = source.lag()

@@ -151,8 +151,8 @@ NAB_DETECTORS = {
     "hst": ({"name": "hst", "seed": 0}, 0.95),
     "zscore": ({"name": "zscore", "window": 100}, 5.0),
     "ks": ({"name": "ks", "window": 20, "baseline": 100}, 0.6),
-    "retrain": ({"name": "retrain", "detector": "knn", "train_min": 150, "train_max": 1000,
-                 "train_every": 250}, 1.0),
+    "retrain": ({"name": "retrain", "detector": "spectral_residual", "train_min": 150,
+                 "train_max": 1000, "train_every": 250}, 1.0),
 }
 
 
