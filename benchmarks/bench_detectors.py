@@ -46,6 +46,7 @@ LINEAR = {"pca", "hbos", "iforest", "spectral_residual", "ks_window", "spot", "r
 TRAINING = {
     "mscred": dict(windows=(10, 20), step=5, steps=2, epochs=1, filters=(2, 2, 2, 2)),
     "betsi": dict(window_size=20, stride=5, epochs=2, verbose=0),
+    "lstm_ae": dict(window=10, stride=10, units=(4,), epochs=1, verbose=0),
 }
 COLUMNS = {"mscred": 4}
 #: Change-point detectors segment each series on its own: benchmarks/bench_changepoints.py
