@@ -71,7 +71,7 @@ def main() -> None:
         longest = max(nights, key=lambda n: len(wf.read_scores(tmp / "scores", n)))
         data = _night_data(str(tmp / "staged"), str(tmp / "scores"), longest)
         hours = len(data["scores"]) / 3600
-        night_figure(data)  # imports
+        night_figure(data).to_json()  # imports and plotly's JSON encoder
         redraw = []
         t = data["scores"].index
         spans = [None, (t[0], t[len(t) // 2]), (t[len(t) // 3], t[len(t) // 3 + 600])]

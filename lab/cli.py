@@ -90,8 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _edf_parsers(sub) -> None:
     """``lab stage``, ``train``, ``predict`` and ``explain``: EDF nights in, scores out."""
-    from lab.edf_workflow import DEFAULT_DETECTOR
-
+    default_detector = config.DEFAULT_EDF_DETECTOR
     runs_help = f"runs directory holding the MLflow store (default: {config.RUNS_DIR})"
     pg = sub.add_parser("stage", help="EDF files to Parquet, one partition per night and rate",
                         description="Stage EDF files (<YYYYMMDD_HHMMSS>_<kind>.edf) as Parquet: "
@@ -107,8 +106,8 @@ def _edf_parsers(sub) -> None:
                         "nights' 1 Hz model frames and log an MLflow run with its parameters, "
                         "training metrics and the model as an artefact. Prints the run id.")
     pt.add_argument("staged", help="staged store (lab stage)")
-    pt.add_argument("--detector", default=DEFAULT_DETECTOR,
-                    help=f"registered detector name (default: {DEFAULT_DETECTOR}, the best on "
+    pt.add_argument("--detector", default=default_detector,
+                    help=f"registered detector name (default: {default_detector}, the best on "
                     "the generated nights in notebook 06)")
     pt.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                     help="detector setting (repeatable), e.g. -p z_threshold=12")

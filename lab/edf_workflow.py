@@ -42,15 +42,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lab import config
 from lab.runner import LabError
 
 __all__ = ["stage", "list_nights", "load_night", "night_features", "train", "predict",
            "load_model", "night_episodes", "read_scores", "labelled_scores", "load_truth",
            "prediction_runs", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
 
-#: The detector ``lab train`` uses without ``--detector``: on make_cpap_nights(random_state=0)
-#: it finds every injected fault of nights 11-30 with no false episode (notebook 06, README).
-DEFAULT_DETECTOR = "robust_z"
+#: The detector ``lab train`` uses without ``--detector`` (``lab.config.DEFAULT_EDF_DETECTOR``):
+#: on make_cpap_nights(random_state=0) it finds every injected fault of nights 11-30 with 0.1
+#: false episodes a night (notebook 06, README).
+DEFAULT_DETECTOR = config.DEFAULT_EDF_DETECTOR
 #: MLflow experiment of training and prediction runs.
 DEFAULT_EXPERIMENT = "cpap"
 #: Rows per second of the model frame.
@@ -369,7 +371,6 @@ def night_features(staged: str | os.PathLike, night: str,
 
 # --------------------------------------------------------------------------------- tracking
 def _client(runs_dir: str | os.PathLike | None):
-    from lab import config
     from lab.runner import _mlflow_client
 
     out = Path(runs_dir) if runs_dir else config.RUNS_DIR
@@ -584,16 +585,22 @@ def night_episodes(scores: pd.DataFrame, night: str, gap_s: float = EPISODE_GAP_
                                                         ignore_index=True)
 
 
-def _top_channels(det, X: pd.DataFrame) -> pd.DataFrame:
-    """The ``TOP_CHANNELS`` channels with the highest contribution at each row."""
+def _score_and_top(det, X: pd.DataFrame) -> tuple[pd.Series, pd.DataFrame]:
+    """The score of each row and the ``TOP_CHANNELS`` channels contributing most to it.
+
+    A detector with ``contributions`` (per-column scores whose row maximum is
+    the score) is run once; any other gives its score and no channels.
+    """
     if not hasattr(det, "contributions"):
-        return pd.DataFrame(index=X.index)
+        return det.score(X), pd.DataFrame(index=X.index)
     contrib = det.contributions(X)
+    score = contrib.max(axis=1).rename("score")
     by_channel = contrib.T.groupby([feature_channel(c) for c in contrib.columns]).max().T
     names = np.asarray(by_channel.columns)
     order = np.argsort(-by_channel.to_numpy(), axis=1, kind="stable")[:, :TOP_CHANNELS]
-    return pd.DataFrame({f"top{i + 1}": pd.Categorical(names[order[:, i]], categories=names)
-                         for i in range(order.shape[1])}, index=X.index)
+    top = pd.DataFrame({f"top{i + 1}": pd.Categorical(names[order[:, i]], categories=names)
+                        for i in range(order.shape[1])}, index=X.index)
+    return score, top
 
 
 def predict(run_id: str, staged: str | os.PathLike, output: str | os.PathLike, *,
@@ -646,12 +653,12 @@ def predict(run_id: str, staged: str | os.PathLike, output: str | os.PathLike, *
     t0 = time.perf_counter()
     episodes = []
     for n in tqdm(nights, desc="scoring nights", unit="night", disable=not progress):
-        X = night_features(staged, n, need)
-        score = det.score(X[manifest["features"]])
+        X = night_features(staged, n, need)[manifest["features"]]
+        score, top = _score_and_top(det, X)
         frame = pd.DataFrame({"score": score.astype(np.float32),
                               "threshold": np.float32(det.threshold_),
                               "prediction": score.to_numpy() > det.threshold_}, index=X.index)
-        frame = frame.join(_top_channels(det, X[manifest["features"]]))
+        frame = frame.join(top)
         ndir = out / f"night={n}"
         ndir.mkdir(exist_ok=True)
         _write_parquet(frame, ndir / "scores.parquet")

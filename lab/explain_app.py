@@ -155,7 +155,7 @@ def night_figure(data: dict[str, Any], x_range: tuple[Any, Any] | None = None,
         shapes = [s for s in shapes if s["x1"] >= x0 and s["x0"] <= x1]
         fig.update_xaxes(range=[x0, x1])
     fig.update_layout(shapes=shapes, height=760, margin={"l": 60, "r": 20, "t": 30, "b": 30},
-                      legend={"orientation": "h", "y": 1.04}, uirevision="night")
+                      legend={"orientation": "h", "y": 1.04})
     return fig
 
 
