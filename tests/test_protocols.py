@@ -193,3 +193,36 @@ def test_published_table_matches_skab_readme():
         assert row[:len(values)] == values, name
         seen += 1
     assert seen == 21
+
+
+def _fake_skab(n_rows=700, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, group in enumerate(("valve1", "valve1", "other")):
+        t = pd.date_range("2020-01-01", periods=n_rows, freq="s")
+        x = rng.normal(size=(n_rows, 3))
+        x[500:560] += 6
+        f = pd.DataFrame(x, index=t, columns=list("abc"))
+        f["anomaly"] = 0
+        f.iloc[500:560, f.columns.get_loc("anomaly")] = 1
+        f["changepoint"] = 0
+        f.iloc[[500, 559], f.columns.get_loc("changepoint")] = 1
+        f.attrs.update(label_columns=("anomaly", "changepoint"), train_rows=400, group=group,
+                       name=f"{group}/{i}")
+        out[f"{group}/{i}"] = f
+    return out
+
+
+def test_evaluate_skab_with_a_lab_detector_on_planted_anomalies():
+    from lab.models import IForestDetector
+
+    data = _fake_skab()
+    r = evaluate_skab(IForestDetector(window=1, n_estimators=20, contamination=0.01), data)
+    assert r.f1 > 0.8 and r.nab["standard"] > 50
+    assert list(r.per_group.index) == ["valve1", "other", "not valve1"]
+    assert set(r.alarms) == set(data) and all(len(r.alarms[k]) == 700 for k in data)
+    assert evaluate_skab("iforest", data).f1 > 0.5          # a registry name, its defaults
+    with pytest.raises(ValueError, match="must return a Series of 700"):
+        evaluate_skab(lambda frame: pd.Series([0, 1]), data)
+    with pytest.raises(ValueError, match="lacks the 'changepoint'"):
+        evaluate_skab(skab_iforest, {k: f.drop(columns="changepoint") for k, f in data.items()})
