@@ -217,3 +217,20 @@ def test_cli_replay_csv(broker, tmp_path):
     src.close()
     got = read_parquet_sink(out)
     np.testing.assert_allclose(got[got["series"] == "b"]["value"].to_numpy(), df["b"].to_numpy())
+
+
+@pytest.mark.slow
+def test_two_scorers_of_one_group_score_each_point_once(broker, tmp_path):
+    df = _frame(2000, cols=("a", "b", "c", "d"))
+    topic, group = _name("pts"), _name("g")
+    create_topic(topic, broker, partitions=4)
+    produce_frame(df, topic, broker, batch=100)
+    outs = [tmp_path / "one", tmp_path / "two"]
+    procs = [_scorer(broker, topic, group, out, max_idle=4) for out in outs]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    parts = [read_parquet_sink(out) for out in outs]
+    both = pd.concat(parts)
+    assert not both.duplicated(["series", "timestamp"]).any()
+    assert len(both) == df.size
