@@ -50,7 +50,7 @@ FACTORIES = {
     "ks": lambda: KSStream(window=20, baseline=40),
     "zscore": lambda: RollingZScore(window=30),
     "onset": lambda: Onset(SPOTStream(n_init=600), length=40, cap=3.0),
-    "retrain": lambda: RetrainingDetector(get_detector("knn"), {"train_min": 300,
+    "retrain": lambda: RetrainingDetector(get_detector("hbos"), {"train_min": 300,
                                                                 "train_max": 600,
                                                                 "train_every": 250}),
 }
@@ -161,3 +161,16 @@ def test_onset_is_naive():
     raw = np.minimum(RollingZScore(window=10).update(s), 2.5)
     prev = pd.Series(raw).shift(1).rolling(25, min_periods=1).max().fillna(-np.inf).to_numpy()
     np.testing.assert_array_equal(got, np.where(raw > prev, raw, 0.0))
+
+
+def test_retraining_context_makes_any_detector_batch_independent():
+    x = _series(700)
+    sched = {"train_min": 300, "train_max": 600, "train_every": 250}
+
+    def make():
+        return RetrainingDetector(get_detector("spectral_residual"), sched, context=60)
+
+    whole = make().update(x)
+    d = make()
+    parts = np.concatenate([d.update(x[i:i + 77]) for i in range(0, 700, 77)])
+    np.testing.assert_array_equal(whole, parts)

@@ -113,3 +113,16 @@ def test_read_source(tmp_path):
     pd.DataFrame({"v": [1, 2]}).to_csv(tmp_path / "y.csv", index=False)
     with pytest.raises(ValueError, match="no time column"):
         read_source(tmp_path / "y.csv")
+
+
+def test_read_source_nab_name():
+    from lab.datasets import find_data
+
+    try:
+        find_data("nab")
+    except FileNotFoundError:
+        pytest.skip("NAB is not on this machine")
+    got = read_source("nyc_taxi")
+    assert list(got.columns) == ["nyc_taxi"] and got.index.is_monotonic_increasing
+    with pytest.raises(ValueError, match="not a NAB series"):
+        read_source("no_such_series")

@@ -198,3 +198,39 @@ def test_broker_lost_mid_stream_fails_clearly(tmp_path):
         score_stream(src, lambda: RollingZScore(10), ParquetSink(tmp_path), threshold=4,
                      broker_lost_timeout=3)
     assert time.monotonic() - start < 30
+
+
+def test_cli_replay_csv(broker, tmp_path):
+    df = _frame(500, cols=("a", "b"))
+    df.rename_axis("timestamp").reset_index().to_csv(tmp_path / "x.csv", index=False)
+    topic = _name("pts")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "lab.cli", "stream", "replay", str(tmp_path / "x.csv"),
+                        "--to", f"kafka://{broker}/{topic}", "--batch", "100", "--format", "arrow"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "replay: 1000 points of 2 series" in r.stderr
+    src = KafkaSource(topic, _name("g"), broker)
+    out = tmp_path / "out"
+    assert score_stream(src, lambda: RollingZScore(10), ParquetSink(out), threshold=5,
+                        max_points=1000, max_idle=5).points == 1000
+    src.close()
+    got = read_parquet_sink(out)
+    np.testing.assert_allclose(got[got["series"] == "b"]["value"].to_numpy(), df["b"].to_numpy())
+
+
+@pytest.mark.slow
+def test_two_scorers_of_one_group_score_each_point_once(broker, tmp_path):
+    df = _frame(2000, cols=("a", "b", "c", "d"))
+    topic, group = _name("pts"), _name("g")
+    create_topic(topic, broker, partitions=4)
+    produce_frame(df, topic, broker, batch=100)
+    outs = [tmp_path / "one", tmp_path / "two"]
+    procs = [_scorer(broker, topic, group, out, max_idle=4) for out in outs]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    parts = [read_parquet_sink(out) for out in outs]
+    both = pd.concat(parts)
+    assert not both.duplicated(["series", "timestamp"]).any()
+    assert len(both) == df.size

@@ -508,6 +508,13 @@ class RetrainingDetector(OnlineDetector):
         score of the model in force: 0 at a typical point, 1 at the model's
         own threshold, so that scores of different series and refits share
         one scale (NAB's corpus threshold needs that). False: the raw score.
+    context : int, optional
+        None: score a batch in one call, after the model's ``lookback_`` rows;
+        exact (the same scores however the points are batched) for detectors
+        whose score at a row reads only those rows (window detectors, SPOT,
+        HBOS...). An int: score each point on the ``context`` rows ending at
+        it, one call per point; exact for every detector, including those
+        whose score reads the whole stretch given (spectral residual).
 
     Examples
     --------
@@ -520,7 +527,8 @@ class RetrainingDetector(OnlineDetector):
     (0.0, 3)
     """
 
-    def __init__(self, detector: Any, schedule: dict, normalise: bool = True):
+    def __init__(self, detector: Any, schedule: dict, normalise: bool = True,
+                 context: int | None = None):
         from lab.models import BaseDetector
 
         if not isinstance(detector, BaseDetector):
@@ -530,6 +538,7 @@ class RetrainingDetector(OnlineDetector):
         if missing:
             raise ValueError(f"schedule misses {sorted(missing)}; got {sorted(schedule)}")
         self.detector, self.schedule, self.normalise = detector, dict(schedule), bool(normalise)
+        self.context = None if context is None else _check_int(context, "context", minimum=1)
         self.train_min = _check_int(schedule["train_min"], "train_min", minimum=1)
         self.train_max = _check_int(schedule["train_max"], "train_max", minimum=self.train_min)
         self.train_every = _check_int(schedule["train_every"], "train_every", minimum=1)
@@ -578,6 +587,17 @@ class RetrainingDetector(OnlineDetector):
     def _score_segment(self, seg: np.ndarray) -> np.ndarray:
         if self._model is None:
             return np.zeros(len(seg))
+        if self.context is not None:
+            c = max(self.context, self._model.min_rows)
+            allv = np.r_[self._history[max(len(self._history) - c + 1, 0):], seg]
+            first = len(allv) - len(seg)
+            raw = np.empty(len(seg))
+            for j in range(len(seg)):
+                window = allv[max(first + j + 1 - c, 0):first + j + 1]
+                if len(window) < c:
+                    window = np.r_[np.full(c - len(window), window[0]), window]
+                raw[j] = np.asarray(self._model.score(window.reshape(-1, 1)), dtype=float)[-1]
+            return (raw - self._centre) / self._scale
         ctx = self._model.lookback_
         context = self._history[len(self._history) - min(ctx, len(self._history)):]
         x = np.r_[context, seg].reshape(-1, 1)

@@ -144,14 +144,17 @@ def make_generated_corpus(n_series: int = 3, n: int = 5000, random_state: int = 
 
 #: The online detectors of the NAB stream study: constructor settings and the live alert
 #: threshold. SPOT and DSPOT calibrate on the first 150 points (NAB's shortest probation)
-#: at level 0.9, the highest that 150 points allow (``lab.spot.min_fit_size``).
+#: at level 0.9, the highest that 150 points allow (``lab.spot.min_fit_size``). The
+#: retrained batch detector is SPOTDetector: its score at a row reads that row only, so the
+#: stream's scores do not depend on how the points are batched (spectral residual scored 34.7
+#: against its 31.9, but reads the whole batch it is given: see RetrainingDetector.context).
 NAB_DETECTORS = {
     "spot": ({"name": "spot", "n_init": 150, "level": 0.9}, 1.0),
     "dspot": ({"name": "dspot", "n_init": 150, "level": 0.9, "depth": 10}, 1.0),
     "hst": ({"name": "hst", "seed": 0}, 0.95),
     "zscore": ({"name": "zscore", "window": 100}, 5.0),
     "ks": ({"name": "ks", "window": 20, "baseline": 100}, 0.6),
-    "retrain": ({"name": "retrain", "detector": "spectral_residual", "train_min": 150,
+    "retrain": ({"name": "retrain", "detector": "spot", "level": 0.9, "train_min": 150,
                  "train_max": 1000, "train_every": 250}, 1.0),
 }
 
