@@ -29,6 +29,7 @@ Every write goes to a temporary name that is renamed when complete.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import os
 import re
@@ -47,7 +48,7 @@ from lab.runner import LabError
 
 __all__ = ["stage", "list_nights", "load_night", "night_features", "train", "predict",
            "load_model", "night_episodes", "read_scores", "labelled_scores", "load_truth",
-           "prediction_runs", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
+           "prediction_runs", "compare_detectors", "DEFAULT_DETECTOR", "DEFAULT_EXPERIMENT"]
 
 #: The detector ``lab train`` uses without ``--detector`` (``lab.config.DEFAULT_EDF_DETECTOR``):
 #: on make_cpap_nights(random_state=0) it finds every injected fault of nights 11-30 with 0.1
@@ -366,7 +367,19 @@ def night_features(staged: str | os.PathLike, night: str,
         missing = [c for c in channels if c not in have]
         if missing:
             raise LabError(f"night {night} in {staged} has no channel {missing} (it has {have})")
-    return _features(load_night(staged, night, channels))
+    marker = Path(staged).absolute() / f"night={night}" / _SUCCESS
+    key = (str(marker), marker.stat().st_mtime_ns, tuple(channels) if channels else None)
+    return _cached_features(*key).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_features(marker: str, mtime_ns: int, channels: tuple[str, ...] | None
+                     ) -> pd.DataFrame:
+    """A night's model frame, kept while its staged partition is unchanged (restaging
+    rewrites the ``_SUCCESS.json`` marker, so the key changes)."""
+    root = Path(marker).parent
+    night = root.name.removeprefix("night=")
+    return _features(load_night(root.parent, night, list(channels) if channels else None))
 
 
 # --------------------------------------------------------------------------------- tracking
@@ -718,6 +731,65 @@ def labelled_scores(output: str | os.PathLike, nights: list[str],
                 physiology |= inside
         parts.append(s.assign(night=n, label=label, physiology=physiology & (label == 0)))
     return pd.concat(parts)
+
+
+def compare_detectors(staged: str | os.PathLike, train_nights: list[str],
+                      test_nights: list[str], detectors: dict[str, dict[str, Any]],
+                      truth: pd.DataFrame) -> pd.DataFrame:
+    """Fit each detector on the training nights' model frames and judge it on the test nights.
+
+    The same frames, the same evaluation (:func:`lab.evaluation.evaluate_nights`,
+    and VUS-PR on the rows outside scored events) for every detector, in
+    this process (no MLflow run): what notebook 06 uses to pick
+    :data:`DEFAULT_DETECTOR`.
+
+    Returns
+    -------
+    DataFrame
+        One row per detector: ``recall``, ``false_per_night``, ``precision``,
+        ``vus_pr``, ``seconds`` (fit and score) and ``error`` (why a detector
+        could not fit, its figures then NaN), best recall first.
+    """
+    from lab.benchmark_metrics import vus_pr
+    from lab.evaluation import evaluate_nights
+    from lab.models import get_detector
+
+    train_x = pd.concat([night_features(staged, n) for n in train_nights])
+    test_x = {n: night_features(staged, n) for n in test_nights}
+    rows = []
+    for name, params in detectors.items():
+        t0 = time.perf_counter()
+        try:
+            det = get_detector(name, **params).fit(train_x)
+        except ValueError as exc:  # e.g. SPOT on too little data: say so, go on
+            rows.append({"detector": name, "error": str(exc).splitlines()[0]})
+            continue
+        scores = {n: det.score(x) for n, x in test_x.items()}
+        seconds = time.perf_counter() - t0
+        ev = evaluate_nights({n: s > det.threshold_ for n, s in scores.items()}, truth)
+        labels, flat, keep = [], [], []
+        for n, s in scores.items():
+            t = s.index
+            label = np.zeros(len(t), dtype=bool)
+            other = np.zeros(len(t), dtype=bool)
+            for e in truth[truth["night"] == n].itertuples(index=False):
+                inside = np.asarray((t >= e.start) & (t <= e.end))
+                if e.fault:
+                    label |= inside
+                else:
+                    other |= inside
+            keep.append(~other | label)
+            labels.append(label)
+            flat.append(s.to_numpy())
+        keep_all = np.concatenate(keep)
+        vus = vus_pr(np.concatenate(labels)[keep_all].astype(int),
+                     np.concatenate(flat)[keep_all])
+        rows.append({"detector": name, "recall": ev["recall"],
+                     "false_per_night": ev["false_per_night"], "precision": ev["precision"],
+                     "vus_pr": vus, "seconds": seconds, "error": ""})
+    columns = ["detector", "recall", "false_per_night", "precision", "vus_pr", "seconds", "error"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["recall", "false_per_night"],
+                                          ascending=[False, True], ignore_index=True)
 
 
 def prediction_runs(runs_dir: str | os.PathLike | None = None) -> pd.DataFrame:

@@ -25,5 +25,7 @@ def test_cpap_edf_smoke(tmp_path):
     assert metrics["faults_found"] == round(metrics["recall"] * metrics["faults"])
     assert metrics["vus_pr"] > 0.3
     assert metrics["stage_mb_per_s"] > 0
+    assert set(metrics["compared"]) == set(smoke["compare"])
+    assert metrics["compared"]["robust_z"]["recall"] >= metrics["compared"]["pca"]["recall"]
     html = (run_dir / "report.html").read_text()
     assert "plotly" in html.lower() and "lab explain --runs" in html
