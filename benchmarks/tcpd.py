@@ -42,7 +42,7 @@ def per_series_table(board, published, metric: str) -> str:
     lines = [head, "|" + "---|" * (2 + len(labels) + len(PUBLISHED_METHODS))]
     n = board.groupby("series")["n"].first()
     for s in wide.index:
-        pub = published[metric].get(s, {})
+        pub = published.get(metric, {}).get(s, {})
         lines.append(f"| {s} | {n[s]} | " + " | ".join(_fmt(wide.loc[s, d]) for d in labels)
                      + " | " + " | ".join(_fmt(pub.get(m)) for m in PUBLISHED_METHODS) + " |")
     return "\n".join(lines)
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     print(per_series_table(board, published, "f1"))
     print("\nCovering\n")
     print(per_series_table(board, published, "cover"))
+    print("\nSeconds (fit + detection)\n")
+    print(per_series_table(board, published, "seconds"))
     print("\nMeans (f1 on binseg / bocpd: over the series that method scored; seconds: mean "
           "fit + detection per series)\n")
     print(summary_table(leaderboard_summary(board, published)))
