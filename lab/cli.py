@@ -1,5 +1,5 @@
-"""The ``lab`` command: ``list``, ``params``, ``run`` and ``runs``; for EDF nights ``stage``,
-``train``, ``predict`` and ``explain``.
+"""The ``lab`` command: ``list``, ``params``, ``run``, ``runs``, ``detectors`` and ``data get``;
+for EDF nights ``stage``, ``train``, ``predict`` and ``explain``; ``stream`` for Kafka.
 
 Examples
 --------
@@ -22,6 +22,7 @@ from lab.runner import (
     LabError,
     RunInterrupted,
     format_runs,
+    format_times,
     list_runs,
     plan,
     run,
@@ -67,6 +68,22 @@ def _parser() -> argparse.ArgumentParser:
     ps = sub.add_parser("runs", help="table of past runs")
     ps.add_argument("name", nargs="?", help="only this experiment")
     ps.add_argument("--out", metavar="DIR", default=None, help="runs directory")
+
+    pd_ = sub.add_parser("data", help="fetch a labelled benchmark into data/")
+    dsub = pd_.add_subparsers(dest="data_command", required=True)
+    pg = dsub.add_parser("get", help="download NAB, SKAB or the UCR anomaly files, checked")
+    pg.add_argument("name", choices=["nab", "skab", "ucr", "ucr_anomaly"])
+    pg.add_argument("--dest", metavar="DIR", default=None,
+                    help=f"folder that receives it (default: {config.REPO_ROOT / 'data'})")
+    pg.add_argument("--url", default=None,
+                    help="another place for the same archive: URL, file:// URL or local zip")
+    pg.add_argument("--force", action="store_true", help="replace a copy already there")
+    pg.add_argument("--series", action="append", default=None, metavar="ID",
+                    help="ucr: archive series number to convert (repeatable; 'all'; "
+                         "default 135)")
+    from lab.stream.cli import add_stream_parser
+
+    add_stream_parser(sub)
     _edf_parsers(sub)
     return p
 
@@ -234,6 +251,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print("reports:")
     for r in results:
         print(f"  {r.status:<10} {r.run_dir / 'report.html'}")
+    print(format_times(results))
     for r in failed:
         print(f"lab: run failed: {r.spec.label()}: {r.error} (partial notebook: "
               f"{r.run_dir / 'notebook.ipynb'})", file=sys.stderr)
@@ -268,6 +286,19 @@ def _cmd_detectors() -> int:
     return 0
 
 
+def _cmd_data(args: argparse.Namespace) -> int:
+    from lab.datasets.download import UCR_SERIES, DownloadError, get_data
+
+    series = UCR_SERIES if not args.series else None if "all" in args.series else args.series
+    try:
+        target = get_data(args.name, args.dest, url=args.url, force=args.force, series=series)
+    except (DownloadError, FileExistsError, ValueError) as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return 1
+    print(target)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``lab`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -282,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_runs(args.name, args.out)
         if args.command == "detectors":
             return _cmd_detectors()
+        if args.command == "data":
+            return _cmd_data(args)
+        if args.command == "stream":
+            from lab.stream.cli import run_stream
+
+            return run_stream(args)
         if args.command in ("stage", "train", "predict", "explain"):
             return _cmd_edf(args)
     except LabError as exc:

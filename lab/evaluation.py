@@ -34,6 +34,7 @@ row.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ __all__ = [
     "evaluate_ranking",
     "rank_scores",
     "evaluate_nights",
+    "critical_difference",
+    "CriticalDifference",
 ]
 
 
@@ -579,3 +582,114 @@ def evaluate_nights(alarms: dict[str, pd.Series], truth: pd.DataFrame, *,
             "false_episodes": int(false_episodes), "n_nights": n_nights,
             "false_per_night": false_episodes / n_nights if n_nights else float("nan"),
             "by_kind": by_kind, "faults": faults.reset_index(drop=True)}
+
+
+# --------------------------------------------------------------------------- leaderboards
+
+
+@dataclass
+class CriticalDifference:
+    """Friedman's test and Nemenyi's critical difference of a leaderboard (Demšar 2006).
+
+    Attributes
+    ----------
+    mean_ranks : Series
+        Mean rank of each method over the data sets (1 is best), best first.
+    cd : float
+        Nemenyi's critical difference: two methods whose mean ranks differ by
+        more are significantly different at level ``alpha``.
+    statistic, pvalue : float
+        Friedman's chi-square (with the correction for ties) and its p-value.
+    cliques : list of tuple of str
+        The maximal groups of methods, in rank order, whose mean ranks lie
+        within ``cd`` of each other (the bars of the diagram).
+    n_datasets : int
+        Data sets (rows) used: those where every method has a value.
+    alpha : float
+    """
+
+    mean_ranks: pd.Series
+    cd: float
+    statistic: float
+    pvalue: float
+    cliques: list
+    n_datasets: int
+    alpha: float
+
+
+def critical_difference(table: pd.DataFrame, *, alpha: float = 0.05,
+                        higher_is_better: bool = True) -> CriticalDifference:
+    """Mean ranks, Friedman's test and Nemenyi's critical difference over data sets.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per data set (or series), one column per method, the metric
+        as values. Rows with a missing value are dropped (Friedman's test
+        needs every method on every data set).
+    alpha : float, default 0.05
+        Significance level of the Nemenyi test, in (0, 1).
+    higher_is_better : bool, default True
+        Whether a higher metric gets the better (lower) rank.
+
+    Returns
+    -------
+    CriticalDifference
+
+    Raises
+    ------
+    ValueError
+        On fewer than 2 methods or 2 complete rows, non-numeric values, or an
+        ``alpha`` outside (0, 1).
+
+    Notes
+    -----
+    Demšar, "Statistical Comparisons of Classifiers over Multiple Data Sets",
+    JMLR 7 (2006), section 3.2.2: ranks are averaged over ties;
+    ``CD = q_alpha sqrt(k (k + 1) / (6 N))`` with ``q_alpha`` the studentized
+    range quantile over ``sqrt(2)`` (his Table 5a; ``scipy.stats.studentized_range``
+    with infinite degrees of freedom). Friedman's statistic is that of
+    ``scipy.stats.friedmanchisquare``, tie correction included.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"a": [0.9, 0.8, 0.7, 0.9], "b": [0.5, 0.6, 0.4, 0.5],
+    ...                   "c": [0.1, 0.2, 0.3, 0.2]})
+    >>> res = critical_difference(t)
+    >>> res.mean_ranks.to_dict(), round(res.cd, 3), res.cliques
+    ({'a': 1.0, 'b': 2.0, 'c': 3.0}, 1.657, [('a', 'b'), ('b', 'c')])
+    """
+    from scipy import stats
+
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table must be a DataFrame (data sets x methods), got "
+                         f"{type(table).__name__}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    try:
+        values = table.dropna().to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"table must hold numbers only: {exc}") from None
+    n, k = values.shape
+    if k < 2 or n < 2:
+        raise ValueError(f"table needs at least 2 methods and 2 complete rows, got shape "
+                         f"{table.shape} ({n} rows without a missing value)")
+    ranks = stats.rankdata(-values if higher_is_better else values, axis=1)
+    mean = ranks.mean(axis=0)
+    # Friedman with the tie correction, as scipy.stats.friedmanchisquare
+    ties = sum(float(((c := np.unique(row, return_counts=True)[1]) ** 3 - c).sum())
+               for row in ranks)
+    chi2 = (12.0 * n / (k * (k + 1)) * ((mean - (k + 1) / 2.0) ** 2).sum()
+            / (1.0 - ties / (n * k * (k * k - 1))))
+    pvalue = float(stats.chi2.sf(chi2, k - 1))
+    q = stats.studentized_range.ppf(1.0 - alpha, k, np.inf) / math.sqrt(2.0)
+    cd = float(q * math.sqrt(k * (k + 1) / (6.0 * n)))
+    mean_ranks = pd.Series(mean, index=table.columns).sort_values(kind="stable")
+    r = mean_ranks.to_numpy()
+    cliques, last_end = [], -1
+    for i in range(k):
+        j = int(np.searchsorted(r, r[i] + cd, side="right")) - 1
+        if j > i and j > last_end:
+            cliques.append(tuple(mean_ranks.index[i:j + 1]))
+            last_end = j
+    return CriticalDifference(mean_ranks, cd, float(chi2), pvalue, cliques, n, float(alpha))

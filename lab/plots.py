@@ -39,6 +39,7 @@ __all__ = [
     "focus_explorer",
     "save",
     "decimate",
+    "plot_critical_difference",
 ]
 
 BACKENDS = ("plotly", "bokeh")
@@ -1108,6 +1109,87 @@ def _in_kernel() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+# --------------------------------------------------------------------------- leaderboards
+
+
+def plot_critical_difference(result, *, title: str | None = None, height: int | None = None):
+    """Demšar's critical-difference diagram of a :func:`lab.evaluation.critical_difference`.
+
+    The axis holds the mean ranks (1, the best, on the left); each method
+    hangs from its mean rank to its label, the best half to the left and the
+    rest to the right; a thick bar joins the methods that are not
+    significantly different (Nemenyi), and the CD segment above the axis
+    shows the critical difference.
+
+    Parameters
+    ----------
+    result : CriticalDifference
+        From :func:`lab.evaluation.critical_difference`.
+    title : str, optional
+        Defaults to the CD, alpha, number of data sets and Friedman's p-value.
+    height : int, optional
+        Pixels; grows with the number of methods by default.
+
+    Returns
+    -------
+    plotly Figure
+
+    Raises
+    ------
+    ValueError
+        If ``result`` is not a CriticalDifference.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from lab.evaluation import critical_difference
+    >>> cd = critical_difference(pd.DataFrame({"a": [3, 2, 3.0], "b": [1, 1, 2.0], "c": [2, 3, 1.0]}))
+    >>> fig = plot_critical_difference(cd)
+    >>> [t.name for t in fig.data][:3]
+    ['a', 'c', 'b']
+    """
+    import plotly.graph_objects as go
+
+    from lab.evaluation import CriticalDifference
+
+    if not isinstance(result, CriticalDifference):
+        raise ValueError(f"result must be a CriticalDifference from "
+                         f"lab.evaluation.critical_difference, got {type(result).__name__}")
+    ranks = result.mean_ranks
+    k = len(ranks)
+    half = (k + 1) // 2
+    step = 1.0
+    fig = go.Figure()
+    for i, (name, r) in enumerate(ranks.items()):
+        left = i < half
+        depth = -(i + 1 if left else k - i) * step - len(result.cliques) * 0.4
+        x_end = 0.5 if left else k + 0.5
+        fig.add_trace(go.Scatter(
+            x=[r, r, x_end], y=[0, depth, depth], mode="lines+text", name=str(name),
+            line={"color": "black", "width": 1}, hovertemplate=f"{name}: mean rank {r:.2f}",
+            text=["", "", f"{name} ({r:.2f})"],
+            textposition="middle left" if left else "middle right", showlegend=False))
+    for j, members in enumerate(result.cliques):
+        lo, hi = ranks[list(members)].min(), ranks[list(members)].max()
+        y = -0.4 * (j + 1)
+        fig.add_trace(go.Scatter(x=[lo - 0.03, hi + 0.03], y=[y, y], mode="lines",
+                                 line={"color": "#d62728", "width": 5}, showlegend=False,
+                                 name=f"clique {j + 1}", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[1, 1 + result.cd], y=[1, 1], mode="lines+text",
+                             line={"color": "black", "width": 2}, text=["", f"CD {result.cd:.2f}"],
+                             textposition="middle right", showlegend=False, name="CD"))
+    rows = max(half, k - half) + len(result.cliques) * 0.4
+    fig.update_xaxes(range=[-1.5 - 0.1 * k, k + 2.5 + 0.1 * k], tickvals=list(range(1, k + 1)),
+                     side="top", showgrid=False, zeroline=False)
+    fig.update_yaxes(visible=False, range=[-rows - 1, 1.7])
+    fig.add_shape(type="line", x0=1, x1=k, y0=0, y1=0, line={"color": "black", "width": 2})
+    fig.update_layout(
+        title=title or (f"Mean rank (1 = best); CD = {result.cd:.2f} at alpha = {result.alpha:g} "
+                        f"over {result.n_datasets} data sets, Friedman p = {result.pvalue:.2g}"),
+        height=height or int(140 + 32 * rows), plot_bgcolor="white")
+    return fig
 
 
 def __getattr__(name: str):

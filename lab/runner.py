@@ -62,6 +62,7 @@ __all__ = [
     "RunResult",
     "RunSpec",
     "execute",
+    "format_times",
     "is_headless",
     "list_runs",
     "plan",
@@ -750,6 +751,7 @@ def _log_files(client, artifact_uri: str, run_id: str, run_dir: Path) -> None:
 
     files = [run_dir / f for f in ("report.html", "notebook.ipynb", "metrics.json", "params.json",
                                    "run.json") if (run_dir / f).exists()]
+    files += sorted(run_dir.glob("*.parquet"))  # result tables a notebook saved (lab.benchmark)
     target = None
     if artifact_uri.startswith("file:"):
         target = Path(url2pathname(urlparse(artifact_uri).path))
@@ -943,6 +945,41 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
                 display.close()
             _done(i, res)
     return results
+
+
+def format_times(results: list[RunResult]) -> str:
+    """A table of each run's wall time and the total, printed at the end of ``lab run``.
+
+    Parameters
+    ----------
+    results : list of RunResult
+        From :func:`run`, in order.
+
+    Returns
+    -------
+    str
+        One line per run (notebook, status, seconds) and a ``total`` line.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> runs = [NS(spec=NS(notebook=NS(name=n)), status="completed", seconds=s)
+    ...         for n, s in (("00-quickstart", 12.3), ("01-mscred-forex", 80.0))]
+    >>> print(format_times(runs))
+    times:
+      00-quickstart    completed     12.3 s
+      01-mscred-forex  completed     80.0 s
+      total                          92.3 s (1 min 32 s)
+    """
+    names = [r.spec.notebook.name for r in results]
+    width = max([len("total"), *map(len, names)])
+    lines = ["times:"]
+    for name, r in zip(names, results, strict=True):
+        lines.append(f"  {name:<{width}}  {r.status:<10} {r.seconds:8.1f} s")
+    total = sum(r.seconds for r in results)
+    lines.append(f"  {'total':<{width}}  {'':<10} {total:8.1f} s "
+                 f"({int(total // 60)} min {int(round(total % 60))} s)")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- runs

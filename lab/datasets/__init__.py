@@ -27,9 +27,11 @@ _NAMES = {
     "split_labels": "labelled",
     "find_data": "labelled",
     "DataNotFoundError": "labelled",
+    "get_data": "download",
     "read_edf": "edf",
     "write_edf": "edf",
     "make_cpap_nights": "cpap",
+    "make_labelled_benchmark": "labelled_synthetic",
 }
 
 __all__ = sorted(_NAMES)

@@ -1,0 +1,182 @@
+"""lab.benchmark (the leaderboard engine) and lab.evaluation.critical_difference."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from lab.benchmark import data_digest, run_benchmark, skab_scores, unit_score
+from lab.datasets import make_labelled_benchmark
+from lab.evaluation import critical_difference
+from lab.metrics import nab_score, vus_pr
+
+
+class _Odd:
+    """A detector outside the registry that misbehaves as ``mode`` says."""
+
+    def __init__(self, mode: str = "nan"):
+        self.mode = mode
+
+    def get_params(self):
+        return {"mode": self.mode}
+
+    def fit(self, X, y=None):
+        return self
+
+    def score(self, X):
+        n = len(X)
+        if self.mode == "nan":
+            return np.r_[np.zeros(n - 1), np.nan]
+        if self.mode == "short":
+            return np.zeros(n - 1)
+        if self.mode == "raise":
+            raise RuntimeError("boom on purpose")
+        if self.mode == "sleep":
+            time.sleep(60)
+        return np.asarray(X)[:, 0] ** 2
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return {"toy": make_labelled_benchmark(n_series=2, n_rows=400, random_state=1)}
+
+
+def test_failures_are_recorded_and_the_rest_goes_on(toy, tmp_path):
+    detectors = {m: _Odd(m) for m in ("nan", "short", "raise", "sleep", "square")}
+    detectors["hbos"] = "hbos"
+    res = run_benchmark(detectors, toy, ["vus_pr"], workers=0, timeout=2, cache=False,
+                        progress=False, out=tmp_path)
+    by = res.table.set_index(["detector", "series"])
+    assert (by.loc["square", "status"] == "ok").all() and (by.loc["hbos", "status"] == "ok").all()
+    assert by.loc["nan", "error"].str.contains("NaN").all()
+    assert by.loc["short", "error"].str.contains(r"shape \(399,\)").all()
+    assert by.loc["raise", "error"].str.contains("RuntimeError: boom on purpose").all()
+    assert (by.loc["sleep", "status"] == "timeout").all()
+    assert {f["detector"] for f in res.failed()} == {"nan", "short", "raise", "sleep"}
+    assert by.loc[("nan", "synthetic/0_spike"), "vus_pr"] != by.loc[("nan", "synthetic/0_spike"),
+                                                                   "vus_pr"]  # NaN
+    # the Parquet file is the table
+    back = pd.read_parquet(tmp_path / "benchmark.parquet")
+    pd.testing.assert_frame_equal(back, res.table, check_dtype=False)
+
+
+def test_metrics_are_the_library_functions_on_the_test_rows(toy):
+    res = run_benchmark({"sq": _Odd("square")}, toy, ["vus_pr", "best_f1", "ucr_hit"],
+                        workers=0, cache=False, progress=False)
+    for name, frame in toy["toy"].items():
+        n_train = frame.attrs["train_rows"]
+        y = frame["anomaly"].to_numpy()[n_train:]
+        s = frame["value"].to_numpy()[n_train:] ** 2
+        row = res.table.set_index("series").loc[name]
+        assert row["vus_pr"] == pytest.approx(vus_pr(y, s), abs=1e-12)
+        # best F1 over thresholds, by brute force
+        best = max(2 * np.sum((s >= t) & (y > 0)) / (np.sum(s >= t) + np.sum(y > 0))
+                   for t in np.unique(s))
+        assert row["best_f1"] == pytest.approx(best, abs=1e-12)
+        assert row["ucr_hit"] in (0.0, 1.0)
+        pd.testing.assert_series_equal(res.scores[("sq", "toy", name)],
+                                       pd.Series(frame["value"].to_numpy() ** 2,
+                                                 index=frame.index, name="score"))
+
+
+def test_nab_scores_are_nab_score_at_the_chosen_threshold(toy):
+    res = run_benchmark(["spectral_residual"], toy, ["auc_pr"], workers=0, cache=False,
+                        progress=False)
+    nab = res.nab_scores("toy")
+    threshold = nab.loc["spectral_residual", "standard_threshold"]
+    keys = [k for k in res.unit_scores if k[1] == "toy"]
+    detections = {k[2]: res.unit_scores[k] >= threshold for k in keys}
+    windows = {k[2]: res.windows[("toy", k[2])] for k in keys}
+    assert nab.loc["spectral_residual", "standard"] == pytest.approx(
+        nab_score(detections, windows), abs=1e-9)
+    assert nab.loc["spectral_residual", "n_series"] == 2
+
+
+def test_cache_reuses_finished_tasks_and_keys_on_params(toy, tmp_path):
+    one = {"toy": dict(list(toy["toy"].items())[:1])}
+    first = run_benchmark(["iforest"], one, ["auc_pr"], workers=0, cache=tmp_path,
+                          progress=False)
+    assert not first.table["cached"].any()
+    # an "interrupted" run finished one series: the full rerun picks up from it
+    again = run_benchmark(["iforest", ("iforest", {"n_estimators": 20})], toy, ["auc_pr"],
+                          workers=0, cache=tmp_path, progress=False)
+    t = again.table.set_index(["detector", "series"])["cached"]
+    name = next(iter(one["toy"]))
+    assert t.loc[("iforest", name)] and t.sum() == 1
+    assert again.table.set_index(["detector", "series"]).loc[("iforest", name), "auc_pr"] \
+        == first.table["auc_pr"].iloc[0]
+    assert data_digest(one["toy"][name]) != data_digest(one["toy"][name] * 2)
+
+
+def test_dask_cluster_gives_the_same_results(toy):
+    local = run_benchmark(["hbos", "spectral_residual"], toy, ["vus_pr", "auc_pr"], workers=0,
+                          cache=False, progress=False)
+    dask = run_benchmark(["hbos", "spectral_residual"], toy, ["vus_pr", "auc_pr"], workers=1,
+                         cache=False, progress=False)
+    cols = ["detector", "series", "status", "vus_pr", "auc_pr", "tp", "fp"]
+    pd.testing.assert_frame_equal(local.table[cols], dask.table[cols])
+
+
+def test_skab_scores_pool_the_counts():
+    t = pd.DataFrame({"detector": ["a", "a", "b"], "dataset": ["skab"] * 3,
+                      "status": ["ok"] * 3, "tp": [3, 1, 0], "fp": [1, 1, 0],
+                      "fn": [1, 3, 4], "tn": [10, 10, 20]})
+    out = skab_scores(t)
+    assert out.loc["a", "f1"] == pytest.approx(2 * 4 / (8 + 2 + 4))
+    assert out.loc["a", "far"] == pytest.approx(100 * 2 / 22)
+    assert out.loc["b", "mar"] == 100.0
+
+
+def test_bad_input_names_the_argument(toy):
+    with pytest.raises(ValueError, match="known names"):
+        run_benchmark(["no_such_detector"], toy, progress=False)
+    with pytest.raises(ValueError, match="metrics must name"):
+        run_benchmark(["hbos"], toy, ["f2"], progress=False)
+    with pytest.raises(ValueError, match="labelled frame"):
+        run_benchmark(["hbos"], {"x": {"a": pd.DataFrame({"v": [1.0, 2.0]})}}, progress=False)
+    with pytest.raises(ValueError, match="data set 'nope'"):
+        run_benchmark(["hbos"], ["nope"], progress=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30),
+       st.lists(st.floats(-1e7, 1e7), min_size=1, max_size=30))
+def test_unit_score_is_an_increasing_map_into_0_1(train, scores):
+    out = unit_score(train, scores)
+    assert ((out >= 0) & (out <= 1)).all()
+    order = np.argsort(scores, kind="stable")
+    assert (np.diff(out[order]) >= 0).all()
+    # up to the training maximum it is the training ECDF, scaled by n / (n + 1)
+    s = np.asarray(scores)
+    inside = s <= max(train)
+    ecdf = np.array([np.mean(np.asarray(train) <= v) for v in s[inside]])
+    np.testing.assert_allclose(out[inside], ecdf * len(train) / (len(train) + 1))
+
+
+def test_critical_difference_matches_scipy_and_demsar():
+    rng = np.random.default_rng(0)
+    values = np.round(rng.random((14, 4)) + np.array([0.0, 0.1, 0.2, 0.3]), 1)  # with ties
+    table = pd.DataFrame(values, columns=list("abcd"))
+    res = critical_difference(table)
+    ref = stats.friedmanchisquare(*values.T)
+    assert res.statistic == pytest.approx(ref.statistic, rel=1e-12)
+    assert res.pvalue == pytest.approx(ref.pvalue, rel=1e-9)
+    # Demsar 2006, section 3.2.2: k = 4 classifiers on N = 14 data sets, q_0.05 = 2.569,
+    # CD = 2.569 sqrt(4 * 5 / (6 * 14)) = 1.25 (his figure)
+    assert res.cd == pytest.approx(1.25, abs=0.005)
+    assert res.cd == pytest.approx(2.569 * math.sqrt(20 / 84), abs=1e-3)
+    ranks = stats.rankdata(-values, axis=1).mean(axis=0)
+    assert res.mean_ranks.to_dict() == pytest.approx(dict(zip("abcd", ranks, strict=True)))
+    assert list(res.mean_ranks.index)[0] == "abcd"[int(np.argmin(ranks))]
+    for clique in res.cliques:  # every clique lies within the CD
+        r = res.mean_ranks[list(clique)]
+        assert r.max() - r.min() <= res.cd
+    with pytest.raises(ValueError, match="2 methods and 2 complete rows"):
+        critical_difference(table[["a"]])

@@ -1,0 +1,53 @@
+"""05-anomaly-leaderboard runs headless with --smoke and records a leaderboard that makes sense."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import REPO_ROOT, run_smoke
+
+from lab.datasets import find_data
+from lab.notebook import read_notebook
+
+
+def _have(name: str) -> bool:
+    try:
+        find_data(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_anomaly_leaderboard_smoke(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_RUNS", str(tmp_path / "runs"))  # a cold cache under tmp_path
+    run_dir, metrics = run_smoke("05", tmp_path)
+    smoke = read_notebook(REPO_ROOT / "notebooks" / "05-anomaly-leaderboard.ipynb").smoke
+    detectors = set(smoke["detectors"])
+    table = pd.read_parquet(run_dir / "benchmark.parquet")
+    assert set(table["detector"]) == detectors
+    assert (table["status"] == "ok").all(), table[table["status"] != "ok"]
+    assert metrics["failed"] == []
+    assert metrics["n_tasks"] == len(table)
+    assert set(metrics["vus_pr"]) == detectors
+    assert all(0 <= v <= 1 for v in metrics["vus_pr"].values())
+    # the recorded means are the table's
+    ok = table.groupby("detector")["vus_pr"].mean()
+    assert metrics["vus_pr"] == pytest.approx(ok.to_dict(), abs=1e-12)
+    profiles = {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
+    assert set(metrics["nab_scores"]) == detectors
+    assert all(set(v) == profiles and v["standard"] <= 100 for v in metrics["nab_scores"].values())
+    # one threshold per profile: NAB's optimisation never does worse than the null detector
+    assert all(v["standard"] >= 0 for v in metrics["nab_scores"].values())
+    if _have("skab"):
+        assert set(metrics["skab_f1"]) == detectors
+        assert all(0 <= v <= 1 for v in metrics["skab_f1"].values())
+        assert all(0 <= metrics["skab_far"][d] <= 100 and 0 <= metrics["skab_mar"][d] <= 100
+                   for d in detectors)
+    if _have("nab"):
+        assert metrics["data_note"].startswith("Data: nab (2 series")
+        assert set(table["dataset"]) >= {"nab"}
+    else:
+        assert "ABSENT" in metrics["data_note"]
+    html = (run_dir / "report.html").read_text()
+    assert "Friedman" in html and metrics["data_note"][:40] in html
