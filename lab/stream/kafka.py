@@ -12,7 +12,7 @@ Delivery is at least once, and duplicates are removed where they land:
 - consumers use a session timeout of a few seconds, so a restarted or an
   added scorer gets its partitions in seconds, not librdkafka's 45 s.
 
-tansu 0.6, the bundled broker, was seen to show aborted transactional records to
+tansu 0.6, the bundled broker, shows aborted transactional records to
 ``read_committed`` consumers. :func:`read_alerts` therefore drops duplicates
 by series and timestamp as it reads, which makes the result exact on tansu
 too.
