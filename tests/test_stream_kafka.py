@@ -234,3 +234,23 @@ def test_two_scorers_of_one_group_score_each_point_once(broker, tmp_path):
     both = pd.concat(parts)
     assert not both.duplicated(["series", "timestamp"]).any()
     assert len(both) == df.size
+
+
+@pytest.mark.slow
+def test_aborted_duplicates_are_dropped_by_read_alerts(broker):
+    """tansu 0.6 shows aborted transactional records to read_committed consumers."""
+    from lab.stream.io import Batch
+
+    topic = _name("alerts")
+    create_topic(topic, broker)
+    ts = np.arange(1, 11, dtype=np.int64)
+    b = Batch("a", timestamp=ts, value=ts * 1.0, score=ts * 0.0, alert=ts > 8)
+    sink = KafkaSink(topic, broker, transactional_id=_name("tx"))
+    sink.write([b])
+    sink.producer.begin_transaction()                  # a scorer dying mid-transaction
+    sink.send(b)
+    sink.producer.flush()
+    sink.producer.abort_transaction(10)
+    got = read_alerts(topic, broker)
+    assert got["timestamp"].tolist() == ts.tolist()
+    assert got["alert"].tolist() == (ts > 8).tolist()

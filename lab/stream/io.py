@@ -197,7 +197,7 @@ def check_points(batch: Batch, last: int | None) -> tuple[Batch, list[tuple[int,
                  value=np.array(keep_v, dtype=np.float64)), bad
 
 
-def _long(df: pd.DataFrame) -> pd.DataFrame:
+def _long(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     if not isinstance(df, pd.DataFrame):
         raise ValueError(f"df must be a DataFrame, got {type(df).__name__}")
     if not isinstance(df.index, pd.DatetimeIndex):
