@@ -95,7 +95,11 @@ _CACHE_VERSION = 1
 _STATUS = ("ok", "failed", "timeout")
 # Thread counts pinned in the workers (one thread per worker, no oversubscription).
 _ONE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+                                    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                                    "NUMBA_NUM_THREADS")}
+# numba's workqueue layer survives a fork (GNU OpenMP's does not: libgomp stops the child with
+# SIGTERM), so the workers can compile stumpy's kernels once and fork children that use them.
+_ONE_THREAD_ENV["NUMBA_THREADING_LAYER"] = "workqueue"
 # The columns of BenchmarkResult.table, in order (metric columns follow "status").
 _ID_COLUMNS = ("detector", "dataset", "series", "group", "n_rows", "train_rows", "status",
                "error", "fit_s", "score_s", "peak_mb", "cached")
@@ -435,6 +439,11 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
 # threads do not survive it), so each task pays the import.
 _KERAS_DETECTORS = ("mscred", "betsi")
 _WARMED: set[str] = set()
+# Detectors only imported before the fork, not fitted, unless numba runs its workqueue layer
+# (the dask workers do): stumpy's numba-parallel kernels otherwise start GNU OpenMP threads,
+# and libgomp stops a child forked after that with SIGTERM. The child then loads stumpy's
+# kernels from numba's disk cache instead.
+_IMPORT_ONLY = ("matrix_profile",)
 
 
 def _warm(spec: _DetectorSpec) -> None:
@@ -446,6 +455,9 @@ def _warm(spec: _DetectorSpec) -> None:
     if spec.name in _KERAS_DETECTORS or spec.label in _WARMED:
         return
     _WARMED.add(spec.label)
+    if spec.name in _IMPORT_ONLY and os.environ.get("NUMBA_THREADING_LAYER") != "workqueue":
+        spec.build()
+        return
     # a first fit loads what the detector imports lazily (PyOD, numba kernels)
     with contextlib.suppress(Exception), warnings.catch_warnings():
         warnings.simplefilter("ignore")
