@@ -384,17 +384,17 @@ def _cached_features(marker: str, mtime_ns: int, channels: tuple[str, ...] | Non
 
 # --------------------------------------------------------------------------------- tracking
 def _client(runs_dir: str | os.PathLike | None):
-    from lab.runner import _mlflow_client
+    from lab.runner import mlflow_client
 
     out = Path(runs_dir) if runs_dir else config.RUNS_DIR
     out.mkdir(parents=True, exist_ok=True)
-    return _mlflow_client(out.absolute()), out.absolute()
+    return mlflow_client(out.absolute()), out.absolute()
 
 
 def _experiment(client, out: Path, name: str) -> str:
-    from lab.runner import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, _store_lock
+    from lab.runner import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, store_lock
 
-    with _store_lock(out):
+    with store_lock(out):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
