@@ -29,7 +29,7 @@ from lab.runner import (
     skip_unused_imports,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "parse_pairs"]
 
 #: Exit status of ``lab run`` when every run completed but one could not be logged to MLflow
 #: (1: a run failed; 2: a usage error; 130 and 143: Ctrl-C and SIGTERM).
@@ -160,7 +160,7 @@ def _cmd_edf(args: argparse.Namespace) -> int:
         print(summary)
         return 0
     if args.command == "train":
-        params = {k: _param_value(v) for k, v in _parse_pairs(args.param).items()}
+        params = {k: _param_value(v) for k, v in parse_pairs(args.param).items()}
         channels = args.channels.split(",") if args.channels else None
         run_id = wf.train(args.staged, detector=args.detector, params=params,
                           nights=args.nights, channels=channels, runs_dir=args.runs,
@@ -186,7 +186,28 @@ def _cmd_edf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_pairs(pairs: list[str]) -> dict[str, str]:
+def parse_pairs(pairs: list[str]) -> dict[str, str]:
+    """``-p NAME=VALUE`` arguments as a dict of strings (``lab run`` and ``lab stream score``).
+
+    Parameters
+    ----------
+    pairs : list of str
+        Each ``NAME=VALUE``; the value may be empty or hold ``=``.
+
+    Returns
+    -------
+    dict of str -> str
+
+    Raises
+    ------
+    LabError
+        On a pair without ``=`` or with an empty name.
+
+    Examples
+    --------
+    >>> parse_pairs(["epochs=3", "out=a=b"])
+    {'epochs': '3', 'out': 'a=b'}
+    """
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
@@ -241,7 +262,7 @@ def _cmd_params(target: str) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     # This process is lab's own: papermill (through jsonschema) then loads 1.5 s faster.
     skip_unused_imports()
-    specs = plan(args.target, _parse_pairs(args.param), args.params_file,
+    specs = plan(args.target, parse_pairs(args.param), args.params_file,
                  smoke=args.smoke, show_code=args.show_code)
     out = Path(args.out) if args.out else config.RUNS_DIR
     results = run(specs, out, workers=args.workers, dask=args.dask,

@@ -151,9 +151,9 @@ def create_topic(topic: str, bootstrap_servers: str | None = None, partitions: i
     from confluent_kafka.admin import AdminClient, NewTopic
 
     address = bootstrap(bootstrap_servers)
-    from lab.stream.kafka import _conf
+    from lab.stream.kafka import client_config
 
-    admin = AdminClient(_conf(address, **{"socket.timeout.ms": 3000}))
+    admin = AdminClient(client_config(address, **{"socket.timeout.ms": 3000}))
     try:
         meta = admin.list_topics(timeout=timeout)
     except KafkaException as exc:

@@ -102,7 +102,7 @@ def _replay(args) -> int:
 
 
 def _score(args) -> int:
-    from lab.cli import _parse_pairs
+    from lab.cli import parse_pairs
     from lab.stream.broker import create_topic
     from lab.stream.detectors import get_stream_detector
     from lab.stream.io import DeadLetterFile, ParquetSink
@@ -114,7 +114,7 @@ def _score(args) -> int:
         score_stream,
     )
 
-    params = {k: _value(v) for k, v in _parse_pairs(args.param).items()}
+    params = {k: _value(v) for k, v in parse_pairs(args.param).items()}
     get_stream_detector(args.detector, **params)  # fail early on a bad name or parameter
     threshold = args.threshold
     if threshold is None:

@@ -33,7 +33,7 @@ from lab.stream.broker import BrokerError, bootstrap
 from lab.stream.io import Batch, check_points, decode_batch, encode_batch, replay
 
 __all__ = ["SESSION_TIMEOUT_MS", "KafkaSource", "KafkaSink", "DeadLetterTopic", "parse_kafka_url",
-           "produce_frame", "score_stream", "read_alerts", "ScoreStats"]
+           "produce_frame", "score_stream", "read_alerts", "ScoreStats", "client_config"]
 
 #: Consumer session timeout: a dead scorer's partitions move after this long.
 SESSION_TIMEOUT_MS = 6000
@@ -57,7 +57,27 @@ LOG.addHandler(logging.NullHandler())
 LOG.propagate = False
 
 
-def _conf(address: str, **extra: Any) -> dict:
+def client_config(address: str, **extra: Any) -> dict:
+    """The librdkafka settings every lab client uses for ``address``, plus ``extra``.
+
+    Parameters
+    ----------
+    address : str
+        ``host:port`` of the broker.
+    **extra
+        More librdkafka settings (dotted names), which win over the defaults.
+
+    Returns
+    -------
+    dict
+        ``bootstrap.servers``, the lab's logger and the reconnect backoff cap.
+
+    Examples
+    --------
+    >>> conf = client_config("127.0.0.1:9092", **{"linger.ms": 5})
+    >>> conf["bootstrap.servers"], conf["linger.ms"]
+    ('127.0.0.1:9092', 5)
+    """
     return {"bootstrap.servers": address, "logger": LOG,
             "reconnect.backoff.max.ms": int(BACKOFF_MAX * 1000), **extra}
 
@@ -83,7 +103,7 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient(_conf(address, **{"socket.timeout.ms": 2000}))
+    admin = AdminClient(client_config(address, **{"socket.timeout.ms": 2000}))
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException:
@@ -114,7 +134,7 @@ class KafkaSource:
             _check_reachable(self.bootstrap)
         #: (monotonic time, error) of the first transport error since the last message
         self.down_since: tuple[float, Any] | None = None
-        self.consumer = Consumer(_conf(self.bootstrap, **{
+        self.consumer = Consumer(client_config(self.bootstrap, **{
             "group.id": group, "error_cb": self._on_error,
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "session.timeout.ms": session_timeout_ms, "heartbeat.interval.ms": HEARTBEAT_MS,
@@ -184,7 +204,7 @@ class KafkaSink:
         self.bootstrap = bootstrap(bootstrap_servers)
         if check:
             _check_reachable(self.bootstrap)
-        conf = _conf(self.bootstrap, **{"linger.ms": 5,
+        conf = client_config(self.bootstrap, **{"linger.ms": 5,
                                         "message.timeout.ms": int(BROKER_LOST_TIMEOUT * 1000)})
         if transactional_id:
             conf.update({"transactional.id": transactional_id, "enable.idempotence": True,
@@ -246,7 +266,7 @@ class DeadLetterTopic:
         from confluent_kafka import Producer
 
         self.topic = topic
-        self.producer = Producer(_conf(bootstrap(bootstrap_servers)))
+        self.producer = Producer(client_config(bootstrap(bootstrap_servers)))
         self.count = 0
 
     def send(self, record: dict) -> None:
