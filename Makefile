@@ -12,7 +12,7 @@ MLFLOW_PORT  ?= 5000
 # Jupyter refuses to start as root (containers, CI) unless told.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help install run test lint jupyter ui bench clean
+.PHONY: help install run test lint jupyter ui bench clean browser
 
 help:
 	@echo "make run      install into .venv and run every numbered notebook (lab run all)"
@@ -20,6 +20,7 @@ help:
 	@echo "make jupyter  JupyterLab on notebooks/ (JUPYTER_IP, JUPYTER_PORT: $(JUPYTER_IP):$(JUPYTER_PORT))"
 	@echo "make ui       MLflow UI on the local run store ($(RUNS)/mlflow.db; MLFLOW_HOST, MLFLOW_PORT: $(MLFLOW_HOST):$(MLFLOW_PORT))"
 	@echo "make bench    the benchmarks in quick mode"
+	@echo "make browser  Chromium and its driver (apt, as root) for the explain app's browser test"
 
 # Re-install whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -53,3 +54,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache
+
+# The explain app's browser test drives Debian's headless Chromium through selenium.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	else \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi

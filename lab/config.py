@@ -29,3 +29,6 @@ DASK_ENV = "LAB_DASK_SCHEDULER"
 MAX_RECORD_ROWS = 1000
 #: Plot traces longer than this are decimated or drawn with WebGL.
 MAX_POINTS_PER_TRACE = 100_000
+#: The detector ``lab train`` fits without ``--detector`` (EDF nights; notebook 06 shows it works
+#: best there: every fault of nights 11-30 of make_cpap_nights(random_state=0) found).
+DEFAULT_EDF_DETECTOR = "robust_z"

@@ -50,6 +50,7 @@ __all__ = [
     "evaluate_synthetic",
     "evaluate_ranking",
     "rank_scores",
+    "evaluate_nights",
     "critical_difference",
     "CriticalDifference",
 ]
@@ -501,6 +502,86 @@ def rank_scores(ranking: Any, metrics: Any) -> pd.Series:
     score = pd.Series(0.0, index=metrics)
     score[order] = np.arange(len(order), 0, -1, dtype=float)
     return score
+
+
+def evaluate_nights(alarms: dict[str, pd.Series], truth: pd.DataFrame, *,
+                    tolerance: Any = "0s", grace: Any = "30s") -> dict[str, Any]:
+    """Fault episodes found and false episodes per night, over nights of device recordings.
+
+    The truth holds faults (``fault`` True) and physiological events (scored
+    apneas and hypopneas, ``fault`` False), as
+    :func:`lab.datasets.make_cpap_nights` returns it. A fault is found when
+    an alarm of its night falls inside it (end extended by ``tolerance``).
+    A false episode is a run of consecutive alarms none of which falls
+    inside any event of the truth, fault or physiological, the end extended
+    by ``grace``: physiology counts neither as a detection nor as a false
+    episode.
+
+    Parameters
+    ----------
+    alarms : dict of str -> Series of bool
+        Each night's alarms on its time index, by night id.
+    truth : DataFrame
+        ``night``, ``start``, ``end``, ``kind`` and ``fault``.
+    tolerance, grace : Timedelta or str, default "0s" and "30s"
+        See :func:`evaluate_events`.
+
+    Returns
+    -------
+    dict
+        ``recall`` (faults found / faults), ``precision`` (found / (found +
+        false episodes)), ``detected``, ``n_faults``, ``false_episodes``,
+        ``n_nights``, ``false_per_night``, ``by_kind`` (DataFrame: kind,
+        faults, found) and ``faults`` (the fault rows with a ``found``
+        column).
+
+    Raises
+    ------
+    ValueError
+        If ``truth`` lacks a column or a night of ``alarms`` is not a boolean Series.
+
+    Examples
+    --------
+    >>> t = pd.date_range("2020-01-01", periods=10, freq="s")
+    >>> truth = pd.DataFrame({"night": ["a", "a"], "start": [t[2], t[6]], "end": [t[3], t[6]],
+    ...                       "kind": ["leak", "apnea"], "fault": [True, False]})
+    >>> on = pd.Series([0, 0, 1, 0, 0, 0, 1, 0, 0, 1], index=t).astype(bool)
+    >>> out = evaluate_nights({"a": on}, truth, grace="0s")
+    >>> out["recall"], out["false_episodes"], out["false_per_night"]
+    (1.0, 1, 1.0)
+    """
+    missing = {"night", "start", "end", "kind", "fault"} - set(truth.columns)
+    if missing:
+        raise ValueError(f"truth lacks columns {sorted(missing)}; expected night, start, end, "
+                         "kind and fault")
+    tolerance, grace = pd.Timedelta(tolerance), pd.Timedelta(grace)
+    faults = truth[truth["fault"].astype(bool) & truth["night"].isin(list(alarms))].copy()
+    found = np.zeros(len(faults), dtype=bool)
+    false_episodes = 0
+    for night, on_series in alarms.items():
+        if not isinstance(on_series, pd.Series) or on_series.dtype != bool:
+            raise ValueError(f"alarms[{night!r}] must be a boolean pandas Series, got "
+                             f"{type(on_series).__name__}")
+        index, on = on_series.index, on_series.to_numpy()
+        belongs = np.zeros(len(on), dtype=bool)
+        for row in truth[truth["night"] == night].itertuples(index=False):
+            belongs |= np.asarray((index >= row.start) & (index <= row.end + grace))
+        mine = np.flatnonzero((faults["night"] == night).to_numpy())
+        for i in mine:
+            start, end = faults["start"].iloc[i], faults["end"].iloc[i]
+            found[i] = bool((on & np.asarray((index >= start) & (index <= end + tolerance))).any())
+        false_episodes += _false_episodes_kernel(on, belongs)
+    faults["found"] = found
+    detected = int(found.sum())
+    n_nights = len(alarms)
+    by_kind = (faults.groupby("kind")["found"].agg(faults="size", found="sum").reset_index())
+    return {"recall": detected / len(faults) if len(faults) else float("nan"),
+            "precision": (detected / (detected + false_episodes)
+                          if detected + false_episodes else 0.0),
+            "detected": detected, "n_faults": int(len(faults)),
+            "false_episodes": int(false_episodes), "n_nights": n_nights,
+            "false_per_night": false_episodes / n_nights if n_nights else float("nan"),
+            "by_kind": by_kind, "faults": faults.reset_index(drop=True)}
 
 
 # --------------------------------------------------------------------------- leaderboards

@@ -62,11 +62,14 @@ __all__ = [
     "RunResult",
     "RunSpec",
     "execute",
+    "format_times",
     "is_headless",
     "list_runs",
+    "mlflow_client",
     "plan",
     "run",
     "skip_unused_imports",
+    "store_lock",
     "track",
     "tracking_enabled",
 ]
@@ -628,13 +631,24 @@ def tracking_uri(out_root: str | Path) -> str:
 
 
 @contextlib.contextmanager
-def _store_lock(out_root: Path) -> Iterator[None]:
+def store_lock(out_root: Path) -> Iterator[None]:
     """Hold an exclusive lock on the tracking store of ``out_root`` (all processes on this host).
 
     MLflow creates a new SQLite store's schema on first use, and two
     processes doing that at once fail ("duplicate column name"); later
     writes from several processes can meet "database is locked". One run is
     logged at a time, so the lock is short.
+
+    Parameters
+    ----------
+    out_root : Path
+        The runs directory whose tracking store is locked.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d, store_lock(Path(d)):
+    ...     pass
     """
     import fcntl
 
@@ -651,7 +665,25 @@ def _store_lock(out_root: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _mlflow_client(out_root: Path):
+def mlflow_client(out_root: Path):
+    """An ``MlflowClient`` on the tracking store of ``out_root``, its schema created under the lock.
+
+    Parameters
+    ----------
+    out_root : Path
+        The runs directory (its ``mlflow.db`` unless ``MLFLOW_TRACKING_URI`` is set).
+
+    Returns
+    -------
+    mlflow.tracking.MlflowClient
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     type(mlflow_client(Path(d))).__name__
+    'MlflowClient'
+    """
     import logging
 
     # MLflow's usage telemetry would try the network (there is none in runs)
@@ -664,7 +696,7 @@ def _mlflow_client(out_root: Path):
     for name in ("mlflow", "alembic"):  # after the import, which sets mlflow's level
         logging.getLogger(name).setLevel(logging.WARNING)
 
-    with _store_lock(out_root):
+    with store_lock(out_root):
         client = MlflowClient(tracking_uri=tracking_uri(out_root))
         client.search_experiments(max_results=1)  # creates a new store's schema, under the lock
     return client
@@ -699,13 +731,13 @@ def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
     from mlflow.entities import Metric, Param, RunTag
 
     run_dir, out_root = Path(run_dir), Path(out_root).absolute()
-    client = client or _mlflow_client(out_root)
+    client = client or mlflow_client(out_root)
     info = _read_json(run_dir / "run.json")
     name = info.get("experiment", run_dir.parent.name)
     status = info.get("status", "failed")
     started = _ms(info.get("started"), time.time())
     finished = _ms(info.get("finished"), time.time())
-    with _store_lock(out_root):
+    with store_lock(out_root):
         exp = client.get_experiment_by_name(name)
         if exp is None:
             artifacts = None
@@ -785,7 +817,7 @@ class _Tracker:
         import nbformat
 
         with contextlib.suppress(Exception):  # log() opens the store again and reports the error
-            self.client = _mlflow_client(self.out)
+            self.client = mlflow_client(self.out)
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1", outputs=[
             nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)])])
         with contextlib.suppress(Exception):  # the real export reports any problem
@@ -798,7 +830,7 @@ class _Tracker:
             self._warming.join()
         try:
             if self.client is None:
-                self.client = _mlflow_client(self.out)
+                self.client = mlflow_client(self.out)
             track(result.run_dir, self.out, self.client)
         except Exception as exc:  # the run stays complete; its run.json and exit status say so
             result.tracking_error = f"{type(exc).__name__}: {exc}".strip()
@@ -944,6 +976,41 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
                 display.close()
             _done(i, res)
     return results
+
+
+def format_times(results: list[RunResult]) -> str:
+    """A table of each run's wall time and the total, printed at the end of ``lab run``.
+
+    Parameters
+    ----------
+    results : list of RunResult
+        From :func:`run`, in order.
+
+    Returns
+    -------
+    str
+        One line per run (notebook, status, seconds) and a ``total`` line.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> runs = [NS(spec=NS(notebook=NS(name=n)), status="completed", seconds=s)
+    ...         for n, s in (("00-quickstart", 12.3), ("01-mscred-forex", 80.0))]
+    >>> print(format_times(runs))
+    times:
+      00-quickstart    completed     12.3 s
+      01-mscred-forex  completed     80.0 s
+      total                          92.3 s (1 min 32 s)
+    """
+    names = [r.spec.notebook.name for r in results]
+    width = max([len("total"), *map(len, names)])
+    lines = ["times:"]
+    for name, r in zip(names, results, strict=True):
+        lines.append(f"  {name:<{width}}  {r.status:<10} {r.seconds:8.1f} s")
+    total = sum(r.seconds for r in results)
+    lines.append(f"  {'total':<{width}}  {'':<10} {total:8.1f} s "
+                 f"({int(total // 60)} min {int(round(total % 60))} s)")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- runs

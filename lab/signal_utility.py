@@ -8,9 +8,12 @@ wrappers validate input, call the kernel and name the output.
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -31,9 +34,13 @@ KS_MAX_AUTO_N = 10_000
 #: KS methods and alternatives accepted, with scipy's meaning.
 KS_METHODS = ("auto", "exact", "asymp")
 KS_ALTERNATIVES = ("two-sided", "less", "greater")
-#: Upper bound on the elements of one sorted column block in the KS kernel:
-#: it keeps the working set (about six arrays of this size) near 100 MB.
-KS_BLOCK_ELEMENTS = 2_000_000
+#: Upper bound on the elements of one column block of the KS kernel (both
+#: samples): one thread sorts and merges it while it is still in its cache
+#: (2 MB of float64).
+KS_BLOCK_ELEMENTS = 250_000
+#: Largest integer magnitude float64 holds exactly (2**53): integer inputs
+#: beyond it are compared as int64.
+KS_EXACT_FLOAT_INT = 2**53
 #: Largest n for which the one-sided Smirnov sum is taken in float64: its
 #: relative error grows like n * 5e-17 (1.2e-13 at n = 2000, 10x inside the
 #: 1e-12 agreement promised with scipy); larger n use np.longdouble.
@@ -73,67 +80,157 @@ def _ks_2samp_kernel(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
     Returns ``(n1, n2, d_plus, d_minus)`` per column: the non-NaN counts,
     ``max(F1 - F2)`` and ``max(F2 - F1)`` clipped at 0, with the ECDFs
     evaluated at every observation exactly as scipy does (counts of values
-    ``<=`` x, divided by the sample size in float64).
+    ``<=`` x, divided by the sample size in float64). Blocks of columns are
+    transposed, sorted (numpy's sort releases the GIL) and merged
+    (:func:`_ks_merge_kernel`, compiled without the GIL) on one thread per
+    core, each block small enough to stay in the cache between the two.
     """
     rows_a, p = a.shape
-    rows_b = b.shape[0]
-    n_total = rows_a + rows_b
-    n1 = rows_a - np.isnan(a).sum(axis=0)
-    n2 = rows_b - np.isnan(b).sum(axis=0)
+    n_total = rows_a + b.shape[0]
+    n1 = np.zeros(p, dtype=np.int64)
+    n2 = np.zeros(p, dtype=np.int64)
     d_plus = np.zeros(p)
     d_minus = np.zeros(p)
-    # int32 halves the memory traffic while |key| <= n_total^2 fits in it.
-    itype = np.int32 if n_total**2 < np.iinfo(np.int32).max else np.int64
-    position = np.arange(1, n_total + 1, dtype=itype)
-    block = max(1, KS_BLOCK_ELEMENTS // n_total)
-    for lo in range(0, p, block):
+    workers = _n_workers()
+    block = max(1, min(KS_BLOCK_ELEMENTS // n_total, -(-p // workers)))
+
+    def run(lo: int) -> None:
         hi = min(p, lo + block)
-        # Two separately sorted runs merge in linear time under the stable
-        # (timsort) argsort; NaN sorts last in both, so valid values come first.
-        merged = np.empty((hi - lo, n_total))
-        merged[:, :rows_a] = a[:, lo:hi].T
-        merged[:, rows_a:] = b[:, lo:hi].T
-        merged[:, :rows_a].sort(axis=1)
-        merged[:, rows_a:].sort(axis=1)
-        order = np.argsort(merged, axis=1, kind="stable")
-        values = np.take_along_axis(merged, order, axis=1)
-        count_a = np.cumsum((order < rows_a).view(np.int8), axis=1, dtype=itype)
-        na, nb = n1[lo:hi, None].astype(itype), n2[lo:hi, None].astype(itype)
-        # Only the last member of a run of ties is an ECDF value (scipy's
-        # searchsorted(side="right")); NaN rows are not data at all.
-        keep = np.empty(values.shape, dtype=bool)
-        np.not_equal(values[:, 1:], values[:, :-1], out=keep[:, :-1])
-        keep[:, -1] = True
-        keep &= position <= na + nb
-        # Exact integers F1 - F2 = key / (n1 n2), with count_b = position -
-        # count_a, locate the extremes; the 0 put at ignored points never wins
-        # (the last valid point is 0).
-        key = count_a * (na + nb) - position * na
-        key *= keep
-        d_plus[lo:hi] = _extreme_ecdf_gap(key, keep, count_a, position, na, nb, np.max)
-        d_minus[lo:hi] = np.clip(
-            -_extreme_ecdf_gap(key, keep, count_a, position, na, nb, np.min), 0, 1)
+        sa = np.ascontiguousarray(a[:, lo:hi].T)
+        sa.sort(axis=1)
+        sb = np.ascontiguousarray(b[:, lo:hi].T)
+        sb.sort(axis=1)
+        _ks_merge_kernel(sa, sb, lo, n1, n2, d_plus, d_minus)
+
+    starts = range(0, p, block)
+    if workers == 1 or len(starts) == 1:
+        for lo in starts:
+            run(lo)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, starts))
     return n1, n2, d_plus, d_minus
 
 
-def _extreme_ecdf_gap(key, keep, count_a, position, na, nb, extreme) -> np.ndarray:
-    """Float value of ``count_a / na - count_b / nb`` at the extreme ``key`` per row.
+def _n_workers() -> int:
+    """Cores this process may run on (the threads of the KS kernel)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
-    Several points can share the extreme exact value yet round to different
-    floats (``3/3 - 2/3`` is not ``1/3 - 0/3`` in float64), so the float difference is
-    formed at every such point, as scipy forms it at every point, and the
-    float extreme is kept.
+
+@numba.njit(nogil=True, cache=True)
+def _ks_merge_kernel(sa, sb, lo, n1, n2, d_plus, d_minus) -> None:  # pragma: no cover - compiled
+    """Merge the sorted rows ``sa[r]``, ``sb[r]`` into the KS extremes of column ``lo + r``.
+
+    NaN sorts last, so the valid counts are found from the end. The smaller
+    sample is the pivot: between two of its distinct values the other ECDF
+    alone moves, monotonically, so ``F1 - F2`` takes its extremes at a pivot
+    value (counts ``<=`` it) or just below it (counts ``<`` it), and only
+    those two points per pivot value are evaluated. The extremes are found on
+    the exact integer ``key = n2 c1 - n1 c2``; the float ``c1/n1 - c2/n2`` is
+    formed as scipy forms it, and among points sharing the extreme key the
+    float extreme is kept (``3/3 - 2/3`` is not ``1/3 - 0/3`` in float64).
+    Starting both extremes at 0 is exact: the last point always has gap 0.
     """
-    target = extreme(key, axis=1)
-    rows, cols = np.nonzero((key == target[:, None]) & keep)
-    # Columns with no data divide by zero here; the caller discards them.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ca = count_a[rows, cols].astype(np.int64)
-        cb = position[cols].astype(np.int64) - ca
-        gaps = ca / na[rows, 0].astype(np.int64) - cb / nb[rows, 0].astype(np.int64)
-        out = np.full(key.shape[0], -np.inf if extreme is np.max else np.inf)
-        (np.maximum if extreme is np.max else np.minimum).at(out, rows, gaps)
-    return out
+    for r in range(sa.shape[0]):
+        x, y = sa[r], sb[r]
+        na, nb = x.shape[0], y.shape[0]
+        while na > 0 and x[na - 1] != x[na - 1]:
+            na -= 1
+        while nb > 0 and y[nb - 1] != y[nb - 1]:
+            nb -= 1
+        n1[lo + r], n2[lo + r] = na, nb
+        if na == 0 or nb == 0:
+            continue
+        swap = na < nb
+        if swap:
+            q, nq, piv, npiv = y, nb, x, na
+        else:
+            q, nq, piv, npiv = x, na, y, nb
+        kmax = kmin = 0
+        fmax = fmin = 0.0
+        i = j = 0
+        while j < npiv:
+            v = piv[j]
+            while i < nq and q[i] < v:
+                i += 1
+            for stage in range(2):  # just below v, then at v
+                if swap:
+                    ca, cb = j, i
+                else:
+                    ca, cb = i, j
+                key = ca * nb - cb * na
+                if key >= kmax:
+                    g = ca / na - cb / nb
+                    if key > kmax or g > fmax:
+                        fmax = g
+                    kmax = key
+                if key <= kmin:
+                    g = ca / na - cb / nb
+                    if key < kmin or g < fmin:
+                        fmin = g
+                    kmin = key
+                if stage == 0:
+                    while i < nq and q[i] <= v:
+                        i += 1
+                    j += 1
+                    while j < npiv and piv[j] <= v:
+                        j += 1
+        d_plus[lo + r] = fmax
+        d_minus[lo + r] = min(max(-fmin, 0.0), 1.0)
+
+
+def _exact_integers(X: Any, name: str) -> np.ndarray | None:
+    """``X`` as int64 when it is held in a numpy integer dtype, else None.
+
+    float64 represents integers exactly only up to ``2**53``; the KS kernel
+    compares int64 values directly, as scipy does for integer arrays.
+    """
+    if isinstance(X, pd.Series):
+        X = X.to_frame()
+    if isinstance(X, pd.DataFrame):
+        dtypes = list(X.dtypes)
+        if not dtypes or not all(isinstance(dt, np.dtype) and dt.kind in "iu" for dt in dtypes):
+            return None
+        values = [X.iloc[:, i].to_numpy() for i in range(X.shape[1])]
+    else:
+        arr = np.asarray(X)
+        if arr.dtype.kind not in "iu":
+            return None
+        values = [arr.reshape(arr.shape[0], -1) if arr.ndim else arr]
+    for v in values:
+        if v.dtype == np.uint64 and v.size and v.max() > np.iinfo(np.int64).max:
+            raise ValueError(
+                f"{name} holds unsigned integers above 2**63 - 1 (max {v.max()}); "
+                "expected values that fit in int64")
+    out = np.column_stack([v.astype(np.int64) for v in values]) if len(values) > 1 else \
+        values[0].astype(np.int64)
+    return np.ascontiguousarray(out.reshape(out.shape[0], -1))
+
+
+def _ks_values(a: Any, b: Any, va: np.ndarray, vb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays to compare: int64 when an integer input passes ``2**53``, else ``va``, ``vb``.
+
+    Two integer inputs are compared exactly as int64; an integer input
+    beyond ``2**53`` beside a float one cannot be, and is refused rather
+    than silently rounded.
+    """
+    ia, ib = _exact_integers(a, "a"), _exact_integers(b, "b")
+    wide = [name for name, v in (("a", ia), ("b", ib))
+            if v is not None and v.size and np.abs(v).max(initial=0) > KS_EXACT_FLOAT_INT]
+    # abs(int64 min) overflows to itself (negative): test the minimum too.
+    wide += [name for name, v in (("a", ia), ("b", ib)) if v is not None and v.size
+             and v.min() < -KS_EXACT_FLOAT_INT and name not in wide]
+    if not wide:
+        return va, vb
+    if ia is None or ib is None:
+        raise ValueError(
+            f"{' and '.join(wide)} holds integers beyond 2**53, which float64 cannot represent "
+            "exactly, while the other sample is not integer; pass both a and b as integer "
+            "arrays (compared exactly) or round both to float64 yourself")
+    return ia, ib
 
 
 def _pelz_good_cdf(n: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -366,8 +463,9 @@ def ks_2samp_columns(a: Any, b: Any, method: str = "auto",
     ------
     ValueError
         If ``a`` or ``b`` is not 2-D and numeric, if their column counts (or
-        DataFrame column labels) differ, or on an unknown ``method`` or
-        ``alternative``.
+        DataFrame column labels) differ, on an unknown ``method`` or
+        ``alternative``, or if one sample holds integers beyond ``2**53``
+        (which float64 would round) while the other is not integer.
 
     Warns
     -----
@@ -388,7 +486,9 @@ def ks_2samp_columns(a: Any, b: Any, method: str = "auto",
     ``searchsorted(side="right")``). The p-values reuse scipy's own
     distribution code (``scipy.stats.kstwo`` for the asymptotic two-sided
     case, Hodges (1958) eq. 5.3 for one-sided, and scipy's exact lattice-path
-    counts), evaluated once per distinct ``(n1, n2, D)``.
+    counts), evaluated once per distinct ``(n1, n2, D)``. Columns are
+    sorted and merged on one thread per core. Integer inputs beyond
+    ``2**53`` are compared exactly as int64, as scipy compares them.
 
     Examples
     --------
@@ -411,7 +511,7 @@ def ks_2samp_columns(a: Any, b: Any, method: str = "auto",
         )
     if isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame) and not cols_a.equals(cols_b):
         raise ValueError("a and b are DataFrames with different columns; align them first")
-    n1, n2, d_plus, d_minus = _ks_2samp_kernel(va, vb)
+    n1, n2, d_plus, d_minus = _ks_2samp_kernel(*_ks_values(a, b, va, vb))
     if alternative == "greater":
         d = d_plus
     elif alternative == "less":

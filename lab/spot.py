@@ -31,7 +31,11 @@ import numpy as np
 from lab._validation import _as_2d, _check_float, _check_int
 
 __all__ = ["MIN_EXCESSES", "DEFAULT_Q", "DEFAULT_LEVEL", "min_fit_size", "spot_threshold",
-           "tail_probability", "tail_quantile", "Spot", "DSpot"]
+           "tail_probability", "tail_quantile", "Spot", "DSpot", "STEP_NORMAL", "STEP_EXCESS",
+           "STEP_ANOMALY"]
+
+#: libspot's step codes (``libspot.NORMAL``, ``EXCESS``, ``ANOMALY``).
+STEP_NORMAL, STEP_EXCESS, STEP_ANOMALY = 0, 1, 2
 
 #: Fewest excesses over the initial quantile for a GPD fit worth the name.
 #: Siffer et al. fit on n = 1000 calibration points at level 0.98, which gives 20.
@@ -253,6 +257,51 @@ class Spot:
         step = self._spot.step
         return np.fromiter((step(float(v)) == libspot.ANOMALY for v in values[:, 0]),
                            dtype=bool, count=len(values))
+
+
+    def step_trace(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Feed float64 values in order; the step codes and the thresholds each value met.
+
+        The fast path of the streaming detectors: no validation (pass a 1-d
+        float64 array without NaN), and the thresholds are read from libspot
+        only after an excess, the one step that moves them.
+
+        Returns
+        -------
+        codes : ndarray of int8
+            :data:`STEP_NORMAL`, :data:`STEP_EXCESS` or :data:`STEP_ANOMALY`.
+        z, t : ndarray of float
+            The alarm threshold ``z_q`` and the tail start ``t`` in force
+            when each value arrived (before its own update).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Spot().fit(np.random.default_rng(1).normal(size=2000))
+        >>> codes, z, t = s.step_trace(np.array([0.0, 9.0]))
+        >>> codes.tolist(), bool(z[1] < 9.0)
+        ([0, 2], True)
+        """
+        self._check_fitted()
+        spot = self._spot
+        step = spot.step
+        n = len(x)
+        codes = np.empty(n, dtype=np.int8)
+        z = np.empty(n)
+        t = np.empty(n)
+        cur_z, cur_t = spot.anomaly_threshold, spot.excess_threshold
+        start = 0
+        for i, v in enumerate(x.tolist()):
+            c = step(v)
+            codes[i] = c
+            if c == STEP_EXCESS:
+                z[start:i + 1] = cur_z
+                t[start:i + 1] = cur_t
+                start = i + 1
+                cur_z, cur_t = spot.anomaly_threshold, spot.excess_threshold
+        z[start:] = cur_z
+        t[start:] = cur_t
+        return codes, z, t
 
 
 class DSpot:

@@ -631,3 +631,136 @@ def dspot_flags(calibration, stream, depth, q, level):
             window = window[1:] + [float(v)]
         flags.append(flag)
     return np.array(flags)
+
+
+# ---- lab.models.bocpd and lab.models.changepoint (change points)
+
+
+def bocpd_map(x, lam, mu0, kappa0, alpha0, beta0, prune):
+    """Adams and MacKay (2007) with a loop over run lengths and over columns.
+
+    Returns the log predictive density of every row and the most probable run
+    length after it, from a dict {run length: (probability, stats per column)}.
+    """
+    import math
+
+    x = np.asarray(x, dtype=float)
+    hazard = 1.0 / lam
+    runs = {0: (1.0, [(mu0, kappa0, alpha0, beta0)] * x.shape[1])}
+    log_ev, map_rl = [], []
+    for row in x:
+        logpi = {}
+        for r, (_, stats) in runs.items():
+            total = 0.0
+            for v, (mu, kappa, alpha, beta) in zip(row, stats, strict=True):
+                nu = 2 * alpha
+                s2 = beta * (kappa + 1) / (alpha * kappa)
+                total += (math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2)
+                          - 0.5 * math.log(nu * math.pi * s2)
+                          - (nu + 1) / 2 * math.log(1 + (v - mu) ** 2 / (nu * s2)))
+            logpi[r] = total
+        top = max(logpi.values())
+        weight = {r: runs[r][0] * math.exp(logpi[r] - top) for r in runs}
+        evidence = sum(weight.values())
+        log_ev.append(top + math.log(evidence))
+        grown = {}
+        for r, (_, stats) in runs.items():
+            new_stats = []
+            for v, (mu, kappa, alpha, beta) in zip(row, stats, strict=True):
+                new_stats.append(((kappa * mu + v) / (kappa + 1), kappa + 1, alpha + 0.5,
+                                  beta + kappa * (v - mu) ** 2 / (2 * (kappa + 1))))
+            grown[r + 1] = (weight[r] * (1 - hazard) / evidence, new_stats)
+        grown = {r: v for r, v in grown.items() if v[0] >= prune}
+        grown[0] = (hazard, [(mu0, kappa0, alpha0, beta0)] * x.shape[1])
+        runs = grown
+        map_rl.append(max(runs, key=lambda r: (runs[r][0], r)))  # ties: the longer run
+    return np.array(log_ev), np.array(map_rl)
+
+
+def mbic_optimal_partition(x, pen, minseglen=1):
+    """Optimal partitioning (Jackson et al. 2005) of a change in mean with changepoint's MBIC
+    cost, sum over segments of (sum of squares + log(length)) + pen per change; no pruning."""
+    import math
+
+    x = [float(v) for v in x]
+    n = len(x)
+
+    def cost(a, b):
+        seg = x[a:b]
+        m = sum(seg) / len(seg)
+        return sum((v - m) ** 2 for v in seg) + math.log(len(seg))
+
+    best = [-pen] + [math.inf] * n
+    last = [0] * (n + 1)
+    for t in range(minseglen, n + 1):
+        for s in [0] + list(range(minseglen, t - minseglen + 1)):
+            value = best[s] + cost(s, t) + pen
+            if value < best[t]:
+                best[t], last[t] = value, s
+    cps, t = [], n
+    while last[t] > 0:
+        t = last[t]
+        cps.append(t)
+    return sorted(cps)
+def make_chunks_loop(values, labels, T, step, rule, groups):
+    """Chunks cut one by one: walk each group's rows, emit every full chunk of T rows."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    labels = [float(v) for v in labels]
+    groups = [0] * len(values) if groups is None else list(groups)
+    X, y, starts = [], [], []
+    start = 0
+    while start < len(values):
+        end = start
+        while end < len(values) and groups[end] == groups[start]:
+            end += 1
+        pos = start
+        while pos + T <= end:
+            share = sum(labels[pos: pos + T]) / T
+            X.append(values[pos: pos + T])
+            y.append(int(share > 0) if rule == "any" else int(share >= rule))
+            starts.append(pos)
+            pos += step
+        start = end
+    return np.array(X).reshape(len(X), T, values.shape[1]), np.array(y, dtype=int), starts
+def robust_z_entries(X, median, scale, local_scale, window, flat_rows, z_threshold):
+    """RobustZDetector's per-entry score, one entry at a time: global z, z against the median
+    of the trailing ``window`` values, and the flat-line score of the run it sits in."""
+    X = np.asarray(X, dtype=float)
+    n, d = X.shape
+    out = np.zeros((n, d))
+    for j in range(d):
+        for i in range(n):
+            x = X[i, j]
+            z = abs(x - median[j]) / scale[j]
+            local = abs(x - np.median(X[max(0, i - window + 1): i + 1, j])) / local_scale[j]
+            a = i
+            while a > 0 and X[a - 1, j] == x:
+                a -= 1
+            b = i
+            while b < n - 1 and X[b + 1, j] == x:
+                b += 1
+            run = b - a + 1
+            flat = z_threshold * (1 + run / flat_rows) if run >= flat_rows else 0.0
+            out[i, j] = max(z, local, flat)
+    return out
+
+
+def minmax_buckets(x, y, n_out):
+    """Min-max display resampling with one loop over ``n_out // 2`` buckets of
+    ``np.linspace(0, n, buckets + 1)`` edges: each bucket's first minimum and first
+    maximum, in time order."""
+    n = len(y)
+    if n <= n_out:
+        return np.asarray(x), np.asarray(y)
+    buckets = n_out // 2
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        seg = list(y[a:b])
+        lo = a + seg.index(min(seg))
+        hi = a + seg.index(max(seg))
+        keep.extend(sorted([lo, hi]))
+    keep = np.array(keep)
+    return np.asarray(x)[keep], np.asarray(y)[keep]

@@ -69,8 +69,10 @@ def _direct(model, n_clusters, **kw):
     "model, extra, norm, size",
     [
         ("kmeans", {}, "minmax", (6, 120)),
-        ("dtw", {"metric_params": {"global_constraint": "sakoe_chiba", "sakoe_chiba_radius": 3}},
-         "minmax", (3, 25)),
+        # The wrapper's default band, ceil(0.1 * 25) = 3, as the radius alone: tslearn then
+        # bands DBA too (named, "global_constraint": "sakoe_chiba", tslearn 0.10 drops it
+        # there; test_dtw_kmeans_equals_tslearn_bit_for_bit covers both spellings).
+        ("dtw", {"metric_params": {"sakoe_chiba_radius": 3}}, "minmax", (3, 25)),
         ("kshape", {}, "meanvar", (3, 25)),
         ("kernelkmeans", {"kernel_params": {"sigma": "auto"}}, "meanvar", (3, 25)),
     ],
@@ -94,8 +96,8 @@ def test_equals_tslearn_called_directly(model, extra, norm, size):
 def test_dtw_metric_params_override_and_default_band():
     df, _ = _groups(n_per_group=3, n_rows=30)
     default = cluster_metrics(df, 2, model="dtw", max_iter=2, n_init=1)
-    assert default.model.metric_params == {"global_constraint": "sakoe_chiba",
-                                           "sakoe_chiba_radius": 3}  # ceil(0.1 * 30)
+    # ceil(0.1 * 30); the radius alone, so that tslearn's DBA keeps the band too
+    assert default.model.metric_params == {"sakoe_chiba_radius": 3}
     free = cluster_metrics(df, 2, model="dtw", max_iter=2, n_init=1, metric_params={},
                            n_jobs=2)
     assert free.model.metric_params == {} and free.model.n_jobs == 2
@@ -335,3 +337,57 @@ def test_default_server_metrics_reach_ari_09():
     result = cluster_metrics(counters_to_rates(df), n_groups, norm="meanvar")
     ari = adjusted_rand_score(truth["group"][result.labels.index], result.labels)
     assert ari >= 0.9, ari
+
+
+# ---- DTWKMeans (lab.models.dtw_kmeans): tslearn's result, compiled and pruned
+
+
+@pytest.mark.parametrize("metric_params", [
+    {"global_constraint": "sakoe_chiba", "sakoe_chiba_radius": 2},  # band in assignment only
+    {"sakoe_chiba_radius": 2},  # band in DBA too
+    {"sakoe_chiba_radius": 0},
+    {},
+])
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_dtw_kmeans_equals_tslearn_bit_for_bit(metric_params, n_jobs):
+    from lab.models.dtw_kmeans import DTWKMeans
+
+    rng = np.random.default_rng(3)
+    t = np.linspace(0, 6, 28)
+    # Overlapping groups: pruning has close calls to get right, DBA many cells per t.
+    X = np.concatenate([np.sin(f * t + rng.uniform(0, 1, (7, 1))) + 0.5 * rng.normal(size=(7, 28))
+                        for f in (1.0, 1.5, 2.0)])[:, :, None]
+    kw = {"n_clusters": 4, "metric": "dtw", "max_iter": 6, "n_init": 2, "random_state": 5,
+          "metric_params": metric_params, "n_jobs": n_jobs}
+    ref = TimeSeriesKMeans(**kw).fit(X)
+    fast = DTWKMeans(**kw).fit(X)
+    np.testing.assert_array_equal(fast.labels_, ref.labels_)
+    assert fast.inertia_ == ref.inertia_
+    np.testing.assert_array_equal(fast.cluster_centers_, ref.cluster_centers_)
+    assert fast.n_iter_ == ref.n_iter_
+
+
+@given(n=st.integers(1, 4), sz=st.integers(1, 12), radius=st.one_of(st.none(), st.integers(0, 13)),
+       seed=st.integers(0, 2**16))
+@settings(max_examples=30, deadline=None)
+def test_dtw_band_distances_equal_cdist_dtw(n, sz, radius, seed):
+    from lab.models.dtw_kmeans import dtw_band_distances
+
+    rng = np.random.default_rng(seed)
+    A = np.round(rng.normal(size=(n, sz, 1)), 1)  # ties in the recursion
+    B = np.round(rng.normal(size=(3, sz, 1)), 1)
+    ref = cdist_dtw(A, B) if radius is None else cdist_dtw(A, B, sakoe_chiba_radius=radius)
+    np.testing.assert_array_equal(dtw_band_distances(A, B, radius), ref)
+
+
+def test_dtw_kmeans_other_settings_fall_back_to_tslearn():
+    from lab.models.dtw_kmeans import DTWKMeans
+
+    X = np.random.default_rng(0).normal(size=(8, 12, 1)).cumsum(axis=1)
+    kw = {"n_clusters": 2, "metric": "dtw", "max_iter": 3, "random_state": 0,
+          "metric_params": {"itakura_max_slope": 2.0}}
+    np.testing.assert_array_equal(DTWKMeans(**kw).fit(X).labels_,
+                                  TimeSeriesKMeans(**kw).fit(X).labels_)
+    with pytest.raises(ValueError, match="A and B"):
+        from lab.models.dtw_kmeans import dtw_band_distances
+        dtw_band_distances(X, X[:, :5])

@@ -20,11 +20,13 @@ from lab.models import DETECTORS, BaseDetector, NotFittedError, get_detector
 FAST = {
     "mscred": dict(windows=(10, 20), step=5, steps=2, epochs=1, filters=(2, 2, 2, 2)),
     "betsi": dict(window_size=20, stride=5, epochs=2, verbose=0),
+    "lstm_ae": dict(window=10, stride=10, units=(4,), epochs=1, verbose=0),
 }
-SLOW = {"mscred", "betsi"}
+SLOW = {"mscred", "betsi", "lstm_ae"}
 
 ALL = list(DETECTORS)
-NOT_SPIKE = {"random", "constant", "ks_window", "betsi", "mscred"}
+NOT_SPIKE = {"random", "constant", "ks_window", "betsi", "mscred",
+             "pelt", "binseg", "bottomup", "window", "lstm_ae"}
 PLANTED = {
     "spike": [n for n in ALL if n not in NOT_SPIKE],
     "level_shift": ["ks_window", "pca"],
@@ -174,7 +176,8 @@ def test_planted_anomaly_in_top_percent(kind, name):
 def test_registry_names_and_unknown():
     assert set(DETECTORS) == {"pca", "hbos", "iforest", "lof", "knn", "matrix_profile",
                               "spectral_residual", "ks_window", "spot", "mscred", "betsi",
-                              "random", "constant"}
+                              "random", "constant", "pelt", "binseg", "bottomup", "window",
+                              "bocpd", "lstm_ae", "robust_z"}
     with pytest.raises(ValueError, match="known detectors: pca, hbos"):
         get_detector("nosuch")
     with pytest.raises(ValueError, match="does not take"):

@@ -27,6 +27,14 @@ def test_betsi_notebook_smoke(tmp_path):
     if metrics["n_events"] == 0:
         assert metrics["f1_margin"] == pytest.approx(f1_margin(annotations, [], len(df)))
         assert metrics["covering"] == pytest.approx(covering(annotations, [], len(df)))
+    # the TCPD leaderboard (references only in the smoke run) reproduces TCPDBench
+    from lab.config import TCPD_ROOT
+
+    if (TCPD_ROOT / "published_default_scores.json").is_file():
+        assert metrics["tcpd_binseg_preset_f1"] == pytest.approx(0.763, abs=0.05)
+        assert metrics["tcpd_bocpd_f1"] == pytest.approx(0.710, abs=0.05)
+        assert metrics["tcpd_best_f1_on_binseg"] >= metrics["tcpd_binseg_preset_f1"]
+        assert isinstance(metrics["tcpd_best_detector"], str)
     html = (run_dir / "report.html").read_text()
     assert "plotly" in html.lower() and "Bottleneck codes" in html
     # synthetic rows are plotted against row numbers, not the generator's minute stamps

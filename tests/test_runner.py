@@ -218,6 +218,17 @@ def test_grid_in_worker_processes(tmp_path):
     assert "echo-grid" in proc.stdout and "completed" in proc.stdout
 
 
+def test_run_prints_a_time_per_notebook_and_the_total(tmp_path):
+    # What `make run` shows at the end (lab run all).
+    proc = _cli("run", "echo-grid", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    times = proc.stdout[proc.stdout.index("times:"):].splitlines()
+    assert len(times) == 4 and times[-1].split()[0] == "total"
+    seconds = [float(line.split()[-2]) for line in times[1:3]]
+    assert all(s > 0 for s in seconds) and "completed" in times[1]
+    assert float(times[-1].split()[1]) == pytest.approx(sum(seconds), abs=0.11)
+
+
 @pytest.mark.slow
 def test_grid_on_dask_local_cluster(tmp_path):
     from distributed import Client, LocalCluster

@@ -131,6 +131,38 @@ def test_ks_bad_method_and_misaligned_frames():
         ks_2samp_columns(pd.DataFrame({"x": [1.0]}), pd.DataFrame({"y": [1.0]}))
 
 
+def test_ks_int64_beyond_2_53_compared_exactly():
+    # float64 would round 2**60 + 1 and 2**60 + 2 to 2**60 and change the result.
+    big = 2**60
+    a = np.array([[big, -big], [big + 1, -big - 1], [big + 2, 5]])
+    b = np.array([[big + 1, -big - 1], [big + 3, 7]])
+    rounded, _ = ks_2samp_columns(a.astype(float), b.astype(float))
+    stat, p = ks_2samp_columns(pd.DataFrame(a), pd.DataFrame(b))
+    ref_stat, ref_p = naive.ks_2samp_columns(a, b)
+    np.testing.assert_array_equal(stat, ref_stat)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-12, atol=0)
+    assert rounded[0] != stat[0]
+    uint = np.array([[2**63 + 5]], dtype=np.uint64)
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        ks_2samp_columns(a, b.astype(float))
+    with pytest.raises(ValueError, match="above 2\\*\\*63"):
+        ks_2samp_columns(uint, uint)
+
+
+def test_ks_many_blocks_on_threads_match_scipy(rng, monkeypatch):
+    # Blocks of 3 columns spread over the worker threads; ties, NaN, a
+    # smaller a than b (the other pivot) and an empty-after-NaN-free mix.
+    import lab.signal_utility as su
+
+    monkeypatch.setattr(su, "KS_BLOCK_ELEMENTS", 3 * 90)
+    monkeypatch.setattr(su, "_n_workers", lambda: 2)
+    a = np.round(rng.normal(size=(40, 17)), 1)
+    b = np.round(rng.normal(size=(50, 17)) + 0.3, 1)
+    a[rng.random(a.shape) < 0.1] = np.nan
+    _assert_matches_scipy(a, b, "asymp")
+    _assert_matches_scipy(b, a, "auto", "less")
+
+
 # ---------------------------------------------------------------- smooth
 @pytest.mark.parametrize("func", ["mean", "min", "max", "sum", "median"])
 def test_smooth_matches_loop_with_nan(rng, func):

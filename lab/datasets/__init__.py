@@ -27,6 +27,10 @@ _NAMES = {
     "split_labels": "labelled",
     "find_data": "labelled",
     "DataNotFoundError": "labelled",
+    "get_data": "download",
+    "read_edf": "edf",
+    "write_edf": "edf",
+    "make_cpap_nights": "cpap",
     "make_labelled_benchmark": "labelled_synthetic",
 }
 

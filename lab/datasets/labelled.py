@@ -120,9 +120,14 @@ def find_data(name: str, root=None) -> Path:
         if not _missing(path, name):
             return path
         looked.append(f"{path} ({label})")
+    # `lab data get` fetches the anomaly benchmarks; the UCR classification files come from
+    # the UCR archive's own site (its zip is password-protected), so they are fetched by hand
+    get = (f"Download it with `lab data get {name}`" if name != "ucr" else
+           "Put GunPoint_{TRAIN,TEST}.tsv and ItalyPowerDemand_{TRAIN,TEST}.tsv from the UCR "
+           "archive (www.cs.ucr.edu/~eamonn/time_series_data_2018) in data/ucr")
     raise DataNotFoundError(
-        f"{name} data not found; looked in {', '.join(looked)}. Download it with "
-        f"`lab data get {name}`, or pass root= (or set LAB_DATA) to a folder holding it")
+        f"{name} data not found; looked in {', '.join(looked)}. {get}, or pass root= (or set "
+        f"LAB_DATA) to a folder holding it")
 
 
 def split_labels(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -38,6 +38,13 @@ _REGISTRY = {
     "betsi": "betsi:BehaviourDetector",
     "random": "baselines:RandomDetector",
     "constant": "baselines:ConstantDetector",
+    "pelt": "changepoint:PeltDetector",
+    "binseg": "changepoint:BinsegDetector",
+    "bottomup": "changepoint:BottomUpDetector",
+    "window": "changepoint:WindowDetector",
+    "bocpd": "bocpd:BOCPDDetector",
+    "lstm_ae": "lstm_ae:LSTMAutoencoderDetector",
+    "robust_z": "robust:RobustZDetector",
 }
 
 _NAMES = {
@@ -47,10 +54,12 @@ _NAMES = {
     "BaseDetector": "_base",
     "ChangePointDetector": "_base",
     "NotFittedError": "_base",
+    "ChunkClassifier": "classifiers",
     **{spec.split(":")[1]: spec.split(":")[0] for spec in _REGISTRY.values()},
 }
 _SUBMODULES = ("clustering", "betsi", "mscred", "baselines", "thresholds", "classic",
-               "matrix_profile", "spectral", "ks_window", "spot_detector")
+               "matrix_profile", "spectral", "ks_window", "spot_detector", "changepoint",
+               "bocpd", "classifiers", "lstm_ae", "robust")
 
 
 class _Registry(Mapping):

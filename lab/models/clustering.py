@@ -264,7 +264,9 @@ def cluster_metrics(
         Number of clusters, from 2 to the number of usable metrics.
     model : {"kmeans", "dtw", "kshape", "kernelkmeans"}
         ``kmeans``: ``TimeSeriesKMeans(metric="euclidean")``; ``dtw``:
-        ``TimeSeriesKMeans(metric="dtw")`` with DBA barycentres; ``kshape``: ``KShape``;
+        ``TimeSeriesKMeans(metric="dtw")`` with DBA barycentres, run by
+        :class:`lab.models.dtw_kmeans.DTWKMeans` (the same result, compiled, with
+        LB_Keogh pruning); ``kshape``: ``KShape``;
         ``kernelkmeans``: ``KernelKMeans(kernel="gak")``.
     diff, smooth_n, smooth_func, norm
         Preprocessing, see :func:`preprocess_metrics`. ``kshape`` needs
@@ -278,9 +280,11 @@ def cluster_metrics(
     random_state : int or None
         Seed of the estimator; a fixed seed gives the same result every time.
     metric_params : dict, optional
-        For ``dtw``: tslearn's ``metric_params``; by default a Sakoe-Chiba band of radius
-        ``ceil(DTW_BAND_FRACTION * n_timepoints)``; pass ``{}`` for tslearn's
-        unconstrained DTW. For ``kernelkmeans``: tslearn's ``kernel_params``; by default
+        For ``dtw``: tslearn's ``metric_params``; by default
+        ``{"sakoe_chiba_radius": ceil(DTW_BAND_FRACTION * n_timepoints)}``, a
+        Sakoe-Chiba band that tslearn applies to the assignment and to DBA (with
+        ``"global_constraint": "sakoe_chiba"`` named too, tslearn 0.10 drops the
+        band in DBA); pass ``{}`` for tslearn's unconstrained DTW. For ``kernelkmeans``: tslearn's ``kernel_params``; by default
         ``{"sigma": GAK_SIGMA}``. Not accepted by the other models.
     warm_start : bool, default False
         ``dtw`` only: first run euclidean k-means (same ``max_iter``, ``n_init`` and
@@ -624,8 +628,10 @@ def _to_tslearn(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _default_band(n_timepoints: int) -> dict:
-    return {"global_constraint": "sakoe_chiba",
-            "sakoe_chiba_radius": max(1, math.ceil(DTW_BAND_FRACTION * n_timepoints))}
+    # The constraint inferred from the radius alone: tslearn then applies the band
+    # to DBA's alignments too (a named constraint reaches only the assignment in
+    # tslearn 0.10, see lab.models.dtw_kmeans).
+    return {"sakoe_chiba_radius": max(1, math.ceil(DTW_BAND_FRACTION * n_timepoints))}
 
 
 def _make_estimator(model: str, n_clusters: int, n_timepoints: int, max_iter: int, n_init: int,
@@ -634,6 +640,8 @@ def _make_estimator(model: str, n_clusters: int, n_timepoints: int, max_iter: in
     """The unfitted tslearn estimator for ``model``, with the wrapper's defaults."""
     from tslearn.clustering import KernelKMeans, KShape, TimeSeriesKMeans
 
+    from lab.models.dtw_kmeans import DTWKMeans
+
     common = {"n_clusters": n_clusters, "max_iter": max_iter, "n_init": n_init,
               "random_state": random_state}
     if model == "kmeans":
@@ -641,8 +649,7 @@ def _make_estimator(model: str, n_clusters: int, n_timepoints: int, max_iter: in
     if model == "dtw":
         params = _default_band(n_timepoints) if metric_params is None else dict(metric_params)
         extra = {} if init is None else {"init": init}
-        return TimeSeriesKMeans(metric="dtw", metric_params=params, n_jobs=n_jobs, **extra,
-                                **common)
+        return DTWKMeans(metric="dtw", metric_params=params, n_jobs=n_jobs, **extra, **common)
     if model == "kshape":
         return KShape(**common)
     params = {"sigma": GAK_SIGMA} if metric_params is None else dict(metric_params)
@@ -651,6 +658,6 @@ def _make_estimator(model: str, n_clusters: int, n_timepoints: int, max_iter: in
 
 def _model_name(est: Any) -> str:
     name = type(est).__name__
-    if name == "TimeSeriesKMeans":
+    if name in ("TimeSeriesKMeans", "DTWKMeans"):
         return "dtw" if est.metric == "dtw" else "kmeans"
     return {"KShape": "kshape", "KernelKMeans": "kernelkmeans"}[name]

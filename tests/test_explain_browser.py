@@ -1,0 +1,121 @@
+"""The explain app in a real browser: headless Chromium driven by selenium 4.
+
+Debian's ``chromium`` and ``chromium-driver`` (``make browser``; CI installs
+them) drive the Dash app served from a thread on a free port. Skipped when
+either is absent.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                 reason="chromium and chromium-driver not installed "
+                                        "(make browser)")]
+
+
+@pytest.fixture(scope="module")
+def predicted(tmp_path_factory):
+    from lab import edf_workflow as wf
+    from lab.datasets import make_cpap_nights
+
+    root = tmp_path_factory.mktemp("explain")
+    make_cpap_nights(root / "raw", n_nights=3, hours=(0.5, 0.5), random_state=1)
+    wf.stage(root / "raw", root / "staged")
+    runs = root / "runs"
+    model = wf.train(root / "staged", nights="*", runs_dir=runs)
+    pred, episodes = wf.predict(model, root / "staged", root / "scores", runs_dir=runs)
+    assert len(episodes), "the tiny nights hold faults; predict found no episode"
+    return runs, pred, episodes
+
+
+@pytest.fixture(scope="module")
+def server(predicted):
+    from werkzeug.serving import make_server
+
+    from lab.explain_app import build_app
+
+    runs, pred, _ = predicted
+    app = build_app(runs, pred)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = make_server("127.0.0.1", port, app.server, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/"
+    srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _wait(fn, what="", timeout=90.0):
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as exc:  # the page is still rendering
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value {last!r}")
+
+
+_TRACES = "return document.querySelector('#signals .js-plotly-plot').data.map(t => t.name)"
+_RANGE = "return document.querySelector('#signals .js-plotly-plot').layout.xaxis.range"
+
+
+def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, browser, predicted):
+    from selenium.webdriver.common.by import By
+
+    _, _, episodes = predicted
+    browser.get(server)
+    names = _wait(lambda: browser.execute_script(_TRACES), "the figure")
+    assert {"Flow", "Press", "Leak", "MaskPress", "score", "threshold"} <= set(names)
+    # pick the last night through the dropdown, as a user would
+    night = sorted(episodes["night"].unique())[-1]
+    browser.find_element(By.CSS_SELECTOR, "#night").click()
+    option = _wait(lambda: browser.find_element(
+        By.XPATH, f'//label[contains(@class, "dash-dropdown-option")][.//input[@value="{night}"]]'),
+        "the night's option")
+    _wait(lambda: option.click() or True, "a clickable option")
+    _wait(lambda: night in browser.find_element(By.CSS_SELECTOR, "#night").text, "the pick")
+    first = episodes[episodes["night"] == night].iloc[0]
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td")
+          and first["start"].strftime("%H:%M:%S") in
+          browser.find_element(By.CSS_SELECTOR, "#episodes").text, "the night's episodes")
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td")[0].click() or True,
+          "a click on the first episode")
+
+    def zoomed():
+        r = browser.execute_script(_RANGE)
+        if not r:
+            return None
+        lo, hi = pd.Timestamp(r[0]), pd.Timestamp(r[1])
+        return (hi - lo) < pd.Timedelta(hours=0.4) and lo <= first["start"] <= hi
+    _wait(zoomed, "the zoom to the clicked episode")
+    assert set(browser.execute_script(_TRACES)) == set(names)
