@@ -1,8 +1,8 @@
 """The whole anomaly leaderboard, headless: what ``lab run leaderboard-full`` computes.
 
-Every registered detector with its default configuration on all of NAB (but
-MSCRED and betsi, ``lab.benchmark.NAB_EXCLUDED``) and on all 34 SKAB
-experiments, on a dask LocalCluster with one thread per worker, without the
+Every detector of the detector layer (``lab.benchmark.LEADERBOARD_DETECTORS``) with its
+default configuration on all of NAB (but MSCRED and betsi, ``lab.benchmark.NAB_EXCLUDED``)
+and on all 34 SKAB experiments, on a dask LocalCluster with one thread per worker, without the
 cache (every task is computed). Prints the wall time, the time per detector
 (the sum of its tasks' fit and score seconds), the failed tasks, the NAB
 scoreboard beside the published one and SKAB's pooled F1; writes
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from lab.benchmark import (
+    LEADERBOARD_DETECTORS,
     NAB_EXCLUDED,
     NAB_PUBLISHED,
     leaderboard_data,
@@ -29,7 +30,6 @@ from lab.benchmark import (
     skab_scores,
     with_published,
 )
-from lab.models import DETECTORS
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RESULTS = Path(__file__).parent / "results"
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--datasets", default="nab,skab")
     args = parser.parse_args()
-    detectors = args.only.split(",") if args.only else list(DETECTORS)
+    detectors = args.only.split(",") if args.only else list(LEADERBOARD_DETECTORS)
     data, note = leaderboard_data(args.datasets.split(","), max_series=2 if args.smoke else 0)
     print(note)
     RESULTS.mkdir(exist_ok=True)

@@ -68,7 +68,8 @@ from lab import config
 
 __all__ = ["run_benchmark", "BenchmarkResult", "unit_score", "data_digest", "skab_scores",
            "leaderboard_data", "with_published", "METRICS", "TASK_TIMEOUT_S", "CACHE_DIR",
-           "NAB_PUBLISHED", "SKAB_PUBLISHED_F1", "SKAB_PUBLISHED_NAB", "NAB_EXCLUDED"]
+           "NAB_PUBLISHED", "SKAB_PUBLISHED_F1", "SKAB_PUBLISHED_NAB", "NAB_EXCLUDED",
+           "LEADERBOARD_DETECTORS"]
 
 #: Per-series metrics :func:`run_benchmark` can compute (``nab`` is scored over the corpus).
 METRICS = ("vus_pr", "vus_roc", "auc_pr", "best_f1", "range_f1", "ucr_hit", "nab")
@@ -78,6 +79,11 @@ TASK_TIMEOUT_S = 600.0
 CACHE_DIR = config.RUNS_DIR / ".cache" / "benchmark"
 #: The results table's file in the output directory.
 RESULTS_FILE = "benchmark.parquet"
+#: The detector layer's detectors, each with its defaults: the full leaderboard's entries
+#: (the change-point detectors registered later are judged by lab.cp_evaluation instead).
+LEADERBOARD_DETECTORS = ("pca", "hbos", "iforest", "lof", "knn", "matrix_profile",
+                         "spectral_residual", "ks_window", "spot", "mscred", "betsi", "random",
+                         "constant")
 #: Detectors the default leaderboard does not run on NAB (Keras models, minutes per series).
 NAB_EXCLUDED = ("mscred", "betsi")
 #: NAB v1.1 scoreboard, standard profile (github.com/numenta/NAB, README "Scoreboard").
@@ -439,7 +445,7 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
 
 # Detectors whose modules load Keras: not imported before the fork (TensorFlow's
 # threads do not survive it), so each task pays the import.
-_KERAS_DETECTORS = ("mscred", "betsi")
+_KERAS_DETECTORS = ("mscred", "betsi", "lstm_ae")
 _WARMED: set[str] = set()
 # Detectors only imported before the fork, not fitted, unless numba runs its workqueue layer
 # (the dask workers do): stumpy's numba-parallel kernels otherwise start GNU OpenMP threads,
