@@ -328,7 +328,19 @@ _COMMON_DOC = """
         Change points are searched every ``jump`` rows."""
 
 
-class PeltDetector(_RupturesDetector):
+class _PresetRupturesDetector(_RupturesDetector):
+    """A ruptures detector that also takes TCPDBench's ``preset`` (PELT and binary segmentation)."""
+
+    _has_preset = True
+
+    def __init__(self, cost: str = "l2", penalty: Any = "bic", n_bkps: int | None = None,
+                 min_size: int = DEFAULT_MIN_SIZE, jump: int = DEFAULT_JUMP,
+                 preset: str | None = None, threshold: Any = "native",
+                 contamination: float = DEFAULT_CONTAMINATION):
+        self._init(cost, penalty, n_bkps, min_size, jump, threshold, contamination, preset)
+
+
+class PeltDetector(_PresetRupturesDetector):
     """PELT: the segmentation of least penalised cost, exactly, by pruned dynamic programming.
 
     Parameters
@@ -365,13 +377,6 @@ class PeltDetector(_RupturesDetector):
     """
 
     _algorithm = "pelt"
-    _has_preset = True
-
-    def __init__(self, cost: str = "l2", penalty: Any = "bic", n_bkps: int | None = None,
-                 min_size: int = DEFAULT_MIN_SIZE, jump: int = DEFAULT_JUMP,
-                 preset: str | None = None, threshold: Any = "native",
-                 contamination: float = DEFAULT_CONTAMINATION):
-        self._init(cost, penalty, n_bkps, min_size, jump, threshold, contamination, preset)
 
     @staticmethod
     def _preset_kernel(x: np.ndarray, pen: float) -> np.ndarray:
@@ -397,7 +402,7 @@ class PeltDetector(_RupturesDetector):
         return best
 
 
-class BinsegDetector(_RupturesDetector):
+class BinsegDetector(_PresetRupturesDetector):
     """Binary segmentation: split where the cost falls most, until the gain is below the penalty.
 
     Parameters
@@ -431,13 +436,6 @@ class BinsegDetector(_RupturesDetector):
     """
 
     _algorithm = "binseg"
-    _has_preset = True
-
-    def __init__(self, cost: str = "l2", penalty: Any = "bic", n_bkps: int | None = None,
-                 min_size: int = DEFAULT_MIN_SIZE, jump: int = DEFAULT_JUMP,
-                 preset: str | None = None, threshold: Any = "native",
-                 contamination: float = DEFAULT_CONTAMINATION):
-        self._init(cost, penalty, n_bkps, min_size, jump, threshold, contamination, preset)
 
     @staticmethod
     def _preset_kernel(x: np.ndarray, pen: float) -> np.ndarray:
