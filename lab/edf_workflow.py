@@ -45,6 +45,7 @@ import pandas as pd
 
 from lab import config
 from lab.runner import LabError
+from lab.tracking import atomic_directory
 
 __all__ = ["stage", "list_nights", "load_night", "night_features", "train", "predict",
            "load_model", "night_episodes", "read_scores", "labelled_scores", "load_truth",
@@ -211,8 +212,7 @@ def stage(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, force:
                 notes.append(ann.assign(file=p.name))
         if not sources:
             continue
-        tmp = Path(tempfile.mkdtemp(dir=out, prefix=f".night={night}."))
-        try:
+        with atomic_directory(final, prefix=f".night={night}.") as tmp:
             channels, units = {}, {}
             for rate, dfs in by_rate.items():
                 df = dfs[0] if len(dfs) == 1 else pd.concat(dfs, axis=1, join="outer")
@@ -226,12 +226,6 @@ def stage(input_dir: str | os.PathLike, output_dir: str | os.PathLike, *, force:
             _write_parquet(events.astype({"text": str, "file": str}), tmp / "events.parquet")
             (tmp / _SUCCESS).write_text(json.dumps(
                 {"night": night, "files": sources, "channels": channels, "units": units}))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         summary.staged.append(night)
     bar.close()
     truth = src / "truth.csv"

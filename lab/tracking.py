@@ -15,17 +15,20 @@ float too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from lab.config import MAX_RECORD_ROWS, RUN_DIR_ENV
 
-__all__ = ["record", "recorded", "read_metrics", "to_jsonable", "from_jsonable",
+__all__ = ["atomic_directory", "record", "recorded", "read_metrics", "to_jsonable", "from_jsonable",
            "atomic_write_json", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
@@ -249,4 +252,47 @@ def atomic_write_json(path: Path, obj: Any) -> None:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, prefix: str | None = None) -> Iterator[Path]:
+    """Write a directory under a temporary name and put it in place at ``path`` when complete.
+
+    The body writes into the yielded folder, made beside ``path`` (same file
+    system). When the body ends, a directory already at ``path`` is removed
+    and the new one renamed into place; when it raises (Ctrl-C included),
+    the temporary folder is removed and ``path`` is left as it was, so no
+    half-written directory is ever seen under the final name.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The directory to write; its parent is created if needed.
+    prefix : str, optional
+        Name prefix of the temporary folder (default ``.<name>.``).
+
+    Yields
+    ------
+    Path
+        The temporary folder to write into.
+
+    Examples
+    --------
+    >>> d = Path(tempfile.mkdtemp())
+    >>> with atomic_directory(d / "model") as tmp:
+    ...     _ = (tmp / "settings.json").write_text("{}")
+    >>> sorted(p.name for p in (d / "model").iterdir())
+    ['settings.json']
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=prefix or f".{path.name}."))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -20,8 +20,6 @@ import inspect
 import json
 import numbers
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -334,10 +332,10 @@ class BaseDetector:
                 f"cannot save a detector fitted on column labels {odd[:3]} "
                 f"({type(odd[0]).__name__}): saved settings are JSON, which keeps strings and "
                 "integers only; rename the columns to strings before fit to save it")
+        from lab.tracking import atomic_directory
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-        try:
+        with atomic_directory(path) as tmp:
             for attr in self._keras_attrs:
                 getattr(self, attr).save(tmp / f"{attr}.keras")
             for attr in self._estimator_attrs:
@@ -356,12 +354,6 @@ class BaseDetector:
             (tmp / _FORMAT_FILE).write_text(
                 json.dumps({"class": type(self).__name__, "format": 1})
             )
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

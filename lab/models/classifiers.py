@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -610,13 +608,11 @@ class ChunkClassifier:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Save the fitted classifier to the directory ``path`` (replaced atomically)."""
-        from lab.tracking import to_jsonable
+        from lab.tracking import atomic_directory, to_jsonable
 
         self._check_is_fitted()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-        try:
+        with atomic_directory(path) as tmp:
             self.model_.save(tmp / "model_.keras")
             np.savez(tmp / "state.npz", **{a: getattr(self, a) for a in self._arrays})
             (tmp / "settings.json").write_text(json.dumps({
@@ -624,12 +620,6 @@ class ChunkClassifier:
                 "state": to_jsonable({a: getattr(self, a) for a in self._plain})}))
             (tmp / _FORMAT_FILE).write_text(json.dumps({"class": "ChunkClassifier",
                                                         "format": 1}))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod
