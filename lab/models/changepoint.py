@@ -102,6 +102,12 @@ def _mean_costs(csum: np.ndarray, csum2: np.ndarray, starts: np.ndarray, end: in
     return csum2[end] - csum2[starts] - s * s / length + np.log(length)
 
 
+def _cumulative_sums(x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Length, and the running sums of ``x`` and ``x**2`` from 0 (the segment-cost tables)."""
+    x = np.asarray(x, dtype=np.float64)
+    return len(x), np.r_[0.0, np.cumsum(x)], np.r_[0.0, np.cumsum(x * x)]
+
+
 def changepoint_pelt(x: np.ndarray, pen: float, minseglen: int = TCPD_MINSEGLEN) -> np.ndarray:
     """PELT on a change in mean with R ``changepoint``'s MBIC cost (``cpt.mean``, Normal).
 
@@ -123,10 +129,7 @@ def changepoint_pelt(x: np.ndarray, pen: float, minseglen: int = TCPD_MINSEGLEN)
     >>> changepoint_pelt(x, 3 * np.log(100)).tolist()
     [50]
     """
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    csum = np.r_[0.0, np.cumsum(x)]
-    csum2 = np.r_[0.0, np.cumsum(x * x)]
+    n, csum, csum2 = _cumulative_sums(x)
     best = np.empty(n + 1)
     best[0] = -pen
     last = np.zeros(n + 1, dtype=np.intp)
@@ -163,10 +166,7 @@ def changepoint_binseg(x: np.ndarray, pen: float, Q: int = TCPD_Q,
     >>> changepoint_binseg(x, 3 * np.log(100)).tolist()
     [50]
     """
-    x = np.asarray(x, dtype=np.float64)
-    n = len(x)
-    csum = np.r_[0.0, np.cumsum(x)]
-    csum2 = np.r_[0.0, np.cumsum(x * x)]
+    n, csum, csum2 = _cumulative_sums(x)
 
     def cost(a, b):
         return _mean_costs(csum, csum2, np.atleast_1d(a), b)
