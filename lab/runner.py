@@ -310,6 +310,16 @@ def check_output_dir(out: str | Path) -> Path:
 
 
 # ------------------------------------------------------------------------ execute
+def _interruptible_worker() -> None:
+    """Let Ctrl-C interrupt a grid worker, even when ``lab`` was started with SIGINT ignored.
+
+    A shell without job control starts background commands (``nohup lab run all &`` in a
+    script) with SIGINT ignored, and children inherit that; the SIGTERM relay below sends
+    SIGINT to the workers, which must then raise ``KeyboardInterrupt``.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def execute(spec: RunSpec, out_root: str | Path, *,
             progress: bool | RunProgress = False) -> RunResult:
     """Execute one notebook into ``out_root/<experiment>/<UTC timestamp>-<id>/``.
@@ -940,8 +950,8 @@ def _run_all(specs: list[RunSpec], out: Path, workers: int, dask, echo,
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=min(workers, n),
-                                 mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, n), mp_context=mp.get_context("spawn"),
+                                 initializer=_interruptible_worker) as pool:
             futures = [pool.submit(execute, s, out) for s in specs]
             try:
                 for i, fut in enumerate(futures):
