@@ -137,12 +137,20 @@ def test_signal_interrupts_the_run(tmp_path, signum, code, message):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_interrupts_a_grid_in_worker_processes(tmp_path, signum, code):
+@pytest.mark.parametrize("signum, code, sigint_ignored", [
+    (signal.SIGTERM, 143, False), (signal.SIGINT, 130, False),
+    # `nohup lab run ... &` from a script starts lab with SIGINT ignored, and its grid
+    # workers inherit that: SIGTERM's relay to them must still interrupt their runs
+    (signal.SIGTERM, 143, True)])
+def test_a_signal_interrupts_a_grid_in_worker_processes(tmp_path, signum, code, sigint_ignored):
+    def ignore_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     proc = subprocess.Popen([sys.executable, "-m", "lab", "run", "echo-grid", "--workers", "2",
                              "-p", "sleep=120", "--out", str(tmp_path)], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=ignore_sigint if sigint_ignored else None)
     deadline = time.time() + 240
     while len(list(tmp_path.glob("echo-grid/.*.partial/metrics.json"))) < 2:
         if time.time() > deadline or proc.poll() is not None:
