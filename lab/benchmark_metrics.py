@@ -489,9 +489,13 @@ def nab_threshold(scores, windows, profile: str = "standard", *,
     if n_windows == 0:
         raise ValueError("nab_threshold needs at least one anomaly window in the corpus")
     pooled = np.concatenate(pooled)
-    top = np.geomspace(1.0, 1.0 / len(pooled), n_thresholds - 1)
-    candidates = np.unique(np.r_[np.quantile(pooled, 1.0 - top + 1.0 / len(pooled)),
-                                 np.nextafter(pooled.max(), np.inf)])
+    distinct = np.unique(pooled)
+    if len(distinct) < n_thresholds:  # few distinct scores: try every one (exhaustive)
+        candidates = np.r_[distinct, np.nextafter(pooled.max(), np.inf)]
+    else:
+        top = np.geomspace(1.0, 1.0 / len(pooled), n_thresholds - 1)
+        candidates = np.unique(np.r_[np.quantile(pooled, 1.0 - top + 1.0 / len(pooled)),
+                                     np.nextafter(pooled.max(), np.inf)])
     null = sum(_nab_raw(np.zeros(len(v), bool), lo, hi, cost) for v, lo, hi in series)
     perfect = n_windows * cost["tpWeight"]
 
