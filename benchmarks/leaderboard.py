@@ -5,7 +5,7 @@ default configuration on all of NAB (but MSCRED and betsi, ``lab.benchmark.NAB_E
 and on all 34 SKAB experiments, on a dask LocalCluster with one thread per worker, without the
 cache (every task is computed). Prints the wall time, the time per detector
 (the sum of its tasks' fit and score seconds), the failed tasks, the NAB
-scoreboard beside the published one and SKAB's pooled F1; writes
+scoreboard beside the published one, SKAB's pooled F1 and its change-point score; writes
 ``benchmarks/results/leaderboard-<workers>w.json`` (git-ignored).
 
     .venv/bin/python benchmarks/leaderboard.py [--workers 2] [--only iforest,hbos]
@@ -25,6 +25,7 @@ from lab.benchmark import (
     LEADERBOARD_DETECTORS,
     NAB_EXCLUDED,
     NAB_PUBLISHED,
+    SKAB_PUBLISHED_NAB,
     leaderboard_data,
     run_benchmark,
     skab_scores,
@@ -50,6 +51,7 @@ def run(detectors: list[str], data: dict, workers: int, timeout: float) -> dict:
         out["nab_scores"] = res.nab_scores().round(2).to_dict("index")
     if "skab" in data:
         out["skab"] = skab_scores(t).round(4).to_dict("index")
+        out["skab_nab"] = res.skab_nab().round(2).to_dict("index")
     return out
 
 
@@ -85,6 +87,9 @@ def main() -> None:
             print(with_published(lab_nab, NAB_PUBLISHED, "nab_standard").to_string())
         if "skab" in out:
             print(json.dumps(out["skab"], indent=1))
+            lab_cp = {d: v["standard"] for d, v in out["skab_nab"].items()}
+            print("SKAB change points, NAB standard (tsad's variant):")
+            print(with_published(lab_cp, SKAB_PUBLISHED_NAB, "nab_standard").to_string())
     if args.scaling:
         print(f"\nspeedup, 2 workers over 1: {outs[0]['wall_s'] / outs[1]['wall_s']:.2f}x")
 

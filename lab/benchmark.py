@@ -530,7 +530,8 @@ class BenchmarkResult:
         One row per (detector, series): ``detector, dataset, series, group,
         n_rows, train_rows, status`` (``ok``, ``failed``, ``timeout``),
         ``error``, ``fit_s``, ``score_s``, ``peak_mb`` (peak resident memory
-        of the task above its start), ``cached``, then the metric columns and
+        of the task above its start), ``threshold`` (the detector's
+        ``threshold_``; inf without one), ``cached``, then the metric columns and
         ``tp, fp, fn, tn`` of the detector's own alarms on the test rows.
     scores : dict
         ``{(detector, dataset, series): Series}``: the raw score of every
@@ -539,6 +540,9 @@ class BenchmarkResult:
         The same, mapped into [0, 1] by :func:`unit_score`.
     windows : dict
         ``{(dataset, series): windows}`` from the frames' ``attrs``.
+    changepoints : dict
+        ``{(dataset, series): Series}``: the 0/1 ``changepoint`` label of every
+        series that has one (SKAB), on the series' index.
     seconds : float
         Wall time of the run.
     path : Path or None
@@ -549,6 +553,7 @@ class BenchmarkResult:
     scores: dict = field(default_factory=dict, repr=False)
     unit_scores: dict = field(default_factory=dict, repr=False)
     windows: dict = field(default_factory=dict, repr=False)
+    changepoints: dict = field(default_factory=dict, repr=False)
     seconds: float = 0.0
     path: Path | None = None
 
@@ -649,6 +654,79 @@ class BenchmarkResult:
         out = pd.DataFrame.from_dict(rows, orient="index")
         out.index.name = "detector"
         return out.sort_values(profiles[0], ascending=False) if len(out) else out
+
+    def skab_nab(self, dataset: str = "skab") -> pd.DataFrame:
+        """SKAB's change-point score of each detector (tsad's NAB variant), per profile.
+
+        Each detector's own alarms (``score > threshold_``, the threshold from
+        the training rows) are smoothed and turned into change points as SKAB
+        does for its Isolation Forest (:func:`lab.protocols.skab_smooth`, then
+        :func:`lab.protocols.skab_changepoints`), and the test rows of every
+        series are scored together by :func:`lab.protocols.skab_nab_score`
+        against the series' ``changepoint`` labels.
+
+        Parameters
+        ----------
+        dataset : str, default "skab"
+            The data set's name in the results; its frames need a
+            ``changepoint`` label column.
+
+        Returns
+        -------
+        DataFrame
+            Index ``detector``; columns ``standard``, ``reward_low_FP_rate``,
+            ``reward_low_FN_rate`` and ``n_series``, best standard score first.
+            Empty when no series of ``dataset`` has change-point labels.
+
+        Notes
+        -----
+        Katser & Kozitsin, "Skoltech Anomaly Benchmark (SKAB)", 2020: change
+        points scored with NAB's profiles in a 60-second window to the right of
+        each true change point. A detector without a threshold raises no alarm
+        and scores as the null detector (0). Comparable with SKAB's published
+        change-point rows (:data:`SKAB_PUBLISHED_NAB`).
+
+        Examples
+        --------
+        >>> t = pd.date_range("2020-01-01", periods=60, freq="s")
+        >>> cp = pd.Series(0, index=t); cp.iloc[40] = 1
+        >>> table = pd.DataFrame({"detector": ["a"], "dataset": ["skab"], "series": ["e1"],
+        ...                       "train_rows": [20], "status": ["ok"], "threshold": [0.5]})
+        >>> score = pd.Series((t >= t[40]).astype(float), index=t)  # the median delays a row
+        >>> res = BenchmarkResult(table, scores={("a", "skab", "e1"): score},
+        ...                       changepoints={("skab", "e1"): cp})
+        >>> res.skab_nab()[["standard", "n_series"]].round(2).to_dict("records")  # 1 s late
+        [{'standard': 99.75, 'n_series': 1.0}]
+        """
+        from lab.protocols import (
+            SKAB_CP_ROWS,
+            SKAB_PROFILES,
+            SKAB_SMOOTH_ROWS,
+            skab_changepoints,
+            skab_nab_score,
+            skab_smooth,
+        )
+
+        ok = self.table[(self.table["dataset"] == dataset) & (self.table["status"] == "ok")]
+        rows = {}
+        for det, group in ok.groupby("detector", sort=False):
+            truth, found = {}, {}
+            for r in group.itertuples():
+                cp = self.changepoints.get((dataset, r.series))
+                if cp is None:
+                    continue
+                score = self.scores[(det, dataset, r.series)]
+                alarms = (score > float(getattr(r, "threshold", np.inf))).astype(int)
+                found[r.series] = skab_changepoints(skab_smooth(alarms, SKAB_SMOOTH_ROWS),
+                                                    SKAB_CP_ROWS).iloc[int(r.train_rows):]
+                truth[r.series] = cp.iloc[int(r.train_rows):]
+            if not any(s.to_numpy().any() for s in truth.values()):
+                continue
+            rows[det] = {**skab_nab_score(truth, found), "n_series": float(len(truth))}
+        out = pd.DataFrame.from_dict(rows, orient="index",
+                                     columns=[*SKAB_PROFILES, "n_series"])
+        out.index.name = "detector"
+        return out.sort_values("standard", ascending=False)
 
 
 def skab_scores(table: pd.DataFrame, dataset: str = "skab") -> pd.DataFrame:
@@ -873,17 +951,21 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
         if bar is not None:
             bar.close()
 
-    rows, scores, units, windows = [], {}, {}, {}
+    rows, scores, units, windows, changepoints = [], {}, {}, {}, {}
     for i, (spec, ds, key, frame, _) in enumerate(tasks):
         status, payload, cached = results[i]
         row = {"detector": spec.label, "dataset": ds, "series": key,
                "group": str(frame.attrs.get("group", "")), "n_rows": len(frame),
                "train_rows": int(frame.attrs["train_rows"]), "status": status,
                "error": "" if status == "ok" else str(payload), "fit_s": math.nan,
-               "score_s": math.nan, "peak_mb": math.nan, "cached": cached}
+               "score_s": math.nan, "peak_mb": math.nan, "threshold": math.nan,
+               "cached": cached}
         windows[(ds, key)] = list(frame.attrs.get("windows", []))
+        if "changepoint" in frame.columns:
+            changepoints[(ds, key)] = frame["changepoint"]
         if status == "ok":
             row.update(fit_s=payload["fit_s"], score_s=payload["score_s"],
+                       threshold=payload.get("threshold", math.nan),
                        peak_mb=payload.get("peak_mb", math.nan), **payload["metrics"])
             scores[(spec.label, ds, key)] = pd.Series(payload["score"], index=frame.index,
                                                       name="score")
@@ -894,7 +976,8 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
     for m in [m for m in metrics if m != "nab"] + ["tp", "fp", "fn", "tn"]:
         if m not in table:
             table[m] = math.nan
-    result = BenchmarkResult(table, scores, units, windows, time.perf_counter() - started)
+    result = BenchmarkResult(table, scores, units, windows, changepoints,
+                             time.perf_counter() - started)
     out = out if out is not None else os.environ.get(config.RUN_DIR_ENV)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)

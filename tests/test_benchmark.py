@@ -134,6 +134,39 @@ def test_skab_scores_pool_the_counts():
     assert out.loc["b", "mar"] == 100.0
 
 
+def _with_changepoints(frames: dict) -> dict:
+    """The toy frames with a SKAB-style ``changepoint`` label where each anomaly run starts."""
+    out = {}
+    for key, frame in frames.items():
+        f = frame.copy()
+        y = f["anomaly"].to_numpy().astype(np.int8)
+        f["changepoint"] = (np.diff(np.r_[0, y]) == 1).astype(int)
+        f.index = pd.date_range("2020-01-01", periods=len(f), freq="s")
+        f.attrs = {**frame.attrs,
+                   "label_columns": [*frame.attrs["label_columns"], "changepoint"]}
+        out[key] = f
+    return out
+
+
+@pytest.mark.parametrize("detector", ["hbos", "pca"])
+def test_skab_nab_is_evaluate_skab_on_the_same_alarms(toy, detector):
+    """The leaderboard's change-point score equals SKAB's protocol run detector by detector."""
+    from lab.protocols import evaluate_skab
+
+    frames = _with_changepoints(toy["toy"])
+    assert sum(f["changepoint"].sum() for f in frames.values()) > 0
+    res = run_benchmark([detector], {"skab": frames}, ["vus_pr"], workers=0, cache=False,
+                        progress=False)
+    got = res.skab_nab()
+    want = evaluate_skab(detector, frames).nab
+    assert got.index.tolist() == [detector]
+    for profile, value in want.items():
+        assert got.loc[detector, profile] == pytest.approx(value, abs=1e-9)
+    assert got.loc[detector, "n_series"] == len(frames)
+    # no change-point labels: nothing to score
+    assert res.skab_nab("elsewhere").empty
+
+
 def test_bad_input_names_the_argument(toy):
     with pytest.raises(ValueError, match="known names"):
         run_benchmark(["no_such_detector"], toy, progress=False)

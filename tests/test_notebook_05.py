@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 from conftest import REPO_ROOT, run_smoke
@@ -44,6 +46,9 @@ def test_anomaly_leaderboard_smoke(tmp_path, monkeypatch):
         assert all(0 <= v <= 1 for v in metrics["skab_f1"].values())
         assert all(0 <= metrics["skab_far"][d] <= 100 and 0 <= metrics["skab_mar"][d] <= 100
                    for d in detectors)
+        # SKAB's change-point score (tsad's NAB variant): at most 100, finite, every detector
+        assert set(metrics["skab_nab"]) == detectors
+        assert all(math.isfinite(v) and v <= 100 for v in metrics["skab_nab"].values())
     if _have("nab"):
         assert metrics["data_note"].startswith("Data: nab (2 series")
         assert set(table["dataset"]) >= {"nab"}
