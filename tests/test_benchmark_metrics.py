@@ -372,6 +372,29 @@ def test_nab_threshold_is_the_best_of_its_candidates(corpus, profile, seed):
     assert metrics.nab_score(score >= threshold, windows, profile) == pytest.approx(best)
 
 
+@settings(max_examples=150, deadline=None)
+@given(corpus=nab_series(), profile=st.sampled_from(sorted(NAB_PROFILES)),
+       levels=st.integers(0, 8), seed=st.integers(0, 2**32 - 1))
+def test_nab_raw_curve_is_the_raw_score_at_every_threshold(corpus, profile, levels, seed):
+    """The one-sort threshold curve equals the raw score of ``score >= t``, t by t."""
+    from lab.benchmark_metrics import _nab_raw, _nab_raw_curve, _nab_windows
+
+    _, windows = corpus
+    n = len(corpus[0])
+    rng = np.random.default_rng(seed)
+    # ties (few levels), a constant score (0 levels) and distinct floats
+    score = rng.integers(0, levels + 1, n).astype(float) if levels else np.full(n, 0.5)
+    if levels == 8:
+        score = rng.normal(size=n)
+    left, right = _nab_windows(windows, pd.RangeIndex(n), "windows")
+    cost = NAB_PROFILES[profile]
+    thresholds = np.r_[np.unique(score), np.nextafter(score.max(), np.inf), -np.inf,
+                       rng.normal(size=3)]
+    got = _nab_raw_curve(score, left, right, cost, thresholds)
+    want = [_nab_raw(score >= t, left, right, cost) for t in thresholds]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_nab_threshold_bad_input():
     t = pd.date_range("2024-01-01", periods=50, freq="min")
     s = pd.Series(np.arange(50.0), index=t)
