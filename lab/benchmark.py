@@ -937,8 +937,13 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
             from distributed import as_completed
 
             with _client(dask, max(workers, 1)) as client:
-                futures = {client.submit(_task, tasks[i][0], tasks[i][3], metrics, timeout,
-                                         pure=False, key=f"bench-{i}-{tasks[i][0].label}"): i
+                # each series goes to the cluster once, not once per detector
+                distinct = list({id(tasks[i][3]): tasks[i][3] for i in todo}.values())
+                held = dict(zip(map(id, distinct), client.scatter(distinct, hash=False),
+                                strict=True))
+                futures = {client.submit(_task, tasks[i][0], held[id(tasks[i][3])], metrics,
+                                         timeout, pure=False,
+                                         key=f"bench-{i}-{tasks[i][0].label}"): i
                            for i in todo}
                 for fut in as_completed(futures):
                     i = futures[fut]
