@@ -10,6 +10,7 @@ scoreboard beside the published one, SKAB's pooled F1 and its change-point score
 
     .venv/bin/python benchmarks/leaderboard.py [--workers 2] [--only iforest,hbos]
     .venv/bin/python benchmarks/leaderboard.py --scaling       # 1 worker, then 2: the speedup
+    .venv/bin/python benchmarks/leaderboard.py --machine       # the cores' own 2-process speedup
     .venv/bin/python benchmarks/leaderboard.py --smoke         # a few short series
 """
 
@@ -17,11 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from lab.benchmark import (
+    _ONE_THREAD_ENV,
     LEADERBOARD_DETECTORS,
     NAB_EXCLUDED,
     NAB_PUBLISHED,
@@ -55,6 +60,34 @@ def run(detectors: list[str], data: dict, workers: int, timeout: float) -> dict:
     return out
 
 
+def _unit(seed: int) -> float:
+    """One unit of a leaderboard task's kind of work, on one thread: an Isolation Forest."""
+    from lab.models import get_detector
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(4000, 3))
+    det = get_detector("iforest").fit(x[:750])
+    return float(np.asarray(det.score(x)).sum())
+
+
+def machine_speedup(units: int = 16) -> dict:
+    """The same units of work in 1 process, then in 2 at once: what 2 workers can gain here.
+
+    Every process runs BLAS and OpenMP on one thread, as the benchmark's workers do, and
+    imports and warms up before the clock starts.
+    """
+    walls = {}
+    ctx = multiprocessing.get_context("spawn")
+    for procs in (1, 2):
+        with ctx.Pool(procs) as pool:
+            pool.map(_unit, range(procs))             # imports and warm-up
+            start = time.perf_counter()
+            pool.map(_unit, range(units), chunksize=1)
+            walls[procs] = time.perf_counter() - start
+    return {"units": units, "wall_1": walls[1], "wall_2": walls[2],
+            "speedup": walls[1] / walls[2]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -62,9 +95,18 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="two short series per data set")
     parser.add_argument("--scaling", action="store_true",
                         help="run with 1 worker, then 2, and report the speedup")
+    parser.add_argument("--machine", action="store_true",
+                        help="only the machine's own speedup of 2 processes over 1")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--datasets", default="nab,skab")
     args = parser.parse_args()
+    if args.machine:
+        for key, value in _ONE_THREAD_ENV.items():
+            os.environ[key] = value                       # inherited by the pool's processes
+        m = machine_speedup()
+        print(f"{m['units']} Isolation Forest units: 1 process {m['wall_1']:.1f} s, "
+              f"2 processes {m['wall_2']:.1f} s, speedup {m['speedup']:.2f}x")
+        return
     detectors = args.only.split(",") if args.only else list(LEADERBOARD_DETECTORS)
     data, note = leaderboard_data(args.datasets.split(","), max_series=2 if args.smoke else 0)
     print(note)
