@@ -8,10 +8,14 @@ this process (best of the repeats, the least disturbed by other load):
 
 - training throughput, in samples per second of ``train_on_batch``;
 - inference time per 1000 matrices (``predict`` on sequences);
+- for the lab model, the reconstruction of every window of a stack of
+  matrices: ``predict`` on each window (the path ``score`` took before issue
+  20) against :func:`lab.models.mscred_layers.reconstruct_sliding`, which
+  encodes each matrix once (also per ``--chunks`` value of its batch size);
 - for the lab model, ``MSCREDDetector.score`` per 1000 matrices end to end
-  (signature matrices, sequences, reconstruction, counting).
+  (signature matrices, reconstruction, counting).
 
-    .venv/bin/python benchmarks/bench_mscred.py [--repeat 3] [--quick]
+    .venv/bin/python benchmarks/bench_mscred.py [--repeat 3] [--quick] [--chunks 32,64,128]
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lab.datasets import make_mscred_synthetic  # noqa: E402
-from lab.models.mscred import MSCREDDetector  # noqa: E402
-from lab.models.mscred_layers import ConvLSTMSequence, build_mscred  # noqa: E402
+from lab.models.mscred import MSCREDDetector, _sequences  # noqa: E402
+from lab.models.mscred_layers import (  # noqa: E402
+    SLIDING_BATCH,
+    ConvLSTMSequence,
+    build_mscred,
+    reconstruct_sliding,
+)
 from lab.timing import best_of
 
 N_SERIES, N_SCALES, STEPS, BATCH = 30, 3, 5, 8
@@ -52,7 +61,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="2 repeats, fewer samples")
+    ap.add_argument("--chunks", default="",
+                    help="comma-separated batch sizes of reconstruct_sliding to time as well")
     args = ap.parse_args()
+    chunks = [int(c) for c in args.chunks.split(",") if c]
     repeat = 2 if args.quick else args.repeat
     n_train = 4 * BATCH if args.quick else 16 * BATCH
     n_score = 100 if args.quick else 400
@@ -83,6 +95,22 @@ def main() -> None:
             t_pred[name] = min(t_pred[name], best_of(
                 lambda m=model: m.predict(Xs, batch_size=64, verbose=0), 1))
 
+    # every window of one stack of matrices: per window against each matrix encoded once
+    M = rng.normal(size=(n_score + STEPS - 1, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
+
+    def per_window():
+        return ours.predict(_sequences(M, STEPS), batch_size=64, verbose=0)
+
+    sliding = {b: (lambda b=b: reconstruct_sliding(ours, M, batch_size=b))
+               for b in dict.fromkeys([SLIDING_BATCH, *chunks])}
+    diff = np.abs(np.asarray(per_window()) - sliding[SLIDING_BATCH]()).max()
+    assert diff <= 1e-4 * np.abs(M).max(), f"the two paths disagree by {diff}"
+    t_window, t_sliding = np.inf, dict.fromkeys(sliding, np.inf)
+    for _ in range(repeat):
+        t_window = min(t_window, best_of(per_window, 1))
+        for b, run in sliding.items():
+            t_sliding[b] = min(t_sliding[b], best_of(run, 1))
+
     # end to end: a detector fitted for one epoch on a short synthetic series
     df, _ = make_mscred_synthetic(n_series=N_SERIES, length=4000 if args.quick else 8000)
     det = MSCREDDetector(epochs=1).fit(df.iloc[:1200], valid=df.iloc[1200:1600])
@@ -101,6 +129,16 @@ def main() -> None:
     per_ref, per = 1000 * t_pred["keras"] / n_score, 1000 * t_pred["lab"] / n_score
     print(f"| predict time per 1000 matrices (s) | {per_ref:.1f} | {per:.1f} | "
           f"{per_ref / per:.2f}x |")
+    print()
+    print(f"Every window of {STEPS} of {len(M)} matrices ({n_score} windows), lab network; "
+          f"largest difference {diff:.1e}")
+    print()
+    print("| measure | predict per window | reconstruct_sliding | speed-up |")
+    print("|---|---|---|---|")
+    per_window_s = 1000 * t_window / n_score
+    for b, t in t_sliding.items():
+        print(f"| reconstruction time per 1000 matrices (s), batch_size {b} | "
+              f"{per_window_s:.1f} | {1000 * t / n_score:.1f} | {t_window / t:.2f}x |")
     print(f"| `score` time per 1000 matrices, end to end (s) | | "
           f"{1000 * t_score / n_matrices:.1f} | |")
 

@@ -216,6 +216,35 @@ def _as_1d(y: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _as_shaped(X: Any, name: str, shape: tuple, axes: tuple[str, ...],
+               dtype: Any = np.float64) -> np.ndarray:
+    """A numeric array of ``dtype`` whose shape matches ``shape`` (None: any size).
+
+    ``axes`` names the axes for the message, which gives the shape seen and
+    the shape needed. Non-finite values pass: the caller decides what they mean.
+
+    Examples
+    --------
+    >>> _as_shaped(np.zeros((3, 2, 2)), "M", (None, 2, 2), ("k", "n", "n")).shape
+    (3, 2, 2)
+    >>> _as_shaped(np.zeros((3, 2)), "M", (None, 2, 2), ("k", "n", "n"))
+    Traceback (most recent call last):
+    ...
+    ValueError: M must be 3-D with shape (k, n=2, n=2), got shape (3, 2)
+    """
+    arr = np.asarray(X)
+    if arr.dtype == object or np.issubdtype(arr.dtype, np.complexfloating) or not (
+            np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != len(shape) or any(want is not None and want != seen
+                                     for want, seen in zip(shape, arr.shape, strict=False)):
+        expected = ", ".join(axis if want is None else f"{axis}={want}"
+                             for axis, want in zip(axes, shape, strict=True))
+        raise ValueError(f"{name} must be {len(shape)}-D with shape ({expected}), "
+                         f"got shape {arr.shape}")
+    return arr.astype(dtype, copy=False)
+
+
 def _check_labels(y: Any, name: str) -> np.ndarray:
     """A non-empty 1-D array of 0/1 labels, as bool.
 

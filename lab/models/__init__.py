@@ -51,6 +51,7 @@ _NAMES = {
     "cluster_metrics": "clustering",
     "ClusterResult": "clustering",
     "build_mscred": "mscred_layers",
+    "reconstruct_sliding": "mscred_layers",
     "BaseDetector": "_base",
     "ChangePointDetector": "_base",
     "NotFittedError": "_base",

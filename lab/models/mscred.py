@@ -41,7 +41,15 @@ import pandas as pd
 
 from lab._validation import _as_2d, _check_int
 from lab.models._base import BaseDetector, seed_everything
-from lab.models.mscred_layers import FILTERS, MIN_SERIES, build_mscred, check_filters
+from lab.models.mscred_layers import (
+    FILTERS,
+    MIN_SERIES,
+    SLIDING_BATCH,
+    _mscred_parts,
+    _sliding_kernel,
+    build_mscred,
+    check_filters,
+)
 from lab.models.thresholds import DEFAULT_CONTAMINATION
 from lab.tensor_utility import signature_matrices
 
@@ -59,7 +67,8 @@ DEFAULT_EPOCHS = 8
 #: Default minibatch size: small batches give more Adam updates per epoch, which
 #: matters more than throughput at the paper's learning rate of 2e-4.
 DEFAULT_BATCH_SIZE = 8
-#: Minibatch size for inference; it bounds the memory of :meth:`MSCREDDetector.score`.
+#: Minibatch size of ``predict`` for networks that are not :func:`build_mscred`'s
+#: (tests plug in degenerate ones); those use every window whole.
 _PREDICT_BATCH = 64
 #: Share of ``train`` held out as validation when ``fit`` gets no ``valid``.
 VALID_FRACTION = 0.2
@@ -537,10 +546,10 @@ class MSCREDDetector(BaseDetector):
             # sequences whose smallest-scale window holds a shocked row
             hit = np.flatnonzero((seq_end > start) & (seq_end - duration < start + duration))
             if hit.size:
-                pieces.append(_sequences(M, steps, hit[0], hit[-1] + 1))
-                owners.append(np.full(len(pieces[-1]), j))
-        X = np.concatenate(pieces)
-        residual = np.square(X[:, -1] - self._reconstruct(X))[..., self._smallest_scale]
+                # the matrices behind those sequences
+                pieces.append(M[hit[0] : hit[-1] + steps])
+                owners.append(np.full(hit.size, j))
+        residual = self._residuals_kernel(*pieces)[..., self._smallest_scale]
         peak = np.zeros(len(starts))
         np.maximum.at(peak, np.concatenate(owners), _count_kernel(residual, self.tau_))
         detected = int((peak > self.threshold_).sum())
@@ -561,28 +570,27 @@ class MSCREDDetector(BaseDetector):
         M, _ = signature_matrices(Z, windows=windows, step=step)
         return _to_channels_last(M)
 
-    def _reconstruct(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model_.predict(X, batch_size=_PREDICT_BATCH, verbose=0))
+    def _reconstruct_kernel(self, M: np.ndarray) -> np.ndarray:
+        """Reconstruction of the last matrix of every sequence of ``steps`` matrices of ``M``.
+
+        Each matrix is encoded once and shared by the sequences that hold it
+        (:func:`lab.models.mscred_layers.reconstruct_sliding`, issue 20).
+        """
+        parts = _mscred_parts(self.model_)
+        if parts is not None:
+            return _sliding_kernel(parts, M, self.steps, SLIDING_BATCH)
+        return np.concatenate([
+            np.asarray(self.model_.predict(_sequences(M, self.steps, lo, lo + _PREDICT_BATCH),
+                                           batch_size=_PREDICT_BATCH, verbose=0))
+            for lo in range(0, len(M) - self.steps + 1, _PREDICT_BATCH)])
 
     def _residuals_kernel(self, *Ms: np.ndarray) -> np.ndarray:
-        """Squared residuals of every full sequence of each ``M``, concatenated.
-
-        Sequences of several matrix stacks share inference batches, so that
-        many short stacks cost few ``predict`` calls.
-        """
-        chunk = 4 * _PREDICT_BATCH
-        spans = [(M, lo, min(lo + chunk, len(M) - self.steps + 1))
-                 for M in Ms for lo in range(0, len(M) - self.steps + 1, chunk)]
-        out, pending, size = [], [], 0
-        for k, (M, lo, hi) in enumerate(spans):
-            pending.append(_sequences(M, self.steps, lo, hi))
-            size += hi - lo
-            if size >= chunk or k == len(spans) - 1:
-                X = np.concatenate(pending) if len(pending) > 1 else pending[0]
-                # overflowed matrices give inf - inf: NaN, counted by _count_kernel
-                with np.errstate(over="ignore", invalid="ignore"):
-                    out.append(np.square(X[:, -1] - self._reconstruct(X)))
-                pending, size = [], 0
+        """Squared residuals of every full sequence of each ``M``, concatenated."""
+        out = []
+        for M in Ms:
+            # overflowed matrices give inf - inf: NaN, counted by _count_kernel
+            with np.errstate(over="ignore", invalid="ignore"):
+                out.append(np.square(M[self.steps - 1 :] - self._reconstruct_kernel(M)))
         return np.concatenate(out)
 
     def _matrices_and_residuals(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,141 @@
+"""reconstruct_sliding: each matrix encoded once, the same output as predict on every window."""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lab.models.mscred as mscred
+from lab.datasets import make_mscred_synthetic
+from lab.models.mscred import MSCREDDetector, _sequences
+from lab.models.mscred_layers import build_mscred, reconstruct_sliding
+
+# steps=1 models attend over one step, which Keras warns about
+pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis 1")
+
+# float32 arithmetic in another order: differences of a few ulps of the matrices' scale
+ATOL = 1e-4
+
+
+@functools.cache
+def _model(n: int, steps: int, n_scales: int = 3, filters=(2, 3, 2, 2)) -> keras.Model:
+    keras.utils.set_random_seed(n + 10 * steps)
+    return build_mscred(n, n_scales, steps, filters=filters)
+
+
+def _matrices(n_matrices: int, n: int, n_scales: int = 3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n_matrices, n, n, n_scales)).astype("float32")
+
+
+def _expected(model: keras.Model, M: np.ndarray) -> np.ndarray:
+    """The per-window path: predict on every sequence of ``steps`` matrices."""
+    return np.asarray(model.predict(_sequences(M, model.input_shape[1]), verbose=0))
+
+
+@pytest.mark.parametrize("n, steps, n_scales, filters, n_matrices, batch_size", [
+    (5, 2, 3, (2, 2, 2, 2), 9, 3),       # odd n: the crop layers
+    (7, 3, 2, (3, 4, 5, 6), 11, 4),      # odd n, chunks that do not divide 9 windows
+    (8, 1, 3, (2, 3, 2, 2), 5, 2),       # steps=1: no recurrence at all
+    (6, 4, 1, (2, 2, 3, 2), 4, 64),      # as many matrices as steps: one window
+    (9, 5, 3, (4, 4, 4, 4), 12, 1),      # one window per chunk
+    (4, 3, 3, (2, 2, 2, 2), 20, 100),    # one chunk for all
+])
+def test_equals_predict_on_every_window(n, steps, n_scales, filters, n_matrices, batch_size):
+    model = _model(n, steps, n_scales, filters)
+    M = _matrices(n_matrices, n, n_scales, seed=n_matrices)
+    out = reconstruct_sliding(model, M, batch_size=batch_size)
+    assert out.shape == (n_matrices - steps + 1, n, n, n_scales) and out.dtype == np.float32
+    np.testing.assert_allclose(out, _expected(model, M), rtol=0, atol=ATOL)
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.sampled_from([4, 5, 7]), steps=st.integers(1, 4), extra=st.integers(0, 7),
+       batch_size=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_windows_and_chunks_of_any_size(n, steps, extra, batch_size, seed):
+    model = _model(n, steps)
+    M = _matrices(steps + extra, n, seed=seed)
+    out = reconstruct_sliding(model, M, batch_size=batch_size)
+    np.testing.assert_allclose(out, _expected(model, M), rtol=0, atol=ATOL)
+    # each window depends on its own matrices only: the chunking changes nothing
+    np.testing.assert_allclose(out, reconstruct_sliding(model, M, batch_size=1000),
+                               rtol=0, atol=ATOL)
+
+
+def test_windows_see_their_own_matrices_only():
+    """A change to matrix k moves the windows that hold it and no other."""
+    model = _model(5, 3)
+    M = _matrices(10, 5)
+    base = reconstruct_sliding(model, M, batch_size=3)
+    M2 = M.copy()
+    M2[6] += 5.0
+    moved = np.abs(reconstruct_sliding(model, M2, batch_size=3) - base).max(axis=(1, 2, 3))
+    # windows i hold matrices i .. i + 2; matrix 6 is in windows 4, 5 and 6
+    assert (moved[[4, 5, 6]] > 1e-3).all() and (moved[[0, 1, 2, 3, 7]] == 0).all()
+
+
+def test_overflow_stays_in_the_windows_that_hold_it():
+    model = _model(5, 2)
+    M = _matrices(6, 5)
+    M[3, 0, 0, 0] = np.inf
+    out = reconstruct_sliding(model, M, batch_size=4)
+    finite = np.isfinite(out).all(axis=(1, 2, 3))
+    # windows 2 and 3 hold matrix 3
+    assert finite.tolist() == [True, True, False, False, True]
+
+
+def test_trained_detector_scores_the_same_as_predict_on_every_window(monkeypatch):
+    df, _ = make_mscred_synthetic(n_series=5, length=1600, n_anomalies=1, random_state=1)
+    det = MSCREDDetector(windows=(10, 20), step=5, steps=3, epochs=1, batch_size=16,
+                         filters=(3, 3, 3, 3)).fit(df.iloc[:700], valid=df.iloc[700:1000])
+    test = df.iloc[1000:]
+    Z_valid = (df.iloc[700:1000].to_numpy() - det.mean_) / det.scale_
+
+    def outputs():
+        fitted = det.tau_, det.valid_score_max_
+        det._set_tau(Z_valid)
+        tau = det.tau_, det.valid_score_max_
+        det.tau_, det.valid_score_max_ = fitted  # the rest uses the fitted tau_
+        R, _ = det.residuals(test)
+        _, res = det.matrices_at(test, test.index[-1])
+        return R, res, tau, det._identity_check(Z_valid), det.score(test)
+
+    sliding = outputs()
+    assert sliding[2] == (det.tau_, det.valid_score_max_)
+    # without the build_mscred layers the detector falls back on predict per window
+    monkeypatch.setattr(mscred, "_mscred_parts", lambda model: None)
+    whole = outputs()
+    scale = float(np.abs(det.signature(test)[0]).max()) ** 2
+    assert np.abs(sliding[0] - whole[0]).max() <= ATOL * scale
+    assert np.abs(sliding[1] - whole[1]).max() <= ATOL * scale
+    assert sliding[2][0] == pytest.approx(whole[2][0], rel=1e-4)
+    assert sliding[2][1] == whole[2][1] and sliding[3] == whole[3]
+    assert sliding[3]["probes"] >= 1
+    assert (sliding[4] == whole[4]).all()
+
+
+@pytest.mark.parametrize("matrices, match", [
+    (np.zeros((6, 5, 5)), r"matrices must be 4-D with shape \(n_matrices, n=5, n=5, "
+                          r"n_scales=3\), got shape \(6, 5, 5\)"),
+    (np.zeros((6, 6, 6, 3)), r"n=5, n=5, n_scales=3\), got shape \(6, 6, 6, 3\)"),
+    (np.zeros((6, 5, 5, 2)), r"got shape \(6, 5, 5, 2\)"),
+    (np.zeros((2, 5, 5, 3)), r"matrices holds 2 matrices \(shape \(2, 5, 5, 3\)\).*steps=3"),
+    (np.full((6, 5, 5, 3), "a"), "matrices must hold real numbers"),
+])
+def test_wrong_matrices_raise(matrices, match):
+    with pytest.raises(ValueError, match=match):
+        reconstruct_sliding(_model(5, 3), matrices)
+
+
+def test_wrong_batch_size_and_model_raise():
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        reconstruct_sliding(_model(5, 3), _matrices(4, 5), batch_size=0)
+    inputs = keras.Input((3, 5, 5, 3))
+    other = keras.Model(inputs, keras.layers.Reshape((5, 5, 3))(inputs[:, -1]), name="last")
+    with pytest.raises(ValueError, match="model 'last' is not a build_mscred network"):
+        reconstruct_sliding(other, _matrices(4, 5))
