@@ -24,8 +24,10 @@ import pandas as pd
 from lab.benchmark_metrics import (
     NAB_PROFILES,
     NAB_THRESHOLDS,
+    _nab_candidates,
     _nab_probation,
     _nab_raw,
+    _nab_refinement,
     _nab_windows,
     nab_threshold,
 )
@@ -44,13 +46,7 @@ def loop_threshold(scores: dict, windows: dict, profile: str,
         pooled.append(values[math.ceil(_nab_probation(len(values))):])
         n_windows += len(left)
     pooled = np.concatenate(pooled)
-    distinct = np.unique(pooled)
-    if len(distinct) < n_thresholds:
-        candidates = np.r_[distinct, np.nextafter(pooled.max(), np.inf)]
-    else:
-        top = np.geomspace(1.0, 1.0 / len(pooled), n_thresholds - 1)
-        candidates = np.unique(np.r_[np.quantile(pooled, 1.0 - top + 1.0 / len(pooled)),
-                                     np.nextafter(pooled.max(), np.inf)])
+    candidates = _nab_candidates(pooled, n_thresholds)
     null = sum(_nab_raw(np.zeros(len(v), bool), lo, hi, cost) for v, lo, hi in series)
     perfect = n_windows * cost["tpWeight"]
 
@@ -60,9 +56,7 @@ def loop_threshold(scores: dict, windows: dict, profile: str,
 
     values = [corpus(t) for t in candidates]
     i = int(np.argmax(values))
-    lo_t, hi_t = candidates[max(i - 1, 0)], candidates[min(i + 1, len(candidates) - 1)]
-    inner = np.unique(pooled[(pooled > lo_t) & (pooled < hi_t)])
-    inner = inner[np.linspace(0, len(inner) - 1, min(len(inner), n_thresholds)).astype(int)]
+    inner = _nab_refinement(pooled, candidates, i, n_thresholds)
     best = (values[i], float(candidates[i]))
     for threshold in inner:
         value = corpus(threshold)

@@ -203,18 +203,27 @@ def _nab_raw(detected: np.ndarray, left: np.ndarray, right: np.ndarray,
     tp = _scaled_sigmoid(-(right - first_hit + 1) / width) * cost["tpWeight"] / max_tp
     window_part = np.where(found, tp, -cost["fnWeight"])[scored].sum()
 
-    # a detection outside every window is a false positive, weighted by its
-    # distance past the right edge of the last window before it
-    prev = np.searchsorted(right, hits, side="left") - 1
-    inside = (prev + 1 < len(left)) & (left[np.minimum(prev + 1, len(left) - 1)] <= hits)
-    fp_rows, prev = hits[~inside], prev[~inside]
+    _, weight = _nab_fp_weights(hits, left, right, width, cost)
+    return float(window_part + weight.sum())
+
+
+def _nab_fp_weights(rows: np.ndarray, left: np.ndarray, right: np.ndarray, width: np.ndarray,
+                    cost: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows lie inside a window, and the false-positive cost of each row outside.
+
+    A detection outside every window is a false positive, weighted by its
+    distance past the right edge of the last window before it; the weight
+    depends on the row alone. ``weight`` has one entry per row outside.
+    """
+    prev = np.searchsorted(right, rows, side="left") - 1
+    inside = (prev + 1 < len(left)) & (left[np.minimum(prev + 1, len(left) - 1)] <= rows)
+    fp_rows, prev = rows[~inside], prev[~inside]
     span = width[prev] - 1.0
     with np.errstate(divide="ignore"):
         # NAB divides by zero after a one-row window; that limit is a full FP cost
         position = np.where(prev < 0, 3.0,
                             np.where(span > 0, (fp_rows - right[prev]) / span, np.inf))
-    fp_part = (_scaled_sigmoid(position) * cost["fpWeight"]).sum()
-    return float(window_part + fp_part)
+    return inside, _scaled_sigmoid(position) * cost["fpWeight"]
 
 
 def _nab_raw_curve(values: np.ndarray, left: np.ndarray, right: np.ndarray,
@@ -244,15 +253,7 @@ def _nab_raw_curve(values: np.ndarray, left: np.ndarray, right: np.ndarray,
         return -cost["fpWeight"] * at_least(np.sort(v)).astype(np.float64)
 
     width = (right - left + 1).astype(np.float64)
-    # the false-positive cost of every scored row outside the windows, as _nab_raw weighs it
-    prev = np.searchsorted(right, rows, side="left") - 1
-    inside = (prev + 1 < len(left)) & (left[np.minimum(prev + 1, len(left) - 1)] <= rows)
-    fp_rows, prev = rows[~inside], prev[~inside]
-    span = width[prev] - 1.0
-    with np.errstate(divide="ignore"):
-        position = np.where(prev < 0, 3.0,
-                            np.where(span > 0, (fp_rows - right[prev]) / span, np.inf))
-    weight = _scaled_sigmoid(position) * cost["fpWeight"]
+    inside, weight = _nab_fp_weights(rows, left, right, width, cost)
     order = np.argsort(v[~inside], kind="stable")
     suffix = np.r_[np.cumsum(weight[order][::-1])[::-1], 0.0]  # suffix[i]: rows i.. in order
     out = suffix[len(order) - at_least(v[~inside][order])]
@@ -548,13 +549,7 @@ def nab_threshold(scores, windows, profile: str = "standard", *,
     if n_windows == 0:
         raise ValueError("nab_threshold needs at least one anomaly window in the corpus")
     pooled = np.concatenate(pooled)
-    distinct = np.unique(pooled)
-    if len(distinct) < n_thresholds:  # few distinct scores: try every one (exhaustive)
-        candidates = np.r_[distinct, np.nextafter(pooled.max(), np.inf)]
-    else:
-        top = np.geomspace(1.0, 1.0 / len(pooled), n_thresholds - 1)
-        candidates = np.unique(np.r_[np.quantile(pooled, 1.0 - top + 1.0 / len(pooled)),
-                                     np.nextafter(pooled.max(), np.inf)])
+    candidates = _nab_candidates(pooled, n_thresholds)
     null = sum(_nab_raw(np.zeros(len(v), bool), lo, hi, cost) for v, lo, hi in series)
     perfect = n_windows * cost["tpWeight"]
 
@@ -565,10 +560,7 @@ def nab_threshold(scores, windows, profile: str = "standard", *,
     values = corpus(candidates)
     i = int(np.argmax(values))
     # refine between the best candidate's neighbours, on the scores that lie there
-    lo_t = candidates[max(i - 1, 0)]
-    hi_t = candidates[min(i + 1, len(candidates) - 1)]
-    inner = np.unique(pooled[(pooled > lo_t) & (pooled < hi_t)])
-    inner = inner[np.linspace(0, len(inner) - 1, min(len(inner), n_thresholds)).astype(int)]
+    inner = _nab_refinement(pooled, candidates, i, n_thresholds)
     best = (float(values[i]), float(candidates[i]))
     if len(inner):
         refined = corpus(inner)
@@ -576,6 +568,25 @@ def nab_threshold(scores, windows, profile: str = "standard", *,
         if refined[j] > best[0]:
             best = (float(refined[j]), float(inner[j]))
     return best[1], best[0]
+
+
+def _nab_candidates(pooled: np.ndarray, n_thresholds: int) -> np.ndarray:
+    """:func:`nab_threshold`'s first grid over the pooled scored rows, ascending."""
+    distinct = np.unique(pooled)
+    if len(distinct) < n_thresholds:  # few distinct scores: try every one (exhaustive)
+        return np.r_[distinct, np.nextafter(pooled.max(), np.inf)]
+    top = np.geomspace(1.0, 1.0 / len(pooled), n_thresholds - 1)
+    return np.unique(np.r_[np.quantile(pooled, 1.0 - top + 1.0 / len(pooled)),
+                           np.nextafter(pooled.max(), np.inf)])
+
+
+def _nab_refinement(pooled: np.ndarray, candidates: np.ndarray, best: int,
+                    n_thresholds: int) -> np.ndarray:
+    """The pooled scores strictly between the best candidate's two neighbours, thinned."""
+    lo_t = candidates[max(best - 1, 0)]
+    hi_t = candidates[min(best + 1, len(candidates) - 1)]
+    inner = np.unique(pooled[(pooled > lo_t) & (pooled < hi_t)])
+    return inner[np.linspace(0, len(inner) - 1, min(len(inner), n_thresholds)).astype(int)]
 
 
 # --------------------------------------------------------------------------- UCR
