@@ -108,7 +108,7 @@ def test_trained_detector_scores_the_same_as_predict_on_every_window(monkeypatch
     sliding = outputs()
     assert sliding[2] == (det.tau_, det.valid_score_max_)
     # without the build_mscred layers the detector falls back on predict per window
-    monkeypatch.setattr(mscred, "_mscred_parts", lambda model: None)
+    monkeypatch.setattr(mscred, "is_mscred_network", lambda model: False)
     whole = outputs()
     scale = float(np.abs(det.signature(test)[0]).max()) ** 2
     assert np.abs(sliding[0] - whole[0]).max() <= ATOL * scale

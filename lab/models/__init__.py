@@ -52,6 +52,7 @@ _NAMES = {
     "ClusterResult": "clustering",
     "build_mscred": "mscred_layers",
     "reconstruct_sliding": "mscred_layers",
+    "is_mscred_network": "mscred_layers",
     "BaseDetector": "_base",
     "ChangePointDetector": "_base",
     "NotFittedError": "_base",

@@ -45,10 +45,10 @@ from lab.models.mscred_layers import (
     FILTERS,
     MIN_SERIES,
     SLIDING_BATCH,
-    _mscred_parts,
-    _sliding_kernel,
     build_mscred,
     check_filters,
+    is_mscred_network,
+    reconstruct_sliding,
 )
 from lab.models.thresholds import DEFAULT_CONTAMINATION
 from lab.tensor_utility import signature_matrices
@@ -576,9 +576,8 @@ class MSCREDDetector(BaseDetector):
         Each matrix is encoded once and shared by the sequences that hold it
         (:func:`lab.models.mscred_layers.reconstruct_sliding`, issue 20).
         """
-        parts = _mscred_parts(self.model_)
-        if parts is not None:
-            return _sliding_kernel(parts, M, self.steps, SLIDING_BATCH)
+        if is_mscred_network(self.model_):
+            return reconstruct_sliding(self.model_, M, batch_size=SLIDING_BATCH)
         return np.concatenate([
             np.asarray(self.model_.predict(_sequences(M, self.steps, lo, lo + _PREDICT_BATCH),
                                            batch_size=_PREDICT_BATCH, verbose=0))

@@ -22,7 +22,7 @@ from keras import layers, ops
 from lab._validation import _as_shaped, _check_int
 
 __all__ = ["ConvLSTMSequence", "StepAttention", "build_mscred", "check_filters",
-           "reconstruct_sliding", "FILTERS", "CHI", "MIN_SERIES", "SLIDING_BATCH"]
+           "reconstruct_sliding", "is_mscred_network", "FILTERS", "CHI", "MIN_SERIES", "SLIDING_BATCH"]
 
 #: Channels of the four encoder levels (the paper's 32, 64, 128, 256).
 FILTERS = (32, 64, 128, 256)
@@ -273,7 +273,6 @@ def check_filters(filters: Sequence[int]) -> tuple[int, ...]:
     return tuple(_check_int(f, "filters", minimum=1) for f in filters)
 
 
-
 def reconstruct_sliding(model: keras.Model, matrices, *,
                         batch_size: int = SLIDING_BATCH) -> np.ndarray:
     """Reconstruct the last matrix of every window of ``steps`` consecutive matrices.
@@ -338,6 +337,31 @@ def reconstruct_sliding(model: keras.Model, matrices, *,
                          f"reads windows of steps={steps}, so at least {steps} are needed")
     batch_size = _check_int(batch_size, "batch_size", minimum=1)
     return _sliding_kernel(parts, M, steps, batch_size)
+
+
+def is_mscred_network(model: keras.Model) -> bool:
+    """Whether ``model`` is a :func:`build_mscred` network, as :func:`reconstruct_sliding` needs.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    bool
+        True if ``model`` holds ``conv1-4``, ``convlstm1-4`` (each a
+        :class:`ConvLSTMSequence`), ``attention1-4``, ``skip1-3`` and
+        ``deconv1-4``.
+
+    Examples
+    --------
+    >>> is_mscred_network(build_mscred(5, steps=2, filters=(2, 2, 2, 2)))
+    True
+    >>> inputs = keras.Input((4,))
+    >>> is_mscred_network(keras.Model(inputs, keras.layers.Dense(1)(inputs)))
+    False
+    """
+    return _mscred_parts(model) is not None
 
 
 def _mscred_parts(model: keras.Model) -> dict | None:
