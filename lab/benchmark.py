@@ -443,8 +443,10 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
     return pickle.loads(b"".join(chunks))  # noqa: S301
 
 
-# Detectors whose modules load Keras: not imported before the fork (TensorFlow's
-# threads do not survive it), so each task pays the import.
+# Detectors whose modules load Keras. TensorFlow and Keras are imported before the fork (the
+# import starts no thread, and it is 5 s and 500 MB that each child would otherwise pay again),
+# but nothing is run: TensorFlow's thread pools start with the first operation, and they do not
+# survive a fork.
 _KERAS_DETECTORS = ("mscred", "betsi", "lstm_ae")
 _WARMED: set[str] = set()
 # Detectors only imported before the fork, not fitted, unless numba runs its workqueue layer
@@ -460,9 +462,14 @@ def _warm(spec: _DetectorSpec) -> None:
 
     import lab.metrics  # noqa: F401
 
-    if spec.name in _KERAS_DETECTORS or spec.label in _WARMED:
+    if spec.label in _WARMED:
         return
     _WARMED.add(spec.label)
+    if spec.name in _KERAS_DETECTORS:
+        import keras  # noqa: F401
+
+        spec.build()
+        return
     if spec.name in _IMPORT_ONLY and os.environ.get("NUMBA_THREADING_LAYER") != "workqueue":
         spec.build()
         return

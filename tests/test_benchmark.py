@@ -124,6 +124,42 @@ def test_dask_cluster_gives_the_same_results(toy):
     pd.testing.assert_frame_equal(local.table[cols], dask.table[cols])
 
 
+_KERAS_CHILD = """
+import os, sys
+from lab.benchmark import _detector_specs, _evaluate, _forked, _warm
+from lab.datasets import make_labelled_benchmark
+
+def threads():
+    return len(os.listdir("/proc/self/task"))
+
+frame = next(iter(make_labelled_benchmark(n_series=1, n_rows=400, random_state=1).values()))
+spec = _detector_specs([("lstm_ae", {"window": 16, "epochs": 2})])[0]
+before = threads()
+_warm(spec)
+assert "keras" in sys.modules and "tensorflow" in sys.modules, "keras not imported"
+assert threads() <= before, f"the import started threads: {before} -> {threads()}"
+a = _forked(_evaluate, (spec, frame, ("vus_pr",)), 120)
+b = _forked(_evaluate, (spec, frame, ("vus_pr",)), 120)
+assert a[0] == b[0] == "ok", (a, b)
+assert threads() <= before, f"a child's fit started threads here: {before} -> {threads()}"
+print(a[1]["metrics"]["vus_pr"], b[1]["metrics"]["vus_pr"])
+"""
+
+
+@pytest.mark.slow
+def test_keras_detectors_are_imported_before_the_fork_and_run_in_each_child():
+    # a clean interpreter: the import must add no thread, and two forked children fit and
+    # score after it (TensorFlow's pools start at the first operation and do not survive a fork)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _KERAS_CHILD], capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    first, second = map(float, out.stdout.split()[-2:])
+    assert 0.0 <= first <= 1.0 and first == second
+
+
 def test_skab_scores_pool_the_counts():
     t = pd.DataFrame({"detector": ["a", "a", "b"], "dataset": ["skab"] * 3,
                       "status": ["ok"] * 3, "tp": [3, 1, 0], "fp": [1, 1, 0],
