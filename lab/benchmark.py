@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from lab import config
+from lab._blas import one_blas_thread
 
 __all__ = ["run_benchmark", "BenchmarkResult", "unit_score", "data_digest", "skab_scores",
            "leaderboard_data", "with_published", "METRICS", "TASK_TIMEOUT_S", "CACHE_DIR",
@@ -396,7 +397,11 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
             os.dup2(devnull, 2)
             start = _rss_kb()
             try:
-                out = ("ok", fn(*args))
+                # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp team
+                # that the parent started is not in this child (entering OpenMP with it waited
+                # for those threads until the time limit)
+                with one_blas_thread():
+                    out = ("ok", fn(*args))
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 out[1]["peak_mb"] = max(peak - start, 0) / 1024.0
             except BaseException as exc:  # noqa: BLE001 - every failure is a result

@@ -160,6 +160,38 @@ def test_keras_detectors_are_imported_before_the_fork_and_run_in_each_child():
     assert 0.0 <= first <= 1.0 and first == second
 
 
+_OPENMP_PARENT = """
+import numpy as np
+from sklearn.neighbors import NearestNeighbors
+from lab.benchmark import run_benchmark
+from lab.datasets import make_labelled_benchmark
+
+# an OpenMP parallel region in this process first: libgomp keeps its team of threads, which a
+# forked child does not have
+x = np.random.default_rng(0).standard_normal((5000, 8))
+NearestNeighbors(n_neighbors=5).fit(x).kneighbors(x)
+data = {"toy": make_labelled_benchmark(n_series=1, n_rows=400, random_state=1)}
+res = run_benchmark(["knn", "lof"], data, ["vus_pr"], workers=0, timeout=60, cache=False,
+                    progress=False)
+print(res.table[["detector", "status", "error"]].to_string())
+assert (res.table["status"] == "ok").all()
+"""
+
+
+@pytest.mark.slow
+def test_in_process_tasks_run_after_the_parent_used_openmp():
+    # workers=0 forks from the caller's process (a notebook's kernel): a child that entered
+    # OpenMP there waited for the parent's libgomp threads until the time limit
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", _OPENMP_PARENT], capture_output=True, text=True,
+                         timeout=300, check=False, env=env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+
+
 def test_skab_scores_pool_the_counts():
     t = pd.DataFrame({"detector": ["a", "a", "b"], "dataset": ["skab"] * 3,
                       "status": ["ok"] * 3, "tp": [3, 1, 0], "fp": [1, 1, 0],
