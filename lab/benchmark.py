@@ -454,11 +454,24 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
 # survive a fork.
 _KERAS_DETECTORS = ("mscred", "betsi", "lstm_ae")
 _WARMED: set[str] = set()
-# Detectors only imported before the fork, not fitted, unless numba runs its workqueue layer
-# (the dask workers do): stumpy's numba-parallel kernels otherwise start GNU OpenMP threads,
-# and libgomp stops a child forked after that with SIGTERM. The child then loads stumpy's
-# kernels from numba's disk cache instead.
+# Detectors with numba-parallel kernels (stumpy). They are fitted before the fork, so that each
+# child inherits the compiled kernels (stumpy does not cache them on disk: a child would compile
+# them again, 35 s per task), with numba's workqueue threading layer: with the OpenMP layer a
+# child forked after a parallel kernel ran is stopped by libgomp with SIGTERM. The dask workers
+# start with that layer (_ONE_THREAD_ENV); in the caller's process (workers=0) it is chosen here
+# when numba has not started a layer yet, and otherwise the kernels are only imported.
 _IMPORT_ONLY = ("matrix_profile",)
+
+
+def _numba_workqueue() -> bool:
+    """Whether numba's parallel kernels run (or will run) on its fork-safe workqueue layer."""
+    import numba
+
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # no layer started yet in this process: choose it
+        numba.config.THREADING_LAYER = "workqueue"
+        return True
 
 
 def _warm(spec: _DetectorSpec) -> None:
@@ -475,7 +488,7 @@ def _warm(spec: _DetectorSpec) -> None:
 
         spec.build()
         return
-    if spec.name in _IMPORT_ONLY and os.environ.get("NUMBA_THREADING_LAYER") != "workqueue":
+    if spec.name in _IMPORT_ONLY and not _numba_workqueue():
         spec.build()
         return
     # a first fit loads what the detector imports lazily (PyOD, numba kernels)

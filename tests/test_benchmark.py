@@ -192,6 +192,40 @@ def test_in_process_tasks_run_after_the_parent_used_openmp():
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
 
 
+_NUMBA_PARENT = """
+import time
+import numba
+import numpy as np
+from lab.benchmark import _detector_specs, _evaluate, _forked, _warm
+from lab.datasets import make_labelled_benchmark
+
+frame = next(iter(make_labelled_benchmark(n_series=1, n_rows=600, random_state=2).values()))
+spec = _detector_specs(["matrix_profile"])[0]
+_warm(spec)
+assert numba.threading_layer() == "workqueue", numba.threading_layer()
+t0 = time.perf_counter()
+status, out = _forked(_evaluate, (spec, frame, ("vus_pr",)), 60)
+assert status == "ok", out
+child_s = time.perf_counter() - t0
+here = _evaluate(spec, frame, ("vus_pr",))
+np.testing.assert_array_equal(out["score"], here["score"])
+print(child_s)
+"""
+
+
+@pytest.mark.slow
+def test_in_process_matrix_profile_children_inherit_the_compiled_kernels():
+    # workers=0: the parent compiles stumpy's kernels on numba's fork-safe workqueue layer, and
+    # each child runs them as compiled (it compiled them again before, about 35 s per task)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NUMBA_PARENT], capture_output=True, text=True,
+                         timeout=600, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) < 10.0, "the child compiled the kernels again"
+
+
 def test_skab_scores_pool_the_counts():
     t = pd.DataFrame({"detector": ["a", "a", "b"], "dataset": ["skab"] * 3,
                       "status": ["ok"] * 3, "tp": [3, 1, 0], "fp": [1, 1, 0],
