@@ -43,6 +43,7 @@ profile over all the NAB series.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import inspect
 import json
@@ -65,7 +66,6 @@ import numpy as np
 import pandas as pd
 
 from lab import config
-from lab._blas import one_blas_thread
 
 __all__ = ["run_benchmark", "BenchmarkResult", "unit_score", "data_digest", "skab_scores",
            "leaderboard_data", "with_published", "METRICS", "TASK_TIMEOUT_S", "CACHE_DIR",
@@ -384,10 +384,19 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
     import resource
 
     r, w = os.pipe()
-    with warnings.catch_warnings():
-        # a dask worker or a kernel has threads; the child only computes and exits
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    # The child's garbage collector leaves this process's objects alone: a full collection
+    # there walked all of them (TensorFlow's too), writing to every page of the heap, which
+    # the fork then copied. This process gets them back at once.
+    pid = -1
+    gc.freeze()
+    try:
+        with warnings.catch_warnings():
+            # a dask worker or a kernel has threads; the child only computes and exits
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    finally:
+        if pid != 0:
+            gc.unfreeze()
     if pid == 0:  # pragma: no cover - the child, measured through its result
         code = 0
         try:
@@ -397,11 +406,12 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
             os.dup2(devnull, 2)
             start = _rss_kb()
             try:
-                # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp team
-                # that the parent started is not in this child (entering OpenMP with it waited
-                # for those threads until the time limit)
-                with one_blas_thread():
-                    out = ("ok", fn(*args))
+                if _THREAD_POOLS:
+                    # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp
+                    # team that the parent started is not in this child (entering OpenMP
+                    # with it waited for those threads until the time limit)
+                    _THREAD_POOLS[0].limit(limits=1)
+                out = ("ok", fn(*args))
                 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                 out[1]["peak_mb"] = max(peak - start, 0) / 1024.0
             except BaseException as exc:  # noqa: BLE001 - every failure is a result
@@ -454,6 +464,8 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
 # survive a fork.
 _KERAS_DETECTORS = ("mscred", "betsi", "lstm_ae")
 _WARMED: set[str] = set()
+# [threadpoolctl controller] when a BLAS or OpenMP library of this process runs several threads
+_THREAD_POOLS: list = []
 # Detectors with numba-parallel kernels (stumpy). They are fitted before the fork, so that each
 # child inherits the compiled kernels (stumpy does not cache them on disk: a child would compile
 # them again, 35 s per task), with numba's workqueue threading layer: with the OpenMP layer a
@@ -461,6 +473,10 @@ _WARMED: set[str] = set()
 # start with that layer (_ONE_THREAD_ENV); in the caller's process (workers=0) it is chosen here
 # when numba has not started a layer yet, and otherwise the kernels are only imported.
 _IMPORT_ONLY = ("matrix_profile",)
+# Detectors run on one worker of the cluster: setting them up in a worker costs more than all
+# their tasks (stumpy's kernels compile in about 40 s, and stumpy keeps no compiled copy on
+# disk; its 92 leaderboard tasks take 8 s), and a second worker would pay it again.
+_ONE_WORKER = ("matrix_profile",)
 
 
 def _numba_workqueue() -> bool:
@@ -483,6 +499,24 @@ def _warm(spec: _DetectorSpec) -> None:
     if spec.label in _WARMED:
         return
     _WARMED.add(spec.label)
+    _warm_detector(spec)
+    _note_thread_pools()
+
+
+def _note_thread_pools() -> None:
+    """Keep this process's BLAS and OpenMP libraries when one runs more than one thread.
+
+    Looked up once per warmed detector (15 ms with TensorFlow loaded), not per task.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    many = any(lib["num_threads"] != 1 for lib in controller.info())
+    _THREAD_POOLS[:] = [controller] if many else []
+
+
+def _warm_detector(spec: _DetectorSpec) -> None:
+    """Load (and for most, fit once) what the detector needs, before any fork."""
     if spec.name in _KERAS_DETECTORS:
         import keras  # noqa: F401
 
@@ -831,7 +865,11 @@ def _client(dask, workers: int):
         finally:
             client.close()
         return
-    with warnings.catch_warnings():
+    import dask as dask_
+
+    # no work stealing: it moved _ONE_WORKER tasks to the other worker, which set them up again
+    with warnings.catch_warnings(), dask_.config.set({"distributed.scheduler.work-stealing":
+                                                      False}):
         warnings.simplefilter("ignore")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR,
@@ -966,9 +1004,14 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
                 distinct = list({id(tasks[i][3]): tasks[i][3] for i in todo}.values())
                 held = dict(zip(map(id, distinct), client.scatter(distinct, hash=False),
                                 strict=True))
+                # detectors whose set-up costs more than their work run on one worker, which
+                # pays it once (loosely: another worker takes over if that one is lost)
+                first = sorted(client.scheduler_info()["workers"])[:1] or None
                 futures = {client.submit(_task, tasks[i][0], held[id(tasks[i][3])], metrics,
                                          timeout, pure=False,
-                                         key=f"bench-{i}-{tasks[i][0].label}"): i
+                                         key=f"bench-{i}-{tasks[i][0].label}",
+                                         **({"workers": first, "allow_other_workers": True}
+                                            if tasks[i][0].name in _ONE_WORKER else {})): i
                            for i in todo}
                 for fut in as_completed(futures):
                     i = futures[fut]
