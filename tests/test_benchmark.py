@@ -48,10 +48,12 @@ def toy():
     return {"toy": make_labelled_benchmark(n_series=2, n_rows=400, random_state=1)}
 
 
-def test_failures_are_recorded_and_the_rest_goes_on(toy, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_failures_are_recorded_and_the_rest_goes_on(toy, tmp_path, workers):
+    # workers=1: the detectors of a series run in one dask task, each with its own time limit
     detectors = {m: _Odd(m) for m in ("nan", "short", "raise", "sleep", "square")}
     detectors["hbos"] = "hbos"
-    res = run_benchmark(detectors, toy, ["vus_pr"], workers=0, timeout=2, cache=False,
+    res = run_benchmark(detectors, toy, ["vus_pr"], workers=workers, timeout=2, cache=False,
                         progress=False, out=tmp_path)
     by = res.table.set_index(["detector", "series"])
     assert (by.loc["square", "status"] == "ok").all() and (by.loc["hbos", "status"] == "ok").all()
