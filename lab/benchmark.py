@@ -540,12 +540,6 @@ def _task(spec: _DetectorSpec, frame: pd.DataFrame, metrics: tuple[str, ...],
     return _forked(_evaluate, (spec, frame, metrics), timeout)
 
 
-def _series_tasks(specs: list[_DetectorSpec], frame: pd.DataFrame, metrics: tuple[str, ...],
-                  timeout: float) -> list[tuple[str, Any]]:
-    """Several detectors' tasks on one series, one after the other, each in its own child."""
-    return [_task(spec, frame, metrics, timeout) for spec in specs]
-
-
 # --------------------------------------------------------------------------- cache
 
 
@@ -1010,33 +1004,22 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
                 distinct = list({id(tasks[i][3]): tasks[i][3] for i in todo}.values())
                 held = dict(zip(map(id, distinct), client.scatter(distinct, hash=False),
                                 strict=True))
-                # One dask task per series runs its detectors (each still forked, with its
-                # own time limit): the client and the scheduler, which share the workers'
-                # cores, handle 12 times fewer tasks. Detectors whose set-up costs more than
-                # their work run on one worker, which pays it once (loosely: another worker
-                # takes over if that one is lost).
+                # detectors whose set-up costs more than their work run on one worker, which
+                # pays it once (loosely: another worker takes over if that one is lost)
                 first = sorted(client.scheduler_info()["workers"])[:1] or None
-                batches: dict[tuple[int, bool], list[int]] = {}
-                for i in todo:
-                    one = tasks[i][0].name in _ONE_WORKER
-                    batches.setdefault((id(tasks[i][3]), one), []).append(i)
-                futures = {}
-                for (fid, one), idx in batches.items():
-                    _, ds, key, _, _ = tasks[idx[0]]
-                    fut = client.submit(_series_tasks, [tasks[i][0] for i in idx], held[fid],
-                                        metrics, timeout, pure=False,
-                                        key=f"bench-{idx[0]}-{ds}/{key}",
-                                        **({"workers": first, "allow_other_workers": True}
-                                           if one else {}))
-                    futures[fut] = idx
+                futures = {client.submit(_task, tasks[i][0], held[id(tasks[i][3])], metrics,
+                                         timeout, pure=False,
+                                         key=f"bench-{i}-{tasks[i][0].label}",
+                                         **({"workers": first, "allow_other_workers": True}
+                                            if tasks[i][0].name in _ONE_WORKER else {})): i
+                           for i in todo}
                 for fut in as_completed(futures):
-                    idx = futures[fut]
+                    i = futures[fut]
                     try:
-                        outcomes = fut.result()
+                        status, payload = fut.result()
                     except Exception as exc:  # noqa: BLE001 - a lost worker, say
-                        outcomes = [("failed", f"{type(exc).__name__}: {exc}")] * len(idx)
-                    for i, (status, payload) in zip(idx, outcomes, strict=True):
-                        _done(i, status, payload)
+                        status, payload = "failed", f"{type(exc).__name__}: {exc}"
+                    _done(i, status, payload)
     finally:
         if bar is not None:
             bar.close()

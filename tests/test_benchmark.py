@@ -50,7 +50,7 @@ def toy():
 
 @pytest.mark.parametrize("workers", [0, 1])
 def test_failures_are_recorded_and_the_rest_goes_on(toy, tmp_path, workers):
-    # workers=1: the detectors of a series run in one dask task, each with its own time limit
+    # workers=1: the same through a dask worker, whose tasks are forked in turn
     detectors = {m: _Odd(m) for m in ("nan", "short", "raise", "sleep", "square")}
     detectors["hbos"] = "hbos"
     res = run_benchmark(detectors, toy, ["vus_pr"], workers=workers, timeout=2, cache=False,
