@@ -9,6 +9,10 @@ JUPYTER_IP   ?= 127.0.0.1
 JUPYTER_PORT ?= 8888
 MLFLOW_HOST  ?= 127.0.0.1
 MLFLOW_PORT  ?= 5000
+# make test spreads the test files over this many pytest processes (pytest-xdist; 0: one
+# process). A file stays in one process, so its module fixtures and numba compilations are
+# paid once.
+TEST_WORKERS ?= 2
 # Jupyter refuses to start as root (containers, CI) unless told.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
@@ -16,7 +20,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 help:
 	@echo "make run      install into .venv and run every numbered notebook (lab run all)"
-	@echo "make test     install with dev extras and run the whole test suite"
+	@echo "make test     install with dev extras and run the whole test suite (TEST_WORKERS=$(TEST_WORKERS) processes)"
 	@echo "make jupyter  JupyterLab on notebooks/ (JUPYTER_IP, JUPYTER_PORT: $(JUPYTER_IP):$(JUPYTER_PORT))"
 	@echo "make ui       MLflow UI on the local run store ($(RUNS)/mlflow.db; MLFLOW_HOST, MLFLOW_PORT: $(MLFLOW_HOST):$(MLFLOW_PORT))"
 	@echo "make bench    the benchmarks in quick mode"
@@ -41,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check lab tests benchmarks
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 jupyter: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=$(JUPYTER_IP) --port=$(JUPYTER_PORT) $(ALLOW_ROOT)
