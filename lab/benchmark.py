@@ -477,6 +477,8 @@ _IMPORT_ONLY = ("matrix_profile",)
 # their tasks (stumpy's kernels compile in about 40 s, and stumpy keeps no compiled copy on
 # disk; its 92 leaderboard tasks take 8 s), and a second worker would pay it again.
 _ONE_WORKER = ("matrix_profile",)
+# Detectors whose tasks take seconds each (Keras training): sent to the cluster first.
+_LONG = _KERAS_DETECTORS
 
 
 def _numba_workqueue() -> bool:
@@ -884,6 +886,84 @@ def _client(dask, workers: int):
             cluster.close()
 
 
+def _series_job(specs: list[_DetectorSpec], frame: pd.DataFrame, metrics: tuple[str, ...],
+                timeout: float) -> list[tuple[str, Any]]:
+    """Several detectors' tasks on one series, one after the other, each in its own child."""
+    return [_task(spec, frame, metrics, timeout) for spec in specs]
+
+
+def _on_cluster(client, tasks: list, todo: list[int], metrics: tuple[str, ...], timeout: float,
+                done) -> None:
+    """Run the tasks ``todo`` on the client's workers; ``done(i, status, payload)`` for each.
+
+    One dask task (a job) runs the detectors of one series one after the other, each still
+    in its own forked child with its own time limit: the client and the scheduler, which share
+    the workers' cores, then handle a dozen times fewer tasks (with one dask task per
+    detector and series they took a tenth of a core). The client places every job itself
+    (greedy list scheduling, longest first): each worker thread has one job running and one
+    waiting, and when a worker's job ends, the next job of the queue goes to that worker. Left
+    to dask, a job went to the worker that held its series (work stealing is off on the lab's
+    cluster, see :func:`_client`), and one worker could run dry while the other still had a
+    queue. Every worker holds every series (a few MB for NAB and SKAB). The detectors of
+    :data:`_ONE_WORKER` make jobs of their own, which go to one worker.
+    """
+    from collections import deque
+
+    from distributed import as_completed
+
+    distinct = list({id(tasks[i][3]): tasks[i][3] for i in todo}.values())
+    held = dict(zip(map(id, distinct), client.scatter(distinct, hash=False, broadcast=True),
+                    strict=True))
+    jobs: dict[tuple[int, bool], list[int]] = {}
+    for i in todo:
+        jobs.setdefault((id(tasks[i][3]), tasks[i][0].name in _ONE_WORKER), []).append(i)
+
+    def _cost(job: list[int]) -> tuple[bool, int]:
+        # the Keras detectors' tasks take seconds each; the others grow with the rows
+        return (any(tasks[i][0].name in _LONG for i in job), len(job) * len(tasks[job[0]][3]))
+
+    order = sorted(jobs.values(), key=_cost, reverse=True)  # longest first: the last are short
+    queues = {True: deque(j for j in order if tasks[j[0]][0].name in _ONE_WORKER),
+              False: deque(j for j in order if tasks[j[0]][0].name not in _ONE_WORKER)}
+    slots = {w: 2 * max(int(n), 1) for w, n in client.nthreads().items()}
+    busy = dict.fromkeys(slots, 0)
+    first = min(slots)  # the worker that runs the _ONE_WORKER jobs
+    placed: dict = {}  # future: (job, worker)
+    running = as_completed()
+
+    def _fill(worker: str, most: float = math.inf) -> None:
+        while busy[worker] < slots[worker] and most > 0:
+            most -= 1
+            queue = queues[True] if worker == first and queues[True] else queues[False]
+            if not queue and not placed and queues[True]:
+                queue = queues[True]  # that worker is gone: another one takes them
+            if not queue:
+                return
+            job = queue.popleft()
+            # loosely: another worker takes the job if this one is lost
+            fut = client.submit(_series_job, [tasks[i][0] for i in job],
+                                held[id(tasks[job[0]][3])], metrics, timeout, pure=False,
+                                key=f"bench-{job[0]}-{tasks[job[0]][2]}",
+                                workers=[worker], allow_other_workers=True)
+            placed[fut] = (job, worker)
+            busy[worker] += 1
+            running.add(fut)
+
+    for _ in range(max(slots.values())):  # one job to each worker, then a second
+        for worker in slots:
+            _fill(worker, 1)
+    for fut in running:
+        job, worker = placed.pop(fut)
+        busy[worker] -= 1
+        _fill(worker)
+        try:
+            outcomes = fut.result()
+        except Exception as exc:  # noqa: BLE001 - a lost worker, say
+            outcomes = [("failed", f"{type(exc).__name__}: {exc}")] * len(job)
+        for i, (status, payload) in zip(job, outcomes, strict=True):
+            done(i, status, payload)
+
+
 def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
                   workers: int = 2, dask: str | Any | None = None,
                   timeout: float = TASK_TIMEOUT_S, cache: bool | str | Path = True,
@@ -997,29 +1077,8 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
                 spec, _, _, frame, _ = tasks[i]
                 _done(i, *_task(spec, frame, metrics, timeout))
         elif todo:
-            from distributed import as_completed
-
             with _client(dask, max(workers, 1)) as client:
-                # each series goes to the cluster once, not once per detector
-                distinct = list({id(tasks[i][3]): tasks[i][3] for i in todo}.values())
-                held = dict(zip(map(id, distinct), client.scatter(distinct, hash=False),
-                                strict=True))
-                # detectors whose set-up costs more than their work run on one worker, which
-                # pays it once (loosely: another worker takes over if that one is lost)
-                first = sorted(client.scheduler_info()["workers"])[:1] or None
-                futures = {client.submit(_task, tasks[i][0], held[id(tasks[i][3])], metrics,
-                                         timeout, pure=False,
-                                         key=f"bench-{i}-{tasks[i][0].label}",
-                                         **({"workers": first, "allow_other_workers": True}
-                                            if tasks[i][0].name in _ONE_WORKER else {})): i
-                           for i in todo}
-                for fut in as_completed(futures):
-                    i = futures[fut]
-                    try:
-                        status, payload = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a lost worker, say
-                        status, payload = "failed", f"{type(exc).__name__}: {exc}"
-                    _done(i, status, payload)
+                _on_cluster(client, tasks, todo, metrics, timeout, _done)
     finally:
         if bar is not None:
             bar.close()

@@ -40,6 +40,8 @@ class _Odd:
             raise RuntimeError("boom on purpose")
         if self.mode == "sleep":
             time.sleep(60)
+        if self.mode == "pause":  # a second per 200 rows
+            time.sleep(n / 200)
         return np.asarray(X)[:, 0] ** 2
 
 
@@ -124,6 +126,35 @@ def test_dask_cluster_gives_the_same_results(toy):
                          cache=False, progress=False)
     cols = ["detector", "series", "status", "vus_pr", "auc_pr", "tp", "fp"]
     pd.testing.assert_frame_equal(local.table[cols], dask.table[cols])
+
+
+@pytest.mark.slow
+def test_a_worker_that_runs_dry_takes_the_next_task():
+    # one series of 6 s and eight of 1 s on 2 workers, without work stealing (as on the lab's
+    # own LocalCluster). When each series was held by one worker, its task waited for that
+    # worker: the one with the long series ran 4 of the short ones after it, while the other
+    # ran dry.
+    import dask
+    from distributed import Client, LocalCluster, get_task_stream
+
+    long_ = make_labelled_benchmark(n_series=1, n_rows=1200, random_state=0)
+    short = make_labelled_benchmark(n_series=8, n_rows=200, random_state=1)
+    data = {"toy": {"long": next(iter(long_.values())),
+                    **{f"short{k}": f for k, f in enumerate(short.values())}}}
+    with dask.config.set({"distributed.scheduler.work-stealing": False}), \
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                         dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as ts:
+            res = run_benchmark({"pause": _Odd("pause")}, data, ["auc_pr"], dask=client,
+                                cache=False, progress=False)
+    assert (res.table["status"] == "ok").all()
+    by_worker: dict[str, set] = {}
+    for rec in ts.data:
+        by_worker.setdefault(rec["worker"], set()).add(rec["key"])
+    assert len(by_worker) == 2, by_worker
+    (with_long,) = [keys for keys in by_worker.values() if "bench-0-long" in keys]
+    # the long one, and at most one short one queued behind it
+    assert len(with_long) <= 2, sorted(with_long)
 
 
 _KERAS_CHILD = """
