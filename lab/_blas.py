@@ -26,11 +26,32 @@ def one_blas_thread() -> Iterator[None]:
     (0.22 s, README), and a cache would miss a BLAS library loaded after it
     was made (e.g. by a later ``import scipy.linalg``).
     """
-    from threadpoolctl import ThreadpoolController
-
-    controller = ThreadpoolController()
-    if all(lib["num_threads"] == 1 for lib in controller.info()):
+    controller = threaded_libraries()
+    if controller is None:
         yield
         return
     with controller.limit(limits=1):
         yield
+
+
+def threaded_libraries():
+    """This process's BLAS and OpenMP libraries when one runs more than one thread, else None.
+
+    Returns
+    -------
+    threadpoolctl.ThreadpoolController or None
+        The controller of every loaded library (``.limit(limits=1)`` pins
+        them), or None when each one already runs a single thread.
+
+    Examples
+    --------
+    >>> c = threaded_libraries()
+    >>> c is None or any(lib["num_threads"] > 1 for lib in c.info())
+    True
+    """
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    if all(lib["num_threads"] == 1 for lib in controller.info()):
+        return None
+    return controller

@@ -510,11 +510,10 @@ def _note_thread_pools() -> None:
 
     Looked up once per warmed detector (15 ms with TensorFlow loaded), not per task.
     """
-    from threadpoolctl import ThreadpoolController
+    from lab._blas import threaded_libraries
 
-    controller = ThreadpoolController()
-    many = any(lib["num_threads"] != 1 for lib in controller.info())
-    _THREAD_POOLS[:] = [controller] if many else []
+    controller = threaded_libraries()
+    _THREAD_POOLS[:] = [] if controller is None else [controller]
 
 
 def _warm_detector(spec: _DetectorSpec) -> None:
@@ -926,36 +925,33 @@ def _on_cluster(client, tasks: list, todo: list[int], metrics: tuple[str, ...], 
     queues = {True: deque(j for j in order if tasks[j[0]][0].name in _ONE_WORKER),
               False: deque(j for j in order if tasks[j[0]][0].name not in _ONE_WORKER)}
     slots = {w: 2 * max(int(n), 1) for w, n in client.nthreads().items()}
-    busy = dict.fromkeys(slots, 0)
     first = min(slots)  # the worker that runs the _ONE_WORKER jobs
     placed: dict = {}  # future: (job, worker)
     running = as_completed()
 
-    def _fill(worker: str, most: float = math.inf) -> None:
-        while busy[worker] < slots[worker] and most > 0:
-            most -= 1
-            queue = queues[True] if worker == first and queues[True] else queues[False]
-            if not queue and not placed and queues[True]:
-                queue = queues[True]  # that worker is gone: another one takes them
-            if not queue:
-                return
-            job = queue.popleft()
-            # loosely: another worker takes the job if this one is lost
-            fut = client.submit(_series_job, [tasks[i][0] for i in job],
-                                held[id(tasks[job[0]][3])], metrics, timeout, pure=False,
-                                key=f"bench-{job[0]}-{tasks[job[0]][2]}",
-                                workers=[worker], allow_other_workers=True)
-            placed[fut] = (job, worker)
-            busy[worker] += 1
-            running.add(fut)
+    def _next(worker: str) -> None:
+        """Send the next job of the queue to ``worker``, which has a free slot."""
+        queue = queues[True] if worker == first and queues[True] else queues[False]
+        if not queue and not placed and queues[True]:
+            queue = queues[True]  # that worker is gone: another one takes them
+        if not queue:
+            return
+        job = queue.popleft()
+        # loosely: another worker takes the job if this one is lost
+        _, _, series, frame, _ = tasks[job[0]]
+        fut = client.submit(_series_job, [tasks[i][0] for i in job], held[id(frame)], metrics,
+                            timeout, pure=False, key=f"bench-{job[0]}-{series}",
+                            workers=[worker], allow_other_workers=True)
+        placed[fut] = (job, worker)
+        running.add(fut)
 
-    for _ in range(max(slots.values())):  # one job to each worker, then a second
-        for worker in slots:
-            _fill(worker, 1)
+    for k in range(max(slots.values())):  # one job to each worker, then a second
+        for worker, n in slots.items():
+            if k < n:
+                _next(worker)
     for fut in running:
         job, worker = placed.pop(fut)
-        busy[worker] -= 1
-        _fill(worker)
+        _next(worker)  # the slot this job held
         try:
             outcomes = fut.result()
         except Exception as exc:  # noqa: BLE001 - a lost worker, say
