@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from lab.benchmark_metrics import nab_score
-from lab.stream import RollingZScore
+from lab.stream import Onset, RollingZScore
 from lab.stream.evaluate import (
     detection_delays,
     nab_stream_report,
+    onset_grid,
     score_frames,
     stream_timestamps,
 )
@@ -58,3 +61,31 @@ def test_score_frames_batching_does_not_matter():
         np.testing.assert_array_equal(a[k].to_numpy(), b[k].to_numpy())
     with pytest.raises(ValueError, match="known"):
         nab_detectors(["nope"])
+
+
+def test_onset_grid_equals_wrapping_each_detector_in_onset():
+    frames = make_generated_corpus(3, 3000, random_state=4)
+    windows = {k: f.attrs["windows"] for k, f in frames.items()}
+    lengths, caps = [1, 50, 200], [2.0, math.inf]
+    raw = {"zscore": score_frames(frames, lambda: RollingZScore(window=100)),
+           "spot": score_frames(frames, nab_detectors(["spot"], onset=None)["spot"][0])}
+    grid = onset_grid(raw, windows, lengths, caps)
+    assert grid.shape == (len(lengths) * len(caps) * 2, 3)
+    for length in lengths:
+        for cap in caps:
+            wrapped = {
+                "zscore": score_frames(frames, lambda n=length, c=cap: Onset(
+                    RollingZScore(window=100), length=n, cap=c), batch=333),
+                "spot": score_frames(frames, nab_detectors(["spot"], onset=length, cap=cap)["spot"][0])}
+            report = nab_stream_report(wrapped, windows)["nab_scores"]
+            for name in raw:
+                assert grid.loc[(length, cap, name)].to_dict() == report[name]
+    # the grid is not flat: the setting matters on this corpus
+    assert grid["standard"].nunique() > 1
+
+
+def test_onset_grid_refuses_an_empty_grid():
+    frames = make_generated_corpus(1, 2000)
+    raw = {"z": score_frames(frames, lambda: RollingZScore(window=50))}
+    with pytest.raises(ValueError, match="at least one length and one cap"):
+        onset_grid(raw, {k: f.attrs["windows"] for k, f in frames.items()}, [], [5.0])

@@ -16,7 +16,7 @@ import pandas as pd
 from lab.benchmark_metrics import NAB_PROFILES, nab_threshold, window_rows
 
 __all__ = ["stream_timestamps", "score_frames", "detection_delays", "nab_stream_report",
-           "NAB_PUBLISHED"]
+           "onset_grid", "NAB_PUBLISHED"]
 
 #: NAB v1.1 scoreboard, standard profile (github.com/numenta/NAB, README, 2019).
 NAB_PUBLISHED = {"Numenta HTM": 70.5, "KNN CAD": 58.0, "Relative Entropy": 54.6,
@@ -153,3 +153,83 @@ def nab_stream_report(scores: Mapping[str, Mapping[str, pd.Series]],
             "points": float(found["delay_points"].median()) if len(found) else None,
             "seconds": float(found["delay_seconds"].median()) if len(found) else None}
     return report
+
+
+class _Replayed:
+    """Hands back scores computed before, in order: lets :class:`Onset` rework raw scores."""
+
+    def __init__(self, scores: np.ndarray):
+        self._scores, self._at = np.asarray(scores, dtype=np.float64), 0
+
+    def update(self, batch: Any) -> np.ndarray:
+        out = self._scores[self._at:self._at + len(batch)]
+        self._at += len(out)
+        return out
+
+
+def onset_grid(raw: Mapping[str, Mapping[str, pd.Series]], windows: Mapping[str, list],
+               lengths, caps, profiles=tuple(NAB_PROFILES)) -> pd.DataFrame:
+    """NAB scores of raw stream scores under every :class:`~lab.stream.Onset` setting of a grid.
+
+    :class:`~lab.stream.Onset` reads only the scores of the detector it wraps,
+    so the detectors run once and each ``(length, cap)`` reworks their scores.
+    The result equals wrapping each detector in ``Onset(length, cap)`` and
+    judging it with :func:`nab_stream_report` (the tests check it).
+
+    Parameters
+    ----------
+    raw : dict
+        ``{detector: {series: score Series}}``, the detectors' own scores
+        (no :class:`~lab.stream.Onset`), as :func:`score_frames` gives them.
+    windows : dict
+        ``{series: [(start, end), ...]}``, the labelled windows.
+    lengths : sequence of int
+        Onset lengths to try (each at least 1).
+    caps : sequence of float
+        Caps to try (``math.inf`` for none).
+    profiles : sequence of str
+        NAB profiles to score.
+
+    Returns
+    -------
+    DataFrame
+        One row per ``(length, cap, detector)``, one column per profile:
+        the NAB score with NAB's corpus threshold optimisation.
+
+    Raises
+    ------
+    ValueError
+        On an empty grid, or the errors of :class:`~lab.stream.Onset` and
+        :func:`lab.benchmark_metrics.nab_threshold`.
+
+    Examples
+    --------
+    >>> from lab.stream import RollingZScore
+    >>> from lab.stream.pipeline import make_generated_corpus
+    >>> frames = make_generated_corpus(2, 2000)
+    >>> raw = {"zscore": score_frames(frames, lambda: RollingZScore(window=100))}
+    >>> windows = {k: f.attrs["windows"] for k, f in frames.items()}
+    >>> grid = onset_grid(raw, windows, lengths=[1, 200], caps=[5.0], profiles=["standard"])
+    >>> grid.index.names, grid.shape
+    (FrozenList(['length', 'cap', 'detector']), (2, 1))
+    """
+    from lab.stream.detectors import Onset
+
+    lengths, caps = list(lengths), [float(c) for c in caps]
+    if not lengths or not caps:
+        raise ValueError(f"onset_grid needs at least one length and one cap; got lengths "
+                         f"{lengths} and caps {caps}")
+    rows, index = [], []
+    for length in lengths:
+        for cap in caps:
+            for name, per_series in raw.items():
+                reworked = {}
+                for key, s in per_series.items():
+                    onset = Onset(_Replayed(s.to_numpy()), length=length, cap=cap)
+                    reworked[key] = pd.Series(onset.update(np.zeros(len(s))), index=s.index,
+                                              name="score")
+                rows.append([round(float(nab_threshold(reworked, dict(windows), p)[1]), 2)
+                             for p in profiles])
+                index.append((length, cap, name))
+    return pd.DataFrame(rows, columns=list(profiles),
+                        index=pd.MultiIndex.from_tuples(index, names=["length", "cap", "detector"]))
