@@ -416,7 +416,9 @@ def tail_probability(z: Any, tail: dict[str, float]) -> np.ndarray:
     share = tail["n_excess"] / tail["n"]
     y = (z - t) / sigma
     if gamma == 0.0:
-        return share * np.exp(-y)
+        # far below t, exp(-y) overflows to inf: a probability above 1, as the power form gives
+        with np.errstate(over="ignore"):
+            return share * np.exp(-y)
     base = 1.0 + gamma * y
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         out = share * np.power(np.where(base > 0, base, 1.0), -1.0 / gamma)

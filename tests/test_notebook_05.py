@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from conftest import REPO_ROOT, run_smoke
 
-from lab.datasets import find_data
+from lab.datasets import find_data, load_nab
 from lab.notebook import read_notebook
+from lab.stream.pipeline import online_nab_scores
 
 
 def _have(name: str) -> bool:
@@ -49,7 +50,18 @@ def test_anomaly_leaderboard_smoke(tmp_path, monkeypatch):
         # SKAB's change-point score (tsad's NAB variant): at most 100, finite, every detector
         assert set(metrics["skab_nab"]) == detectors
         assert all(math.isfinite(v) and v <= 100 for v in metrics["skab_nab"].values())
+    # the online detectors, scored as a stream on the same NAB series as the batch ones
+    params = read_notebook(REPO_ROOT / "notebooks" / "05-anomaly-leaderboard.ipynb").params
+    names = smoke.get("online", params["online"].default)
+    assert set(metrics["nab_online"]) == {f"{d} (online)" for d in names}
+    assert all(set(v) == profiles and 0 <= v["standard"] <= 100
+               for v in metrics["nab_online"].values())
     if _have("nab"):
+        frames = dict(list(load_nab(category="realKnownCause").items())[:2])
+        want = online_nab_scores(frames, names)
+        assert metrics["nab_online"] == {f"{d} (online)": pytest.approx(want.loc[d].to_dict(),
+                                                                        abs=1e-9)
+                                         for d in names}
         assert metrics["data_note"].startswith("Data: nab (2 series")
         assert set(table["dataset"]) >= {"nab"}
     else:

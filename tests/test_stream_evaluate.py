@@ -17,7 +17,7 @@ from lab.stream.evaluate import (
     score_frames,
     stream_timestamps,
 )
-from lab.stream.pipeline import make_generated_corpus, nab_detectors
+from lab.stream.pipeline import NAB_ONSET, make_generated_corpus, nab_detectors, online_nab_scores
 
 
 def test_stream_timestamps_strictly_increasing_order_kept():
@@ -89,3 +89,22 @@ def test_onset_grid_refuses_an_empty_grid():
     raw = {"z": score_frames(frames, lambda: RollingZScore(window=50))}
     with pytest.raises(ValueError, match="at least one length and one cap"):
         onset_grid(raw, {k: f.attrs["windows"] for k, f in frames.items()}, [], [5.0])
+
+
+def test_online_nab_scores_is_the_onset_grid_at_its_setting():
+    frames = make_generated_corpus(3, 3000, random_state=5)
+    windows = {k: f.attrs["windows"] for k, f in frames.items()}
+    got = online_nab_scores(frames, ["spot", "dspot"])
+    raw = {n: score_frames(frames, nab_detectors([n], onset=None)[n][0]) for n in ("spot", "dspot")}
+    want = onset_grid(raw, windows, [NAB_ONSET[0]], [NAB_ONSET[1]]).droplevel(["length", "cap"])
+    pd.testing.assert_frame_equal(got, want, check_names=False)
+    assert list(got.index) == ["spot", "dspot"]
+
+
+def test_online_nab_scores_names_what_a_frame_lacks():
+    frames = make_generated_corpus(1, 2000)
+    frames["generated/0"].attrs.pop("windows")
+    with pytest.raises(ValueError, match=r"frames\['generated/0'\] needs .*attrs\['windows'\]"):
+        online_nab_scores(frames, ["spot"])
+    with pytest.raises(ValueError, match="unknown detector 'nope'"):
+        online_nab_scores(make_generated_corpus(1, 2000), ["nope"])
