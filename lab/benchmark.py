@@ -677,8 +677,8 @@ class BenchmarkResult:
                               aggfunc="first")[[d for d in self.detectors
                                                 if d in set(ok["detector"])]]
 
-    def nab_scores(self, dataset: str = "nab", profiles: Sequence[str] | None = None
-                   ) -> pd.DataFrame:
+    def nab_scores(self, dataset: str = "nab", profiles: Sequence[str] | None = None,
+                   onset: int | None = None) -> pd.DataFrame:
         """NAB's corpus score of each detector and profile, with its optimised threshold.
 
         Each series' score is mapped into [0, 1] by :func:`unit_score` (the
@@ -686,6 +686,19 @@ class BenchmarkResult:
         own training-row scores), then :func:`lab.metrics.nab_threshold`
         picks one threshold per detector and profile over every series of the
         data set, as NAB does.
+
+        Parameters
+        ----------
+        dataset : str
+            The data set scored.
+        profiles : sequence of str, optional
+            NAB profiles (default: all three).
+        onset : int, optional
+            Rework each series' mapped score by
+            :func:`lab.stream.onset_filter` with this length first: a score
+            counts only where it opens a new high over the last ``onset``
+            rows, so an episode raises one alarm (None: the scores as they
+            are).
 
         Returns
         -------
@@ -695,6 +708,7 @@ class BenchmarkResult:
             scored; a detector that failed on some is scored on the rest).
         """
         from lab.metrics import NAB_PROFILES, nab_threshold
+        from lab.stream.detectors import onset_filter
 
         profiles = tuple(profiles or NAB_PROFILES)
         rows = {}
@@ -703,6 +717,8 @@ class BenchmarkResult:
             if not keys:
                 continue
             scores = {k[2]: self.unit_scores[k] for k in keys}
+            if onset is not None:
+                scores = {k: onset_filter(v, onset) for k, v in scores.items()}
             windows = {k[2]: self.windows[(dataset, k[2])] for k in keys}
             if not any(windows.values()):
                 continue

@@ -52,8 +52,13 @@ __all__ = [
     "rank_scores",
     "evaluate_nights",
     "critical_difference",
+    "complete_block",
     "CriticalDifference",
+    "MIN_COVERAGE",
 ]
+
+#: Share of the rows a method must have a value on to stay in :func:`complete_block`.
+MIN_COVERAGE = 0.5
 
 
 def _truth_spans(truth) -> list[tuple[Any, Any]]:
@@ -617,6 +622,56 @@ class CriticalDifference:
     alpha: float
 
 
+def complete_block(table: pd.DataFrame, min_coverage: float = MIN_COVERAGE
+                   ) -> tuple[pd.DataFrame, list]:
+    """The rows and methods that a Friedman test can use: every method on every row.
+
+    A leaderboard table has holes: a detector failed on some series, ran on
+    one data set only, or a metric is undefined on a series. Dropping every
+    row with a hole can leave nothing (one detector that failed everywhere
+    empties the table), so the methods that have a value on fewer than
+    ``min_coverage`` of the rows are left out first, then the rows that
+    still have a hole.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per data set (or series), one column per method.
+    min_coverage : float, default :data:`MIN_COVERAGE`
+        In (0, 1]: the share of rows a method needs a value on to stay.
+
+    Returns
+    -------
+    block : DataFrame
+        The methods kept, on the rows where all of them have a value (the
+        table's order kept).
+    left_out : list
+        The methods left out, in the table's column order.
+
+    Raises
+    ------
+    ValueError
+        On a ``table`` that is not a DataFrame or a ``min_coverage`` outside
+        (0, 1].
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"a": [0.9, 0.8, 0.7], "b": [0.5, None, 0.4],
+    ...                   "c": [None, None, 0.2]})
+    >>> block, left_out = complete_block(t)
+    >>> block.to_dict("list"), left_out
+    ({'a': [0.9, 0.7], 'b': [0.5, 0.4]}, ['c'])
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table must be a DataFrame (data sets x methods), got "
+                         f"{type(table).__name__}")
+    if not 0 < min_coverage <= 1:
+        raise ValueError(f"min_coverage must be in (0, 1], got {min_coverage!r}")
+    coverage = table.notna().mean() if len(table) else pd.Series(0.0, index=table.columns)
+    keep = coverage >= min_coverage
+    return table.loc[:, keep].dropna(), [c for c in table.columns if not keep[c]]
+
+
 def critical_difference(table: pd.DataFrame, *, alpha: float = 0.05,
                         higher_is_better: bool = True) -> CriticalDifference:
     """Mean ranks, Friedman's test and Nemenyi's critical difference over data sets.
@@ -639,7 +694,8 @@ def critical_difference(table: pd.DataFrame, *, alpha: float = 0.05,
     Raises
     ------
     ValueError
-        On fewer than 2 methods or 2 complete rows, non-numeric values, or an
+        On fewer than 2 methods or 2 complete rows (:func:`complete_block`
+        keeps more of a table with holes), non-numeric values, or an
         ``alpha`` outside (0, 1).
 
     Notes
@@ -673,7 +729,8 @@ def critical_difference(table: pd.DataFrame, *, alpha: float = 0.05,
     n, k = values.shape
     if k < 2 or n < 2:
         raise ValueError(f"table needs at least 2 methods and 2 complete rows, got shape "
-                         f"{table.shape} ({n} rows without a missing value)")
+                         f"{table.shape} ({n} rows without a missing value); complete_block "
+                         f"leaves out the methods with the most holes first")
     ranks = stats.rankdata(-values if higher_is_better else values, axis=1)
     mean = ranks.mean(axis=0)
     # Friedman with the tie correction, as scipy.stats.friedmanchisquare

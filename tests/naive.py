@@ -764,3 +764,18 @@ def minmax_buckets(x, y, n_out):
         keep.extend(sorted([lo, hi]))
     keep = np.array(keep)
     return np.asarray(x)[keep], np.asarray(y)[keep]
+
+
+def complete_block(rows, columns, min_coverage):
+    """Loops over a list of row lists (None for a hole): the columns with a value on at
+    least ``min_coverage`` of the rows, then the rows with a value in every kept column;
+    (kept row numbers, kept columns, left-out columns)."""
+    kept, left_out = [], []
+    for j, name in enumerate(columns):
+        have = sum(1 for row in rows if row[j] is not None)
+        if rows and have / len(rows) >= min_coverage:
+            kept.append(j)
+        else:
+            left_out.append(name)
+    keep_rows = [i for i, row in enumerate(rows) if all(row[j] is not None for j in kept)]
+    return keep_rows, [columns[j] for j in kept], left_out

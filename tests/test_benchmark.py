@@ -14,7 +14,7 @@ from scipy import stats
 
 from lab.benchmark import data_digest, run_benchmark, skab_scores, unit_score
 from lab.datasets import make_labelled_benchmark
-from lab.evaluation import critical_difference
+from lab.evaluation import complete_block, critical_difference
 from lab.metrics import nab_score, vus_pr
 
 
@@ -101,6 +101,27 @@ def test_nab_scores_are_nab_score_at_the_chosen_threshold(toy):
     assert nab.loc["spectral_residual", "standard"] == pytest.approx(
         nab_score(detections, windows), abs=1e-9)
     assert nab.loc["spectral_residual", "n_series"] == 2
+
+
+def test_nab_scores_with_onset_are_nab_score_of_the_reworked_scores():
+    data = {"toy": make_labelled_benchmark(n_series=4, n_rows=600, random_state=3)}
+    res = run_benchmark(["spectral_residual"], data, ["auc_pr"], workers=0, cache=False,
+                        progress=False)
+    keys = [k for k in res.unit_scores if k[1] == "toy"]
+    windows = {k[2]: res.windows[("toy", k[2])] for k in keys}
+    reworked = {}
+    for k in keys:  # a pandas twin of Onset(length=30)
+        u = res.unit_scores[k]
+        prev = u.shift(1).rolling(30, min_periods=1).max().fillna(-np.inf)
+        reworked[k[2]] = u.where(u > prev, 0.0)
+    plain, onset = res.nab_scores("toy"), res.nab_scores("toy", onset=30)
+    for profile in ("standard", "reward_low_FN_rate"):
+        threshold = onset.loc["spectral_residual", f"{profile}_threshold"]
+        assert onset.loc["spectral_residual", profile] == pytest.approx(
+            nab_score({k: v >= threshold for k, v in reworked.items()}, windows, profile),
+            abs=1e-9)
+    # here one alarm per episode scores higher than the raw score's repeats
+    assert onset.loc["spectral_residual", "standard"] > plain.loc["spectral_residual", "standard"] + 1
 
 
 def test_cache_reuses_finished_tasks_and_keys_on_params(toy, tmp_path):
@@ -326,6 +347,36 @@ def test_unit_score_is_an_increasing_map_into_0_1(train, scores):
     inside = s <= max(train)
     ecdf = np.array([np.mean(np.asarray(train) <= v) for v in s[inside]])
     np.testing.assert_allclose(out[inside], ecdf * len(train) / (len(train) + 1))
+
+
+@given(st.lists(st.lists(st.none() | st.floats(0, 1), min_size=4, max_size=4), max_size=12),
+       st.sampled_from([0.25, 0.5, 0.9, 1.0]))
+@settings(max_examples=100, deadline=None)
+def test_complete_block_is_naive(rows, min_coverage):
+    from naive import complete_block as naive_block
+
+    columns = ["a", "b", "c", "d"]
+    table = pd.DataFrame([[np.nan if v is None else v for v in row] for row in rows],
+                         columns=columns, dtype=np.float64)
+    block, left_out = complete_block(table, min_coverage)
+    keep_rows, keep_cols, want_out = naive_block(rows, columns, min_coverage)
+    assert list(block.columns) == keep_cols and left_out == want_out
+    assert list(block.index) == keep_rows
+    assert not block.isna().any().any()
+
+
+def test_complete_block_saves_a_table_that_one_failed_detector_empties():
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame(rng.random((20, 3)), columns=["a", "b", "c"])
+    table["failed"] = np.nan
+    table.loc[:7, "c"] = np.nan
+    with pytest.raises(ValueError, match="complete_block"):
+        critical_difference(table)
+    block, left_out = complete_block(table)
+    assert left_out == ["failed"] and block.shape == (12, 3)
+    assert critical_difference(block).n_datasets == 12
+    with pytest.raises(ValueError, match=r"min_coverage must be in \(0, 1\], got 0"):
+        complete_block(table, 0)
 
 
 def test_critical_difference_matches_scipy_and_demsar():

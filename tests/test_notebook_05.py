@@ -50,6 +50,10 @@ def test_anomaly_leaderboard_smoke(tmp_path, monkeypatch):
         # SKAB's change-point score (tsad's NAB variant): at most 100, finite, every detector
         assert set(metrics["skab_nab"]) == detectors
         assert all(math.isfinite(v) and v <= 100 for v in metrics["skab_nab"].values())
+    # the batch detectors again, each series' mapped score through Onset
+    assert set(metrics["nab_scores_onset"]) == detectors
+    assert all(set(v) == profiles and 0 <= v["standard"] <= 100
+               for v in metrics["nab_scores_onset"].values())
     # the online detectors, scored as a stream on the same NAB series as the batch ones
     params = read_notebook(REPO_ROOT / "notebooks" / "05-anomaly-leaderboard.ipynb").params
     names = smoke.get("online", params["online"].default)

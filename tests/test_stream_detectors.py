@@ -163,6 +163,46 @@ def test_onset_is_naive():
     np.testing.assert_array_equal(got, np.where(raw > prev, raw, 0.0))
 
 
+@given(st.lists(st.floats(-1e6, 1e6), max_size=60),  # pandas' rolling max has no inf
+       st.integers(1, 30), st.sampled_from([0.5, 3.0, np.inf]))
+@settings(max_examples=80, deadline=None)
+def test_onset_filter_is_the_pandas_twin(values, length, cap):
+    import pandas as pd
+
+    from lab.stream import onset_filter
+
+    raw = np.minimum(np.asarray(values, dtype=np.float64), cap)
+    prev = pd.Series(raw).shift(1).rolling(length, min_periods=1).max().fillna(-np.inf).to_numpy()
+    got = onset_filter(values, length, cap)
+    np.testing.assert_array_equal(got, np.where(raw > prev, raw, 0.0))
+    t = pd.date_range("2024-01-01", periods=len(values), freq="min")
+    series = onset_filter(pd.Series(values, index=t, dtype=np.float64, name="score"), length, cap)
+    assert series.index.equals(t) and series.name == "score"
+    np.testing.assert_array_equal(series.to_numpy(), got)
+
+
+def test_onset_filter_infinite_scores_and_empty_batches():
+    from lab.stream import onset_filter
+
+    np.testing.assert_array_equal(onset_filter([np.inf, 1.0, np.inf], length=1), [np.inf, 0.0, np.inf])
+    np.testing.assert_array_equal(onset_filter([np.inf, 1.0, np.inf], length=2), [np.inf, 0.0, 0.0])
+    d = Onset(RollingZScore(window=3), length=2)
+    assert d.update([]).shape == (0,)
+    np.testing.assert_array_equal(d.update([1.0, 2.0, 1.0, 9.0]),
+                                  Onset(RollingZScore(window=3), length=2).update([1.0, 2, 1, 9]))
+
+
+def test_onset_filter_names_bad_scores():
+    from lab.stream import onset_filter
+
+    with pytest.raises(ValueError, match=r"NaN at rows \[1\]"):
+        onset_filter([1.0, np.nan, 2.0])
+    with pytest.raises(ValueError, match=r"one-dimensional, got shape \(2, 2\)"):
+        onset_filter(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="length"):
+        onset_filter([1.0], length=0)
+
+
 def test_retraining_context_makes_any_detector_batch_independent():
     x = _series(700)
     sched = {"train_min": 300, "train_max": 600, "train_every": 250}

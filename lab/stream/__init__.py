@@ -20,12 +20,13 @@ from lab.stream.detectors import (
     SPOTStream,
     get_stream_detector,
     half_space_trees,
+    onset_filter,
 )
 from lab.stream.io import ParquetSink, read_parquet_sink, replay
 from lab.stream.kafka import KafkaSink, KafkaSource, read_alerts, score_stream
 
 __all__ = ["STREAM_DETECTORS", "DSPOTStream", "KSStream", "OnlineDetector", "Onset",
-           "RetrainingDetector", "RiverDetector", "RollingZScore", "SPOTStream",
+           "onset_filter", "RetrainingDetector", "RiverDetector", "RollingZScore", "SPOTStream",
            "get_stream_detector", "half_space_trees", "replay", "ParquetSink",
            "read_parquet_sink", "KafkaSource", "KafkaSink", "score_stream", "read_alerts",
            "Broker", "BrokerError"]

@@ -24,12 +24,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lab._validation import _check_float, _check_int
 from lab.spot import DEFAULT_LEVEL, DEFAULT_Q, STEP_ANOMALY, DSpot, Spot, min_fit_size
 
 __all__ = ["OnlineDetector", "SPOTStream", "DSPOTStream", "RiverDetector", "half_space_trees",
-           "KSStream", "RollingZScore", "RetrainingDetector", "Onset", "STREAM_DETECTORS",
+           "KSStream", "RollingZScore", "RetrainingDetector", "Onset", "onset_filter", "STREAM_DETECTORS",
            "get_stream_detector"]
 
 #: Points a SPOT stream calibrates on before its first score (Siffer et al. use 1000).
@@ -678,6 +679,8 @@ class Onset(OnlineDetector):
 
     def update(self, batch: Any) -> np.ndarray:
         capped = np.minimum(self.detector.update(batch), self.cap)
+        if not len(capped):
+            return capped
         out, self._prev = self._onset(capped)
         return out
 
@@ -691,6 +694,60 @@ class Onset(OnlineDetector):
         self.detector.learn_one(x)
         self._prev = np.r_[self._prev, c][-self.length:]
         return self
+
+
+class _Replayed:
+    """Hands back scores computed before, in order, so that :class:`Onset` can rework them."""
+
+    def __init__(self, scores: np.ndarray):
+        self._scores, self._at = scores, 0
+
+    def update(self, batch: Any) -> np.ndarray:
+        out = self._scores[self._at:self._at + len(batch)]
+        self._at += len(out)
+        return out
+
+
+def onset_filter(scores: Any, length: int = 200, cap: float = math.inf) -> Any:
+    """:class:`Onset` applied to a whole score sequence: a score only where it opens a new high.
+
+    The same as wrapping the detector that made ``scores`` in
+    ``Onset(detector, length, cap)``, for scores already computed (a batch
+    detector's, or raw stream scores judged under several settings).
+
+    Parameters
+    ----------
+    scores : array-like or Series
+        One score per row, in time order; NaN is not allowed.
+    length, cap : int, float
+        As :class:`Onset`.
+
+    Returns
+    -------
+    ndarray or Series
+        The reworked scores; a Series keeps its index.
+
+    Raises
+    ------
+    ValueError
+        On scores that are not one-dimensional or hold NaN, or a ``length``
+        below 1.
+
+    Examples
+    --------
+    >>> onset_filter([1.0, 3.0, 2.0, 4.0, 4.0, 1.0], length=2).tolist()
+    [1.0, 3.0, 0.0, 4.0, 0.0, 0.0]
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"scores must be one-dimensional, got shape {values.shape}")
+    if np.isnan(values).any():
+        raise ValueError(f"scores holds NaN at rows {np.flatnonzero(np.isnan(values))[:5].tolist()}"
+                         " (first 5); Onset needs a score for every row")
+    out = Onset(_Replayed(values), length=length, cap=cap).update(np.zeros(len(values)))
+    if isinstance(scores, pd.Series):
+        return pd.Series(out, index=scores.index, name=scores.name)
+    return out
 
 
 def _retraining(detector: str = "hbos", train_min: int = 500, train_max: int = 2000,

@@ -155,18 +155,6 @@ def nab_stream_report(scores: Mapping[str, Mapping[str, pd.Series]],
     return report
 
 
-class _Replayed:
-    """Hands back scores computed before, in order: lets :class:`Onset` rework raw scores."""
-
-    def __init__(self, scores: np.ndarray):
-        self._scores, self._at = np.asarray(scores, dtype=np.float64), 0
-
-    def update(self, batch: Any) -> np.ndarray:
-        out = self._scores[self._at:self._at + len(batch)]
-        self._at += len(out)
-        return out
-
-
 def onset_grid(raw: Mapping[str, Mapping[str, pd.Series]], windows: Mapping[str, list],
                lengths, caps, profiles=tuple(NAB_PROFILES)) -> pd.DataFrame:
     """NAB scores of raw stream scores under every :class:`~lab.stream.Onset` setting of a grid.
@@ -213,7 +201,7 @@ def onset_grid(raw: Mapping[str, Mapping[str, pd.Series]], windows: Mapping[str,
     >>> grid.index.names, grid.shape
     (FrozenList(['length', 'cap', 'detector']), (2, 1))
     """
-    from lab.stream.detectors import Onset
+    from lab.stream.detectors import onset_filter
 
     lengths, caps = list(lengths), [float(c) for c in caps]
     if not lengths or not caps:
@@ -223,11 +211,7 @@ def onset_grid(raw: Mapping[str, Mapping[str, pd.Series]], windows: Mapping[str,
     for length in lengths:
         for cap in caps:
             for name, per_series in raw.items():
-                reworked = {}
-                for key, s in per_series.items():
-                    onset = Onset(_Replayed(s.to_numpy()), length=length, cap=cap)
-                    reworked[key] = pd.Series(onset.update(np.zeros(len(s))), index=s.index,
-                                              name="score")
+                reworked = {key: onset_filter(s, length, cap) for key, s in per_series.items()}
                 rows.append([round(float(nab_threshold(reworked, dict(windows), p)[1]), 2)
                              for p in profiles])
                 index.append((length, cap, name))
