@@ -319,6 +319,13 @@ def test_skab_nab_is_evaluate_skab_on_the_same_alarms(toy, detector):
     for profile, value in want.items():
         assert got.loc[detector, profile] == pytest.approx(value, abs=1e-9)
     assert got.loc[detector, "n_series"] == len(frames)
+    # SKAB's MSCRED rule (raw alarms, every change a change point): the same with smooth=1, cp_rows=1
+    raw, want_raw = res.skab_nab(smooth=1, cp_rows=1), evaluate_skab(detector, frames, smooth=1,
+                                                                     cp_rows=1).nab
+    for profile, value in want_raw.items():
+        assert raw.loc[detector, profile] == pytest.approx(value, abs=1e-9)
+    with pytest.raises(ValueError, match="cp_rows"):
+        res.skab_nab(cp_rows=0)
     # no change-point labels: nothing to score
     assert res.skab_nab("elsewhere").empty
 

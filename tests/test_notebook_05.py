@@ -50,6 +50,8 @@ def test_anomaly_leaderboard_smoke(tmp_path, monkeypatch):
         # SKAB's change-point score (tsad's NAB variant): at most 100, finite, every detector
         assert set(metrics["skab_nab"]) == detectors
         assert all(math.isfinite(v) and v <= 100 for v in metrics["skab_nab"].values())
+        assert set(metrics["skab_nab_raw"]) == detectors
+        assert all(math.isfinite(v) and v <= 100 for v in metrics["skab_nab_raw"].values())
     # the batch detectors again, each series' mapped score through Onset
     assert set(metrics["nab_scores_onset"]) == detectors
     assert all(set(v) == profiles and 0 <= v["standard"] <= 100

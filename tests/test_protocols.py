@@ -131,6 +131,10 @@ def test_smooth_and_changepoints_match_pandas():
     ref_cp = a.rolling(30).max().fillna(0).diff().abs()
     ref_cp.iloc[0] = a.iloc[0]
     assert skab_changepoints(a).tolist() == (ref_cp > 0).astype(int).tolist()
+    # rows=1 is SKAB's MSCRED notebook: prediction_cp = abs(prediction.diff()), [0] = prediction[0]
+    mscred_cp = abs(a.diff())
+    mscred_cp.iloc[0] = a.iloc[0]
+    assert skab_changepoints(a, rows=1).tolist() == mscred_cp.astype(int).tolist()
 
 
 def test_evaluate_skab_bad_detector():
