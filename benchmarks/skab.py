@@ -40,6 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lab.benchmark import SKAB_PUBLISHED_F1
+from lab.protocols import SKAB_CP_ROWS, SKAB_SMOOTH_ROWS
+
 #: MSCRED on SKAB, the same for all 34 experiments. Its default windows (10, 30, 60) need
 #: 110 rows of validation, but the 20% of 400 training rows that it carves off hold 80, so
 #: the largest scale is dropped: the nearest to its default that runs.
@@ -67,12 +70,14 @@ def _configs():
     }
 
 
-#: SKAB's published MSCRED F1: the setting chosen on valve1 must beat it there.
-PUBLISHED_MSCRED_F1 = 0.36
 #: Where the trained networks' scores are kept (``--reuse`` reads them).
 RESULTS = Path("benchmarks/results")
 #: The two change-point rules: (label, rows of the smoothing median, rows of the rolling max).
-CP_RULES = (("IForest's CP rule", 3, 30), ("MSCRED's CP rule", 1, 1))
+CP_RULES = (("IForest's CP rule", SKAB_SMOOTH_ROWS, SKAB_CP_ROWS), ("MSCRED's CP rule", 1, 1))
+
+
+def _label(windows, alpha, rule: str) -> str:
+    return f"mscred, windows ({', '.join(map(str, windows))}), alpha {alpha:g}, {rule}"
 
 
 def _scores_file(windows) -> Path:
@@ -86,6 +91,7 @@ def _mscred_scores(data, windows, reuse: bool) -> dict:
 
     path = _scores_file(windows)
     if reuse and path.exists():
+        print(f"mscred, windows {windows}: scores read back from {path}", flush=True)
         with np.load(path) as kept:
             return {key: (pd.Series(kept[f"{key}|score"], index=frame.index),
                           float(kept[f"{key}|valid_max"])) for key, frame in data.items()}
@@ -114,19 +120,18 @@ def _mscred_rows(data, windows=MSCRED_SKAB["windows"], reuse: bool = False) -> d
         def alarms(frame):
             score, valid_max = fitted[frame.attrs["name"]]
             flags = (score > alpha * valid_max).astype(int)   # det.predict's rule
-            return skab_smooth(flags, smooth) if smooth > 1 else flags
+            return skab_smooth(flags, smooth)
         return alarms
 
-    label = ", ".join(map(str, windows))
-    return {f"mscred, windows ({label}), alpha {a:g}, {name}": (rule(a, smooth), cp_rows)
+    return {_label(windows, a, name): (rule(a, smooth), cp_rows)
             for name, smooth, cp_rows in CP_RULES for a in MSCRED_ALPHAS}
 
 
 def choose_on_valve1(groups: dict, rule: str) -> str | None:
-    """The MSCRED row chosen on valve1 alone: the best NAB standard with F1 above 0.36."""
+    """The MSCRED row chosen on valve1 alone: the best NAB standard with F1 above SKAB's MSCRED."""
     rows = {k: g.loc["valve1"] for k, g in groups.items()
             if k.startswith("mscred") and k.endswith(rule)}
-    ok = {k: r for k, r in rows.items() if r["f1"] > PUBLISHED_MSCRED_F1}
+    ok = {k: r for k, r in rows.items() if r["f1"] > SKAB_PUBLISHED_F1["MSCRED"]}
     return max(ok, key=lambda k: ok[k]["nab_standard"]) if ok else None
 
 
@@ -166,10 +171,10 @@ def main(argv=None) -> int:
         for spec in args.windows:
             windows = tuple(int(w) for w in spec.split(","))
             configs.update(_mscred_rows(data, windows, args.reuse))
-        print(f"mscred: 34 networks {'read back' if args.reuse else 'trained'} in "
+        print(f"mscred: {len(args.windows)} window set(s) ready in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
     for label, detector in configs.items():
-        cp_rows = 30
+        cp_rows = SKAB_CP_ROWS
         if isinstance(detector, tuple) and callable(detector[0]):
             detector, cp_rows = detector
         elif isinstance(detector, tuple):
@@ -190,10 +195,15 @@ def main(argv=None) -> int:
         print(f"\n{group}:\n")
         print(_markdown(pd.DataFrame({k: v.loc[group] for k, v in groups.items()}).T,
                         index=True))
+    constants = {CP_RULES[0][0]: MSCRED_SKAB_CHOSEN_IFOREST_RULE, CP_RULES[1][0]: MSCRED_SKAB_CHOSEN}
     for name, _, _ in CP_RULES:
         chosen = choose_on_valve1(groups, name)
         if chosen is not None:
-            print(f"\nchosen on valve1 ({name}): {chosen}: "
+            kept = constants[name]
+            same = chosen == _label(kept["windows"], kept["alpha"], name)
+            print(f"\nchosen on valve1 ({name}): {chosen}"
+                  + ("" if same else f" (the constant in this file says {kept}: THEY DIFFER)")
+                  + ": "
                   + json.dumps({k: round(v, 3) for k, v in
                                 next(r for r in rows if r["detector"] == chosen).items()
                                 if isinstance(v, float)}))

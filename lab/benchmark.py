@@ -69,8 +69,8 @@ from lab import config
 
 __all__ = ["run_benchmark", "BenchmarkResult", "unit_score", "data_digest", "skab_scores",
            "leaderboard_data", "with_published", "METRICS", "TASK_TIMEOUT_S", "CACHE_DIR",
-           "NAB_PUBLISHED", "SKAB_PUBLISHED_F1", "SKAB_PUBLISHED_NAB", "NAB_EXCLUDED",
-           "LEADERBOARD_DETECTORS"]
+           "NAB_PUBLISHED", "SKAB_PUBLISHED_F1", "SKAB_PUBLISHED_NAB", "SKAB_PUBLISHED_NAB_RULE",
+           "NAB_EXCLUDED", "LEADERBOARD_DETECTORS"]
 
 #: Per-series metrics :func:`run_benchmark` can compute (``nab`` is scored over the corpus).
 METRICS = ("vus_pr", "vus_roc", "auc_pr", "best_f1", "range_f1", "ucr_hit", "nab")
@@ -96,9 +96,11 @@ SKAB_PUBLISHED_F1 = {"Conv-AE": 0.78, "MSET": 0.78, "T2+Q (PCA)": 0.76, "LSTM-AE
                      "LSTM-VAE": 0.56, "Vanilla LSTM": 0.54, "Vanilla AE": 0.39, "MSCRED": 0.36,
                      "Isolation Forest": 0.29}
 #: SKAB v0.9 leaderboard, change points, NAB standard score (github.com/waico/SKAB, README).
-#: Isolation Forest's change points come from its smoothed alarms' 30-row rolling maximum,
-#: MSCRED's and Conv-AE's from every change of their raw alarms (their notebooks at 46e2c1c).
 SKAB_PUBLISHED_NAB = {"MSCRED": 32.42, "Isolation Forest": 26.16, "Conv-AE": 23.61}
+#: The change-point rule behind each published row (their notebooks at 46e2c1c): "iforest",
+#: the changes of the smoothed alarms' 30-row rolling maximum (``skab_nab()``), or "raw",
+#: every change of the raw alarms (``skab_nab(smooth=1, cp_rows=1)``).
+SKAB_PUBLISHED_NAB_RULE = {"MSCRED": "raw", "Isolation Forest": "iforest", "Conv-AE": "raw"}
 # Bumped when the cached content changes form, so old entries are not read.
 _CACHE_VERSION = 1
 _STATUS = ("ok", "failed", "timeout")
@@ -708,10 +710,29 @@ class BenchmarkResult:
             Index ``detector``; columns ``<profile>`` (the score),
             ``<profile>_threshold`` and ``n_series`` (the series the detector
             scored; a detector that failed on some is scored on the rest).
+
+        Raises
+        ------
+        ValueError
+            On an ``onset`` below 1, or the errors of
+            :func:`lab.metrics.nab_threshold`.
+
+        Examples
+        --------
+        >>> from lab.datasets import make_labelled_benchmark
+        >>> data = {"toy": make_labelled_benchmark(n_series=2, n_rows=400, random_state=1)}
+        >>> res = run_benchmark(["spectral_residual"], data, ["auc_pr"], workers=0, cache=False,
+        ...                     progress=False)
+        >>> table = res.nab_scores("toy", onset=30)
+        >>> list(table.index), int(table.loc["spectral_residual", "n_series"])
+        (['spectral_residual'], 2)
         """
+        from lab._validation import _check_int
         from lab.metrics import NAB_PROFILES, nab_threshold
         from lab.stream.detectors import onset_filter
 
+        if onset is not None:
+            onset = _check_int(onset, "onset", minimum=1)
         profiles = tuple(profiles or NAB_PROFILES)
         rows = {}
         for det in self.detectors:
@@ -769,9 +790,9 @@ class BenchmarkResult:
         points scored with NAB's profiles in a 60-second window to the right of
         each true change point. A detector without a threshold raises no alarm
         and scores as the null detector (0). SKAB's published change-point rows
-        (:data:`SKAB_PUBLISHED_NAB`) do not share one rule: Isolation Forest's
-        is the default here, MSCRED's and Conv-AE's is ``smooth=1, cp_rows=1``
-        (waico/SKAB notebooks at 46e2c1c).
+        (:data:`SKAB_PUBLISHED_NAB`) do not share one rule
+        (:data:`SKAB_PUBLISHED_NAB_RULE`): Isolation Forest's is the default
+        here, MSCRED's and Conv-AE's is ``smooth=1, cp_rows=1``.
 
         Examples
         --------
@@ -808,8 +829,8 @@ class BenchmarkResult:
                     continue
                 score = self.scores[(det, dataset, r.series)]
                 alarms = (score > float(getattr(r, "threshold", np.inf))).astype(int)
-                flags = skab_smooth(alarms, smooth) if smooth > 1 else alarms
-                found[r.series] = skab_changepoints(flags, cp_rows).iloc[int(r.train_rows):]
+                found[r.series] = skab_changepoints(skab_smooth(alarms, smooth),
+                                                    cp_rows).iloc[int(r.train_rows):]
                 truth[r.series] = cp.iloc[int(r.train_rows):]
             if not any(s.to_numpy().any() for s in truth.values()):
                 continue

@@ -517,7 +517,7 @@ def evaluate_skab(detector, data: Mapping[str, pd.DataFrame] | None = None, *,
             n = frame.attrs["train_rows"]
             model = make().fit(signals.iloc[:n])
             raw = model.predict(signals).reindex(signals.index).fillna(False).astype(int)
-            flags = skab_smooth(raw, smooth) if smooth > 1 else raw
+            flags = skab_smooth(raw, smooth)
         alarms[key] = flags
         cps[key] = skab_changepoints(flags, cp_rows)
 

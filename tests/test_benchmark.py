@@ -120,6 +120,8 @@ def test_nab_scores_with_onset_are_nab_score_of_the_reworked_scores():
         assert onset.loc["spectral_residual", profile] == pytest.approx(
             nab_score({k: v >= threshold for k, v in reworked.items()}, windows, profile),
             abs=1e-9)
+    with pytest.raises(ValueError, match="onset must be"):
+        res.nab_scores("toy", onset=0)
     # here one alarm per episode scores higher than the raw score's repeats
     assert onset.loc["spectral_residual", "standard"] > plain.loc["spectral_residual", "standard"] + 1
 

@@ -10,7 +10,7 @@ from conftest import REPO_ROOT, run_smoke
 
 from lab.datasets import find_data, load_nab
 from lab.notebook import read_notebook
-from lab.stream.pipeline import online_nab_scores
+from lab.stream.pipeline import NAB_ONSET, online_nab_scores
 
 
 def _have(name: str) -> bool:
@@ -19,6 +19,13 @@ def _have(name: str) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def test_notebook_onset_defaults_are_nab_onset():
+    p08 = read_notebook(REPO_ROOT / "notebooks" / "08-streaming.ipynb").params
+    p05 = read_notebook(REPO_ROOT / "notebooks" / "05-anomaly-leaderboard.ipynb").params
+    assert (p08["onset"].default, p08["cap"].default) == NAB_ONSET
+    assert p05["nab_onset"].default == NAB_ONSET[0]
 
 
 @pytest.mark.slow

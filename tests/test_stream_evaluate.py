@@ -89,6 +89,8 @@ def test_onset_grid_refuses_an_empty_grid():
     raw = {"z": score_frames(frames, lambda: RollingZScore(window=50))}
     with pytest.raises(ValueError, match="at least one length and one cap"):
         onset_grid(raw, {k: f.attrs["windows"] for k, f in frames.items()}, [], [5.0])
+    with pytest.raises(ValueError, match=r"lengths must be integers of at least 1; got \[0, 2.5\]"):
+        onset_grid(raw, {k: f.attrs["windows"] for k, f in frames.items()}, [0, 50, 2.5], [5.0])
 
 
 def test_online_nab_scores_is_the_onset_grid_at_its_setting():

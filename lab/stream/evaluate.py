@@ -187,7 +187,7 @@ def onset_grid(raw: Mapping[str, Mapping[str, pd.Series]], windows: Mapping[str,
     Raises
     ------
     ValueError
-        On an empty grid, or the errors of :class:`~lab.stream.Onset` and
+        On an empty grid, a length below 1 or not an integer, or the errors of
         :func:`lab.benchmark_metrics.nab_threshold`.
 
     Examples
@@ -204,6 +204,10 @@ def onset_grid(raw: Mapping[str, Mapping[str, pd.Series]], windows: Mapping[str,
     from lab.stream.detectors import onset_filter
 
     lengths, caps = list(lengths), [float(c) for c in caps]
+    bad = [n for n in lengths if isinstance(n, bool) or not isinstance(n, (int, np.integer))
+           or n < 1]
+    if bad:
+        raise ValueError(f"lengths must be integers of at least 1; got {bad} among {lengths}")
     if not lengths or not caps:
         raise ValueError(f"onset_grid needs at least one length and one cap; got lengths "
                          f"{lengths} and caps {caps}")
