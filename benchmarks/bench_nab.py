@@ -14,7 +14,6 @@ the same threshold and score.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 
@@ -31,7 +30,7 @@ from lab.benchmark_metrics import (
     _nab_windows,
     nab_threshold,
 )
-from lab.datasets import find_data
+from lab.datasets import find_data, load_nab_results
 
 
 def loop_threshold(scores: dict, windows: dict, profile: str,
@@ -72,17 +71,8 @@ def corpora() -> dict[str, tuple[dict, dict]]:
     except FileNotFoundError:
         root = None
     if root is not None and (root / "results").is_dir():
-        windows = json.loads((root / "labels" / "combined_windows.json").read_text())
-        out = {}
-        for detector in ("windowedGaussian", "numenta"):
-            scores = {}
-            for key in windows:
-                category, name = key.split("/")
-                path = root / "results" / detector / category / f"{detector}_{name}"
-                scores[key] = pd.read_csv(path, index_col="timestamp",
-                                          parse_dates=True)["anomaly_score"]
-            out[f"NAB published {detector}"] = (scores, windows)
-        return out
+        return {f"NAB published {detector}": load_nab_results(detector, root)
+                for detector in ("windowedGaussian", "numenta")}
     rng = np.random.default_rng(0)
     scores, windows = {}, {}
     for k in range(58):

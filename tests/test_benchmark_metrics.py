@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from lab import metrics
 from lab.benchmark_metrics import NAB_PROFILES
+from lab.datasets import load_nab_results
 
 DATA = Path(os.environ.get("LAB_SHARED_DATA",
                            Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -119,26 +120,14 @@ def test_vus_bad_input(fn):
 # --------------------------------------------------------------------- NAB
 
 
-def _load_published_corpus(detector: str) -> dict[str, pd.Series]:
-    windows = json.loads((NAB_ROOT / "labels" / "combined_windows.json").read_text())
-    scores = {}
-    for key in windows:
-        category, name = key.split("/")
-        path = NAB_ROOT / "results" / detector / category / f"{detector}_{name}"
-        scores[key] = pd.read_csv(path, index_col="timestamp",
-                                  parse_dates=True)["anomaly_score"]
-    return scores
-
-
 def test_nab_score_reproduces_published_final_scores():
     published_path = NAB_ROOT / "results" / "published.json"
     if not published_path.is_file():
         pytest.skip(f"NAB published results not found at {published_path}")
     published = json.loads(published_path.read_text())
-    windows = json.loads((NAB_ROOT / "labels" / "combined_windows.json").read_text())
     assert set(published) == {"numenta", "windowedGaussian"}
     for detector, info in published.items():
-        scores = _load_published_corpus(detector)
+        scores, windows = load_nab_results(detector, NAB_ROOT)
         for profile, threshold in info["threshold"].items():
             detections = {k: s >= threshold for k, s in scores.items()}
             got = metrics.nab_score(detections, windows, profile=profile)
@@ -345,8 +334,7 @@ def test_nab_threshold_does_at_least_as_well_as_nabs_optimiser():
     if not published_path.is_file():
         pytest.skip(f"NAB published results not found at {published_path}")
     published = json.loads(published_path.read_text())
-    windows = json.loads((NAB_ROOT / "labels" / "combined_windows.json").read_text())
-    scores = _load_published_corpus("windowedGaussian")
+    scores, windows = load_nab_results("windowedGaussian", NAB_ROOT)
     for profile, final in published["windowedGaussian"]["final_score"].items():
         threshold, score = metrics.nab_threshold(scores, windows, profile)
         # NAB's local search on [0, 1] is not exhaustive: ours may find more, never less

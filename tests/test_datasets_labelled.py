@@ -16,6 +16,7 @@ from lab.datasets import (
     DataNotFoundError,
     find_data,
     load_nab,
+    load_nab_results,
     load_skab,
     load_ucr,
     load_ucr_anomaly,
@@ -154,6 +155,28 @@ def test_a_labelled_file_that_is_missing_is_named(tmp_path):
     (root / "data" / "realKnownCause" / "x.csv").unlink()
     with pytest.raises(ValueError, match=r"x\.csv is labelled .* but missing"):
         load_nab(root)
+
+
+def test_nab_results_read_and_name_what_is_missing(tmp_path):
+    root = _fake_nab(tmp_path / "nab")
+    with pytest.raises(ValueError, match=r"'numenta'.* no results/numenta folder; it has no "):
+        load_nab_results("numenta", root)
+    folder = root / "results" / "numenta" / "realKnownCause"
+    folder.mkdir(parents=True)
+    (root / "results" / "other").mkdir()
+    with pytest.raises(ValueError, match=r"'nope'.*it has \['numenta', 'other'\]"):
+        load_nab_results("nope", root)
+    with pytest.raises(ValueError, match=r"numenta_x\.csv is missing .*'realKnownCause/x\.csv'"):
+        load_nab_results("numenta", root)
+    t = pd.date_range("2024-01-01", periods=40, freq="5min")
+    pd.DataFrame({"timestamp": t.strftime("%Y-%m-%d %H:%M:%S"), "value": np.arange(40.0),
+                  "anomaly_score": np.linspace(0, 1, 40)}).to_csv(folder / "numenta_x.csv",
+                                                                  index=False)
+    scores, windows = load_nab_results("numenta", root)
+    assert list(scores) == list(windows) == ["realKnownCause/x.csv"]
+    s = scores["realKnownCause/x.csv"]
+    assert s.index.equals(pd.DatetimeIndex(t, name="timestamp"))
+    np.testing.assert_array_equal(s.to_numpy(), np.linspace(0, 1, 40))
 
 
 def test_split_labels_refuses_frames_without_labels():

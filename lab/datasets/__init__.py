@@ -21,6 +21,7 @@ _NAMES = {
     "make_behaviour_changes": "behaviour",
     "make_mscred_synthetic": "mscred_synthetic",
     "load_nab": "labelled",
+    "load_nab_results": "labelled",
     "load_skab": "labelled",
     "load_ucr_anomaly": "labelled",
     "load_ucr": "labelled",

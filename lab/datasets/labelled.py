@@ -33,7 +33,7 @@ import pandas as pd
 from lab import config
 from lab._validation import _check_option
 
-__all__ = ["load_nab", "load_skab", "load_ucr_anomaly", "load_ucr", "split_labels",
+__all__ = ["load_nab", "load_nab_results", "load_skab", "load_ucr_anomaly", "load_ucr", "split_labels",
            "find_data", "DataNotFoundError", "NAB_CATEGORIES", "SKAB_GROUPS", "UCR_DATASETS"]
 
 #: NAB's seven categories (``data/<category>/*.csv``).
@@ -267,6 +267,62 @@ def load_nab(root=None, category: str | None = None) -> dict[str, pd.DataFrame]:
                            windows=pairs, source=str(csv),
                            train_rows=int(min(math.floor(NAB_TRAIN_SHARE * n), NAB_TRAIN_MAX)))
     return out
+
+
+def load_nab_results(detector: str, root=None) -> tuple[dict[str, pd.Series], dict[str, list]]:
+    """A published NAB entry's anomaly scores (``results/<detector>/``), with NAB's windows.
+
+    Parameters
+    ----------
+    detector : str
+        A folder of NAB's ``results/`` (``numenta``, ``windowedGaussian``, ...).
+    root : str or Path, optional
+        NAB's folder; found as :func:`find_data` says when not given.
+
+    Returns
+    -------
+    scores : dict of str to Series
+        ``anomaly_score`` of every series, indexed by ``timestamp``, keyed as
+        in ``labels/combined_windows.json`` (``"<category>/<name>.csv"``).
+    windows : dict of str to list
+        ``labels/combined_windows.json`` as NAB ships it, the windows
+        :func:`lab.metrics.nab_score` judges those scores by.
+
+    Raises
+    ------
+    DataNotFoundError
+        If NAB is in none of the places looked in.
+    ValueError
+        If NAB there has no ``results/<detector>`` folder (the folders it
+        has are named), or a labelled series has no result file.
+
+    Examples
+    --------
+    >>> from lab.datasets import load_nab_results
+    >>> try:
+    ...     scores, windows = load_nab_results("windowedGaussian")
+    ... except (FileNotFoundError, ValueError):
+    ...     scores = windows = None           # NAB or its results are not on this machine
+    >>> scores is None or sorted(scores) == sorted(windows)
+    True
+    """
+    path = find_data("nab", root)
+    folder = path / "results" / str(detector)
+    if not folder.is_dir():
+        have = sorted(p.name for p in (path / "results").iterdir() if p.is_dir()) \
+            if (path / "results").is_dir() else []
+        raise ValueError(f"detector {detector!r}: NAB at {path} has no results/{detector} "
+                         f"folder; it has {have or 'no results/ folder'}")
+    windows = json.loads((path / "labels" / "combined_windows.json").read_text())
+    scores = {}
+    for key in windows:
+        category, name = key.split("/")
+        csv = folder / category / f"{detector}_{name}"
+        if not csv.is_file():
+            raise ValueError(f"detector {detector!r}: {csv} is missing (the series {key!r} "
+                             "is labelled in labels/combined_windows.json)")
+        scores[key] = pd.read_csv(csv, index_col="timestamp", parse_dates=True)["anomaly_score"]
+    return scores, windows
 
 
 def load_skab(root=None) -> dict[str, pd.DataFrame]:
