@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -315,26 +316,29 @@ def test_runs_table_compares_parameters_within_an_experiment():
     assert "window" not in lines[2] and "alpha" not in lines[2]
 
 
-def _kernel_dirs() -> set[str]:
+def test_dead_kernel_fails_the_run_and_removes_its_socket_dir(tmp_path):
     import tempfile
 
-    return {p.name for p in Path(tempfile.gettempdir()).glob("lab-kernel-*")}
-
-
-def test_dead_kernel_fails_the_run_and_removes_its_socket_dir(tmp_path):
     import nbformat
 
     nb = nbformat.read(NB_DIR / "10-echo.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import os\nos._exit(3)"))
     (tmp_path / "nbs").mkdir()
     nbformat.write(nb, tmp_path / "nbs" / "10-echo.ipynb")
-    before = _kernel_dirs()
-    proc = _cli("run", "10", "--out", str(tmp_path / "runs"),
-                env=dict(ENV, LAB_NOTEBOOKS=str(tmp_path / "nbs")))
-    assert proc.returncode == 1 and "DeadKernelError" in proc.stderr
-    (run_json,) = (tmp_path / "runs").rglob("run.json")
-    assert json.loads(run_json.read_text())["status"] == "failed"
-    assert _kernel_dirs() <= before  # nbclient's dead-kernel path cleaned up too
+    # The run gets a temporary directory of its own, so the kernel directories
+    # of tests running beside it (pytest-xdist) are not counted. It sits
+    # directly under /tmp: an IPC socket path must stay under 108 bytes.
+    private_tmp = Path(tempfile.mkdtemp(prefix="lab-t-"))
+    try:
+        proc = _cli("run", "10", "--out", str(tmp_path / "runs"),
+                    env=dict(ENV, LAB_NOTEBOOKS=str(tmp_path / "nbs"), TMPDIR=str(private_tmp)))
+        assert proc.returncode == 1 and "DeadKernelError" in proc.stderr
+        (run_json,) = (tmp_path / "runs").rglob("run.json")
+        assert json.loads(run_json.read_text())["status"] == "failed"
+        # nbclient's dead-kernel path cleaned up too
+        assert list(private_tmp.glob("lab-kernel-*")) == []
+    finally:
+        shutil.rmtree(private_tmp, ignore_errors=True)
 
 
 def test_unreachable_tracking_server_warns_and_keeps_the_run(tmp_path):
