@@ -281,27 +281,35 @@ def build_app(runs_dir: str | os.PathLike | None = None, run_id: str | None = No
                  "t0": e.start.isoformat(), "t1": e.end.isoformat()}
                 for e in eps.itertuples(index=False)], None
 
+    # The figure has two callbacks. Dash drops a call still in flight when the same
+    # callback fires again, and the graph's first relayout event (its autosize, sent
+    # while the first figure is being built) would drop the night's figure and leave
+    # the graph empty. So zoom and pan go through their own callback.
     @app.callback(Output("signals", "figure"),
-                  Input("night", "value"), Input("signals", "relayoutData"),
-                  Input("episodes", "active_cell"),
+                  Input("night", "value"), Input("episodes", "active_cell"),
                   State("run", "value"), State("episodes", "data"))
-    def _figure(night, relayout, cell, rid, rows):
+    def _figure(night, cell, rid, rows):
         if not night:
             return {}
         row = by_id.loc[rid]
         data = _night_data(row["staged"], row["output"], night)
-        trigger = dash.callback_context.triggered_id
         x_range = None
-        if trigger == "episodes" and cell and rows:
+        if dash.callback_context.triggered_id == "episodes" and cell and rows:
             ep = rows[cell["row"]]
             margin = pd.Timedelta(seconds=ZOOM_MARGIN_S)
             x_range = (pd.Timestamp(ep["t0"]) - margin, pd.Timestamp(ep["t1"]) + margin)
-        elif trigger == "signals":
-            asked = _parse_range(relayout)
-            if asked is None:
-                return dash.no_update
-            x_range = None if asked == "auto" else asked
         return night_figure(data, x_range)
+
+    @app.callback(Output("signals", "figure", allow_duplicate=True),
+                  Input("signals", "relayoutData"),
+                  State("night", "value"), State("run", "value"), prevent_initial_call=True)
+    def _zoom(relayout, night, rid):
+        asked = _parse_range(relayout)
+        if asked is None or not night:
+            return dash.no_update
+        row = by_id.loc[rid]
+        data = _night_data(row["staged"], row["output"], night)
+        return night_figure(data, None if asked == "auto" else asked)
 
     return app
 

@@ -7,6 +7,8 @@ either is absent.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import socket
 import threading
@@ -17,6 +19,7 @@ import pytest
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
+WINDOW = (1400, 1000)
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                  reason="chromium and chromium-driver not installed "
@@ -38,22 +41,29 @@ def predicted(tmp_path_factory):
     return runs, pred, episodes
 
 
-@pytest.fixture(scope="module")
-def server(predicted):
+@contextlib.contextmanager
+def _serving(app):
     from werkzeug.serving import make_server
 
-    from lab.explain_app import build_app
-
-    runs, pred, _ = predicted
-    app = build_app(runs, pred)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     srv = make_server("127.0.0.1", port, app.server, threaded=True)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{port}/"
-    srv.shutdown()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        srv.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(predicted):
+    from lab.explain_app import build_app
+
+    runs, pred, _ = predicted
+    with _serving(build_app(runs, pred)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +74,7 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"):
+                "--window-size={},{}".format(*WINDOW)):
         opts.add_argument(arg)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     yield driver
@@ -86,6 +96,8 @@ def _wait(fn, what="", timeout=90.0):
 
 
 _TRACES = "return document.querySelector('#signals .js-plotly-plot').data.map(t => t.name)"
+_FLOW_X = ("const d = document.querySelector('#signals .js-plotly-plot').data"
+           ".find(t => t.name === 'Flow'); return d && Array.from(d.x)")
 _RANGE = "return document.querySelector('#signals .js-plotly-plot').layout.xaxis.range"
 
 
@@ -119,3 +131,48 @@ def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, bro
         return (hi - lo) < pd.Timedelta(hours=0.4) and lo <= first["start"] <= hi
     _wait(zoomed, "the zoom to the clicked episode")
     assert set(browser.execute_script(_TRACES)) == set(names)
+    # a user's zoom (as a drag or the scroll wheel would send it): the signals are
+    # resampled for the new span only
+    lo, hi = first["start"] - pd.Timedelta(minutes=1), first["start"] + pd.Timedelta(minutes=1)
+    browser.execute_script("Plotly.relayout(document.querySelector('#signals .js-plotly-plot'),"
+                           " {'xaxis.range': [arguments[0], arguments[1]]})",
+                           f"{lo:%Y-%m-%d %H:%M:%S}", f"{hi:%Y-%m-%d %H:%M:%S}")
+    slack = pd.Timedelta(seconds=1)
+
+    def resampled():
+        x = browser.execute_script(_FLOW_X)
+        return x and lo - slack <= pd.Timestamp(x[0]) and pd.Timestamp(x[-1]) <= hi + slack
+    _wait(resampled, "the signals resampled for the zoomed span")
+
+
+def test_a_resize_while_the_figure_loads_does_not_leave_the_graph_empty(predicted, browser):
+    # The graph sends a relayout event (autosize) whenever its size changes, e.g. when
+    # the episode table appears with a scroll bar. Dash drops a call still in flight when
+    # the same callback fires again: a relayout while the night's figure was being built
+    # (CI under load) replaced that call with one that answered "no update", and the
+    # graph stayed empty. A slow figure and a resize while it loads reproduce it.
+    from selenium.webdriver.common.by import By
+
+    from lab.explain_app import build_app
+
+    runs, pred, _ = predicted
+    app = build_app(runs, pred)
+    wsgi_app = app.server.wsgi_app
+
+    def slow_figures(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if b'"signals.figure"' in body:
+            time.sleep(3)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return wsgi_app(environ, start_response)
+
+    app.server.wsgi_app = slow_figures
+    with _serving(app) as url:
+        browser.get(url)
+        _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td"), "the episodes")
+        browser.set_window_size(1200, 900)  # while the night's figure is being built
+        try:
+            names = _wait(lambda: browser.execute_script(_TRACES), "the figure", timeout=30)
+        finally:
+            browser.set_window_size(*WINDOW)
+    assert {"Flow", "Press", "score", "threshold"} <= set(names)
