@@ -79,7 +79,7 @@ def test_stream_equals_offline(broker, tmp_path):
 
 
 @pytest.mark.slow
-def test_kafka_sink_transactions(broker):
+def test_kafka_sink_transactions(broker, tmp_path):
     df = _frame(1000, cols=("a",))
     topic, alerts = _name("pts"), _name("alerts")
     create_topic(topic, broker)
@@ -93,7 +93,7 @@ def test_kafka_sink_transactions(broker):
     assert len(got) == 1000 and got["timestamp"].is_unique
     # the offsets went in the transaction: the group has nothing left to read
     again = KafkaSource(topic, src.group, broker)
-    assert score_stream(again, lambda: RollingZScore(50), ParquetSink(Path("/tmp") / _name("x")),
+    assert score_stream(again, lambda: RollingZScore(50), ParquetSink(tmp_path / "again"),
                         threshold=4.0, max_idle=1).points == 0
     again.close()
 
