@@ -6,6 +6,7 @@ this process is left in /dev/shm and that no worker process is left alive.
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing as mp
 import os
@@ -68,9 +69,30 @@ def pid_and_sum(m):
     return np.array([os.getpid(), m.sum()])
 
 
-def slow_pid_and_sum(m):
-    # Slow enough that a spawned interpreter starts before the caller is done.
-    time.sleep(0.01)
+_calls: dict[str, int] = {}
+_deadlines: dict[str, float] = {}
+
+
+def _wait_for_worker_slices(caller: int, flag: str, n: int) -> None:
+    """A handshake: the caller waits (60 s at most) until a started worker has computed n slices.
+
+    A spawned worker imports this module first (1.5 s on the idle machine, much longer on a
+    loaded one), and the caller alone could finish every slice before it starts. The
+    caller's first call is tensor_apply's probe, before any worker is started: it does not
+    wait. In a worker, each call counts a slice and the n-th creates ``flag``.
+    """
+    _calls[flag] = calls = _calls.get(flag, 0) + 1
+    if os.getpid() != caller:
+        if calls >= n:
+            open(flag, "a").close()
+    elif calls > 1:
+        end = _deadlines.setdefault(flag, time.monotonic() + 60.0)  # one wait in all
+        while not os.path.exists(flag) and time.monotonic() < end:
+            time.sleep(0.01)
+
+
+def handshake_pid_and_sum(m, caller, flag):
+    _wait_for_worker_slices(caller, flag, 10)
     return np.array([os.getpid(), m.sum()])
 
 
@@ -131,9 +153,11 @@ def test_caller_and_workers_share_the_ranges(no_leaks):
 
 
 @pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
-def test_started_workers_compute_under_spawn_and_forkserver(no_leaks, start_method):
+def test_started_workers_compute_under_spawn_and_forkserver(no_leaks, tmp_path, start_method):
     T = np.random.default_rng(2).normal(size=(300, 3, 3))
-    got = tensor_apply(slow_pid_and_sum, T, workers=2, start_method=start_method)
+    func = functools.partial(handshake_pid_and_sum, caller=os.getpid(),
+                             flag=str(tmp_path / "worker-started"))
+    got = tensor_apply(func, T, workers=2, start_method=start_method)
     np.testing.assert_array_equal(got[:, 1], T.sum(axis=(1, 2)))
     assert (got[:, 0] != PARENT_PID).sum() >= 10  # the started worker took ranges
 
@@ -186,13 +210,13 @@ def test_what_is_copied_into_shared_memory(tensor, no_leaks, new_segments, start
     np.testing.assert_array_equal(sliced, expected[10:20])
 
 
-def blas_threads(m):
+def blas_threads(m, caller, flag):
     """Process id, its number of OS threads and the largest BLAS thread setting it sees.
 
     A fixed shape: which BLAS libraries are loaded differs between the caller
     (the probe runs there, after whatever other tests imported) and a spawned worker.
     """
-    time.sleep(0.05)  # the started worker takes some slices, even under a slow spawn
+    _wait_for_worker_slices(caller, flag, 1)  # the started worker computes some slices
     with open("/proc/self/status") as f:
         os_threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
     settings = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
@@ -200,7 +224,7 @@ def blas_threads(m):
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
-def test_result_outlives_the_call_and_blas_is_pinned(tensor, no_leaks, monkeypatch,
+def test_result_outlives_the_call_and_blas_is_pinned(tensor, no_leaks, monkeypatch, tmp_path,
                                                      start_method):
     unraisable = []
     monkeypatch.setattr("sys.unraisablehook", unraisable.append)
@@ -210,7 +234,8 @@ def test_result_outlives_the_call_and_blas_is_pinned(tensor, no_leaks, monkeypat
     assert _our_segments() == before  # no name left, though the result is still mapped
     # A second call does not disturb the first result; BLAS has one thread in
     # the workers and gets its setting back in the caller.
-    threads = tensor_apply(blas_threads, tensor[:48], workers=2, start_method=start_method)
+    probe = functools.partial(blas_threads, caller=os.getpid(), flag=str(tmp_path / "started"))
+    threads = tensor_apply(probe, tensor[:48], workers=2, start_method=start_method)
     in_worker = threads[:, 0] != PARENT_PID
     assert in_worker.any()  # the started worker computed some slices
     assert (threads[:, 2] == 1).all()
