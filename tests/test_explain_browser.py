@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
-import socket
 import threading
 import time
 
@@ -45,14 +44,11 @@ def predicted(tmp_path_factory):
 def _serving(app):
     from werkzeug.serving import make_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = make_server("127.0.0.1", port, app.server, threaded=True)
+    srv = make_server("127.0.0.1", 0, app.server, threaded=True)  # a free port, bound at once
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{port}/"
+        yield f"http://127.0.0.1:{srv.server_port}/"
     finally:
         srv.shutdown()
 

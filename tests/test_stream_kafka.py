@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -254,3 +255,27 @@ def test_aborted_duplicates_are_dropped_by_read_alerts(broker):
     got = read_alerts(topic, broker)
     assert got["timestamp"].tolist() == ts.tolist()
     assert got["alert"].tolist() == (ts > 8).tolist()
+
+
+def test_a_broker_on_a_port_in_use_is_a_clear_error():
+    # The port answers, but not the broker: tansu exits, and start says so.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"exited at start on 127.0.0.1:{port} "
+                                              r"\(is the port in use\?\)"):
+            Broker(port=port).start()
+
+
+def test_a_broker_whose_free_port_was_taken_tries_another(monkeypatch):
+    import lab.stream.broker as broker_module
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([taken.getsockname()[1], broker_module.free_port()])
+        monkeypatch.setattr(broker_module, "free_port", lambda: next(ports))
+        with Broker() as b:
+            assert b.port != taken.getsockname()[1] and b.process.poll() is None
+            create_topic("after-a-taken-port", b.bootstrap)

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["BOOTSTRAP_ENV", "Broker", "BrokerError", "bootstrap", "broker_bin", "create_topic",
@@ -20,6 +21,10 @@ __all__ = ["BOOTSTRAP_ENV", "Broker", "BrokerError", "bootstrap", "broker_bin", 
 BOOTSTRAP_ENV = "LAB_KAFKA_BOOTSTRAP"
 #: Seconds a started broker gets to open its port.
 BROKER_START_TIMEOUT = 20.0
+#: Ports a broker that chooses its own port tries before giving up.
+BROKER_START_TRIES = 3
+#: Seconds a process that answered on its port gets to exit if the port was not its own.
+PORT_SETTLE_S = 0.2
 
 
 class BrokerError(RuntimeError):
@@ -67,15 +72,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(host: str, port: int, timeout: float) -> bool:
-    """True once ``host:port`` accepts a connection, False after ``timeout`` seconds."""
+def wait_for_port(host: str, port: int, timeout: float,
+                  alive: Callable[[], bool] | None = None) -> bool:
+    """True once ``host:port`` accepts a connection, False after ``timeout`` seconds.
+
+    With ``alive`` (the process that should listen there is running), False
+    as soon as it is not, and the answer is checked again once the process
+    had :data:`PORT_SETTLE_S` to fail: a port that answers while its
+    process has exited is another process's.
+    """
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        if alive is not None and not alive():
+            return False
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                return True
+                pass
         except OSError:
             time.sleep(0.1)
+            continue
+        if alive is None:
+            return True
+        time.sleep(PORT_SETTLE_S)
+        return alive()
     return False
 
 
@@ -108,18 +127,32 @@ class Broker:
         self.host, self.port = host, port or free_port()
         self.bootstrap = f"{self.host}:{self.port}"
         self.process: subprocess.Popen | None = None
+        self._chosen_port = port is None
 
     def start(self) -> Broker:
-        url = f"tcp://{self.host}:{self.port}"
-        self.process = subprocess.Popen(
-            [str(broker_bin()), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        if not wait_for_port(self.host, self.port, BROKER_START_TIMEOUT):
+        # A port found free can be taken by another process before tansu binds it: tansu
+        # then exits, and a port that answers is someone else's. With a port of its own
+        # choosing, the broker tries another one.
+        for attempt in range(BROKER_START_TRIES if self._chosen_port else 1):
+            if attempt:
+                self.port = free_port()
+                self.bootstrap = f"{self.host}:{self.port}"
+            url = f"tcp://{self.host}:{self.port}"
+            self.process = subprocess.Popen(
+                [str(broker_bin()), "broker", "--listener-url", url,
+                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            opened = wait_for_port(self.host, self.port, BROKER_START_TIMEOUT,
+                                   alive=lambda: self.process.poll() is None)
+            if opened:
+                return self
+            exited = self.process.poll() is not None
             self.stop()
-            raise BrokerError(f"the tansu broker did not open {self.bootstrap} within "
-                              f"{BROKER_START_TIMEOUT:g} s")
-        return self
+            if not exited:
+                raise BrokerError(f"the tansu broker did not open {self.bootstrap} within "
+                                  f"{BROKER_START_TIMEOUT:g} s")
+        raise BrokerError(f"the tansu broker exited at start on {self.bootstrap} "
+                          "(is the port in use?)")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

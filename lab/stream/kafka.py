@@ -490,24 +490,30 @@ def read_alerts(topic: str, bootstrap_servers: str | None = None, *, timeout: fl
                 idle: float = 2.0) -> pd.DataFrame:
     """Every scored row on a topic, read from the start, duplicates by series and time dropped.
 
-    Reads until ``idle`` seconds pass without a message (or ``timeout``
-    without any).
+    Reads until ``idle`` seconds pass without a message, or ``timeout``
+    seconds without any from the group join (which may take
+    :data:`JOIN_GRACE` seconds more).
     """
     import uuid
 
     src = KafkaSource(topic, f"lab-read-{uuid.uuid4().hex[:8]}", bootstrap_servers)
     frames = []
     start = last = time.monotonic()
+    joined = None       # the "nothing read" clock starts at the first assignment
     try:
         while True:
             msgs = src.poll(timeout=0.3)
             now = time.monotonic()
+            if joined is None and src.consumer.assignment():
+                joined = now
             got = [m for m in msgs if m.error() is None]
             for m in got:
                 frames.append(decode_batch(m.value(), m.key()).frame())
             if got:
                 last = now
-            elif (frames and now - last > idle) or (not frames and now - start > timeout):
+            elif frames and now - last > idle:
+                break
+            elif not frames and now - (joined or start) > timeout + (0 if joined else JOIN_GRACE):
                 break
     finally:
         src.close()
