@@ -153,15 +153,16 @@ def test_dask_cluster_gives_the_same_results(toy):
 
 @pytest.mark.slow
 def test_a_worker_that_runs_dry_takes_the_next_task():
-    # one series of 6 s and eight of 1 s on 2 workers, without work stealing (as on the lab's
+    # one series of 8 s and four of 1 s on 2 workers, without work stealing (as on the lab's
     # own LocalCluster). When each series was held by one worker, its task waited for that
-    # worker: the one with the long series ran 4 of the short ones after it, while the other
-    # ran dry.
+    # worker: the one with the long series ran 2 of the short ones after it, while the other
+    # ran dry. Now the other worker runs all four before the long one ends (with 3 s to spare
+    # for each task's fork and round trip on a loaded machine).
     import dask
     from distributed import Client, LocalCluster, get_task_stream
 
-    long_ = make_labelled_benchmark(n_series=1, n_rows=1200, random_state=0)
-    short = make_labelled_benchmark(n_series=8, n_rows=200, random_state=1)
+    long_ = make_labelled_benchmark(n_series=1, n_rows=1600, random_state=0)
+    short = make_labelled_benchmark(n_series=4, n_rows=200, random_state=1)
     data = {"toy": {"long": next(iter(long_.values())),
                     **{f"short{k}": f for k, f in enumerate(short.values())}}}
     with dask.config.set({"distributed.scheduler.work-stealing": False}), \
