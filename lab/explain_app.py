@@ -30,6 +30,19 @@ DISPLAY_POINTS = 2000
 #: Seconds shown either side of an episode when its row is clicked.
 ZOOM_MARGIN_S = 120
 _RANGE_KEY = re.compile(r"^xaxis\d*\.range(\[0\])?$")
+_AUTORANGE_KEY = re.compile(r"^xaxis\d*\.autorange$")
+#: In the browser: only the x-axis zooms, pans and resets of the graph reach the server,
+#: stamped so that the same zoom twice is two events. An autosize (the graph resized) or a
+#: mode change would start a figure call that makes Dash drop the one in flight.
+_X_ZOOMS_ONLY = """
+function (relayout) {
+    const keys = Object.keys(relayout || {});
+    if (!keys.some(k => /^xaxis\\d*\\.(range|autorange)/.test(k))) {
+        return window.dash_clientside.no_update;
+    }
+    return {relayout: relayout, at: Date.now()};
+}
+"""
 
 
 def minmax_downsample(x: np.ndarray, y: np.ndarray, n_out: int = DISPLAY_POINTS
@@ -189,7 +202,7 @@ def _parse_range(relayout: dict | None) -> tuple[Any, Any] | None | str:
     if not relayout:
         return None
     for key, value in relayout.items():
-        if key.endswith("autorange") and value:
+        if _AUTORANGE_KEY.match(key) and value:
             return "auto"
         m = _RANGE_KEY.match(key)
         if m and m.group(1):
@@ -261,7 +274,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, run_id: str | None = No
         dash_table.DataTable(id="episodes", columns=[
             {"name": c, "id": c} for c in ("start", "end", "peak", "channels")],
             page_size=15, style_cell={"fontFamily": "monospace", "textAlign": "left"}),
-        dcc.Store(id="episode-rows"),
+        dcc.Store(id="zoom"),
     ], style={"margin": "12px"})
 
     @app.callback(Output("night", "options"), Output("night", "value"), Input("run", "value"))
@@ -276,40 +289,37 @@ def build_app(runs_dir: str | os.PathLike | None = None, run_id: str | None = No
             return [], None
         row = by_id.loc[rid]
         eps = _night_data(row["staged"], row["output"], night)["episodes"]
-        return [{"start": f"{e.start:%H:%M:%S}", "end": f"{e.end:%H:%M:%S}",
+        # "id" is the row's id in the table's active_cell, whatever page shows it
+        return [{"id": i, "start": f"{e.start:%H:%M:%S}", "end": f"{e.end:%H:%M:%S}",
                  "peak": round(float(e.peak), 1), "channels": e.channels,
                  "t0": e.start.isoformat(), "t1": e.end.isoformat()}
-                for e in eps.itertuples(index=False)], None
+                for i, e in enumerate(eps.itertuples(index=False))], None
 
-    # The figure has two callbacks. Dash drops a call still in flight when the same
-    # callback fires again, and the graph's first relayout event (its autosize, sent
-    # while the first figure is being built) would drop the night's figure and leave
-    # the graph empty. So zoom and pan go through their own callback.
+    app.clientside_callback(_X_ZOOMS_ONLY, Output("zoom", "data"),
+                            Input("signals", "relayoutData"), prevent_initial_call=True)
+
+    # One callback draws the figure, so the latest of a night pick, an episode click
+    # and a zoom wins (Dash drops a call still in flight when the same callback fires).
     @app.callback(Output("signals", "figure"),
                   Input("night", "value"), Input("episodes", "active_cell"),
-                  State("run", "value"), State("episodes", "data"))
-    def _figure(night, cell, rid, rows):
+                  Input("zoom", "data"), State("run", "value"), State("episodes", "data"))
+    def _figure(night, cell, zoom, rid, rows):
         if not night:
             return {}
         row = by_id.loc[rid]
         data = _night_data(row["staged"], row["output"], night)
+        fired = dash.callback_context.triggered_prop_ids
         x_range = None
-        if dash.callback_context.triggered_id == "episodes" and cell and rows:
-            ep = rows[cell["row"]]
+        if "episodes.active_cell" in fired and cell and rows:
+            ep = {r["id"]: r for r in rows}[cell["row_id"]]
             margin = pd.Timedelta(seconds=ZOOM_MARGIN_S)
             x_range = (pd.Timestamp(ep["t0"]) - margin, pd.Timestamp(ep["t1"]) + margin)
+        elif "zoom.data" in fired and "night.value" not in fired and zoom:
+            asked = _parse_range(zoom["relayout"])
+            if asked is None:
+                return dash.no_update
+            x_range = None if asked == "auto" else asked
         return night_figure(data, x_range)
-
-    @app.callback(Output("signals", "figure", allow_duplicate=True),
-                  Input("signals", "relayoutData"),
-                  State("night", "value"), State("run", "value"), prevent_initial_call=True)
-    def _zoom(relayout, night, rid):
-        asked = _parse_range(relayout)
-        if asked is None or not night:
-            return dash.no_update
-        row = by_id.loc[rid]
-        data = _night_data(row["staged"], row["output"], night)
-        return night_figure(data, None if asked == "auto" else asked)
 
     return app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 import threading
 import time
@@ -97,6 +98,42 @@ _FLOW_X = ("const d = document.querySelector('#signals .js-plotly-plot').data"
 _RANGE = "return document.querySelector('#signals .js-plotly-plot').layout.xaxis.range"
 
 
+def _pick_night(browser, night):
+    """Pick ``night`` in the dropdown, as a user would."""
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, "#night").click()
+    option = _wait(lambda: browser.find_element(
+        By.XPATH, f'//label[contains(@class, "dash-dropdown-option")][.//input[@value="{night}"]]'),
+        "the night's option")
+    _wait(lambda: option.click() or True, "a clickable option")
+    _wait(lambda: night in browser.find_element(By.CSS_SELECTOR, "#night").text, "the pick")
+
+
+def _zoom_to(browser, lo, hi):
+    browser.execute_script("Plotly.relayout(document.querySelector('#signals .js-plotly-plot'),"
+                           " {'xaxis.range': [arguments[0], arguments[1]]})",
+                           f"{lo:%Y-%m-%d %H:%M:%S}", f"{hi:%Y-%m-%d %H:%M:%S}")
+
+
+def _slow_figures(app, seconds, zoom_seconds=None):
+    """Answer the app's figure callbacks ``seconds`` late (a loaded server), a zoom's
+    ``zoom_seconds`` late."""
+    wsgi_app = app.server.wsgi_app
+
+    def slow(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        if b'"signals.figure' in body:
+            changed = json.loads(body).get("changedPropIds", [])
+            zoom = any(c in ("zoom.data", "signals.relayoutData") for c in changed)
+            time.sleep(zoom_seconds if zoom and zoom_seconds is not None else seconds)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return wsgi_app(environ, start_response)
+
+    app.server.wsgi_app = slow
+    return app
+
+
 def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, browser, predicted):
     from selenium.webdriver.common.by import By
 
@@ -106,12 +143,7 @@ def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, bro
     assert {"Flow", "Press", "Leak", "MaskPress", "score", "threshold"} <= set(names)
     # pick the last night through the dropdown, as a user would
     night = sorted(episodes["night"].unique())[-1]
-    browser.find_element(By.CSS_SELECTOR, "#night").click()
-    option = _wait(lambda: browser.find_element(
-        By.XPATH, f'//label[contains(@class, "dash-dropdown-option")][.//input[@value="{night}"]]'),
-        "the night's option")
-    _wait(lambda: option.click() or True, "a clickable option")
-    _wait(lambda: night in browser.find_element(By.CSS_SELECTOR, "#night").text, "the pick")
+    _pick_night(browser, night)
     first = episodes[episodes["night"] == night].iloc[0]
     _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td")
           and first["start"].strftime("%H:%M:%S") in
@@ -130,9 +162,7 @@ def test_the_page_loads_picks_a_night_and_zooms_to_a_clicked_episode(server, bro
     # a user's zoom (as a drag or the scroll wheel would send it): the signals are
     # resampled for the new span only
     lo, hi = first["start"] - pd.Timedelta(minutes=1), first["start"] + pd.Timedelta(minutes=1)
-    browser.execute_script("Plotly.relayout(document.querySelector('#signals .js-plotly-plot'),"
-                           " {'xaxis.range': [arguments[0], arguments[1]]})",
-                           f"{lo:%Y-%m-%d %H:%M:%S}", f"{hi:%Y-%m-%d %H:%M:%S}")
+    _zoom_to(browser, lo, hi)
     slack = pd.Timedelta(seconds=1)
 
     def resampled():
@@ -152,17 +182,7 @@ def test_a_resize_while_the_figure_loads_does_not_leave_the_graph_empty(predicte
     from lab.explain_app import build_app
 
     runs, pred, _ = predicted
-    app = build_app(runs, pred)
-    wsgi_app = app.server.wsgi_app
-
-    def slow_figures(environ, start_response):
-        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        if b'"signals.figure"' in body:
-            time.sleep(3)
-        environ["wsgi.input"] = io.BytesIO(body)
-        return wsgi_app(environ, start_response)
-
-    app.server.wsgi_app = slow_figures
+    app = _slow_figures(build_app(runs, pred), 3)
     with _serving(app) as url:
         browser.get(url)
         _wait(lambda: browser.find_elements(By.CSS_SELECTOR, "#episodes td"), "the episodes")
@@ -172,3 +192,30 @@ def test_a_resize_while_the_figure_loads_does_not_leave_the_graph_empty(predicte
         finally:
             browser.set_window_size(*WINDOW)
     assert {"Flow", "Press", "score", "threshold"} <= set(names)
+
+
+def test_a_night_picked_while_a_zoom_loads_wins(predicted, browser):
+    # The latest request wins: a zoom into one night, then another night picked while the
+    # zoom's figure is still being built (and answered after the night's), ends on the
+    # picked night, whole.
+    from lab.explain_app import build_app
+
+    runs, pred, episodes = predicted
+    first, last = sorted(episodes["night"].unique())[0], sorted(episodes["night"].unique())[-1]
+    start = {n: pd.to_datetime(n, format="%Y%m%d_%H%M%S") for n in (first, last)}
+    with _serving(_slow_figures(build_app(runs, pred), 1, zoom_seconds=5)) as url:
+        browser.get(url)
+        _wait(lambda: browser.execute_script(_TRACES), "the figure")
+        lo = start[first] + pd.Timedelta(minutes=5)
+        _zoom_to(browser, lo, lo + pd.Timedelta(minutes=2))
+        _pick_night(browser, last)
+
+        def whole_last_night():
+            x = browser.execute_script(_FLOW_X)
+            if not x:
+                return False
+            x0, x1 = pd.Timestamp(x[0]), pd.Timestamp(x[-1])
+            return x0 >= start[last] and x1 - x0 > pd.Timedelta(minutes=25)
+        _wait(whole_last_night, "the picked night, whole", timeout=30)
+        time.sleep(5)  # a late answer to the zoom would land by now
+        assert whole_last_night()

@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["BOOTSTRAP_ENV", "Broker", "BrokerError", "bootstrap", "broker_bin", "create_topic",
@@ -23,8 +22,6 @@ BOOTSTRAP_ENV = "LAB_KAFKA_BOOTSTRAP"
 BROKER_START_TIMEOUT = 20.0
 #: Ports a broker that chooses its own port tries before giving up.
 BROKER_START_TRIES = 3
-#: Seconds a process that answered on its port gets to exit if the port was not its own.
-PORT_SETTLE_S = 0.2
 
 
 class BrokerError(RuntimeError):
@@ -72,29 +69,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(host: str, port: int, timeout: float,
-                  alive: Callable[[], bool] | None = None) -> bool:
-    """True once ``host:port`` accepts a connection, False after ``timeout`` seconds.
-
-    With ``alive`` (the process that should listen there is running), False
-    as soon as it is not, and the answer is checked again once the process
-    had :data:`PORT_SETTLE_S` to fail: a port that answers while its
-    process has exited is another process's.
-    """
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """True once ``host:port`` accepts a connection, False after ``timeout`` seconds."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if alive is not None and not alive():
-            return False
         try:
             with socket.create_connection((host, port), timeout=0.5):
-                pass
+                return True
         except OSError:
             time.sleep(0.1)
-            continue
-        if alive is None:
+    return False
+
+
+def _listens(process: subprocess.Popen, port: int, timeout: float) -> bool:
+    """True once ``process`` itself listens on TCP ``port``; False when it exits or times out.
+
+    Asked of the process (psutil), not of the port: a port that answers may be
+    another process's, taken between :func:`free_port` and the broker's bind.
+    """
+    import psutil
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and process.poll() is None:
+        try:
+            conns = psutil.Process(process.pid).net_connections(kind="tcp")
+        except psutil.Error:  # it exited meanwhile
+            conns = []
+        if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+               for c in conns):
             return True
-        time.sleep(PORT_SETTLE_S)
-        return alive()
+        time.sleep(0.1)
     return False
 
 
@@ -127,12 +131,12 @@ class Broker:
         self.host, self.port = host, port or free_port()
         self.bootstrap = f"{self.host}:{self.port}"
         self.process: subprocess.Popen | None = None
-        self._chosen_port = port is None
+        self._chosen_port = not port
 
     def start(self) -> Broker:
         # A port found free can be taken by another process before tansu binds it: tansu
-        # then exits, and a port that answers is someone else's. With a port of its own
-        # choosing, the broker tries another one.
+        # then exits (a port that answers is not proof: the broker must be the one that
+        # listens). With a port of its own choosing, the broker tries another one.
         for attempt in range(BROKER_START_TRIES if self._chosen_port else 1):
             if attempt:
                 self.port = free_port()
@@ -142,10 +146,12 @@ class Broker:
                 [str(broker_bin()), "broker", "--listener-url", url,
                  "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            opened = wait_for_port(self.host, self.port, BROKER_START_TIMEOUT,
-                                   alive=lambda: self.process.poll() is None)
-            if opened:
-                return self
+            try:
+                if _listens(self.process, self.port, BROKER_START_TIMEOUT):
+                    return self
+            except BaseException:  # Ctrl-C while it starts: no broker left behind
+                self.stop()
+                raise
             exited = self.process.poll() is not None
             self.stop()
             if not exited:
