@@ -213,9 +213,10 @@ def _make_n(tmp_path, *targets, **env):
     stamp = tmp_path / "stamp"
     stamp.touch()  # newer than pyproject.toml: no install
     # the Makefile's own defaults, whatever the caller's environment sets (a container
-    # often exports JUPYTER_IP)
+    # often exports JUPYTER_IP) or a parent make passes on (`make test JUPYTER_IP=...`)
     inherited = {k: v for k, v in os.environ.items()
-                 if k not in ("JUPYTER_IP", "JUPYTER_PORT", "MLFLOW_HOST", "MLFLOW_PORT")}
+                 if k not in ("JUPYTER_IP", "JUPYTER_PORT", "MLFLOW_HOST", "MLFLOW_PORT",
+                              "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     proc = subprocess.run(["make", "-n", *targets, f"STAMP={stamp}"], capture_output=True,
                           text=True, cwd=REPO_ROOT, env={**inherited, **env}, timeout=60)
     assert proc.returncode == 0, proc.stderr

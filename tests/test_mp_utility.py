@@ -69,7 +69,7 @@ def pid_and_sum(m):
     return np.array([os.getpid(), m.sum()])
 
 
-_calls: dict[str, int] = {}
+_calls: dict[tuple[str, int], int] = {}
 _deadlines: dict[str, float] = {}
 
 
@@ -81,7 +81,8 @@ def _wait_for_worker_slices(caller: int, flag: str, n: int) -> None:
     caller's first call is tensor_apply's probe, before any worker is started: it does not
     wait. In a worker, each call counts a slice and the n-th creates ``flag``.
     """
-    _calls[flag] = calls = _calls.get(flag, 0) + 1
+    key = (flag, os.getpid())  # a forked worker inherits the caller's counts
+    _calls[key] = calls = _calls.get(key, 0) + 1
     if os.getpid() != caller:
         if calls >= n:
             open(flag, "a").close()

@@ -328,7 +328,7 @@ def test_dead_kernel_fails_the_run_and_removes_its_socket_dir(tmp_path):
     # The run gets a temporary directory of its own, so the kernel directories
     # of tests running beside it (pytest-xdist) are not counted. It sits
     # directly under /tmp: an IPC socket path must stay under 108 bytes.
-    private_tmp = Path(tempfile.mkdtemp(prefix="lab-t-"))
+    private_tmp = Path(tempfile.mkdtemp(prefix="lab-t-", dir="/tmp"))
     try:
         proc = _cli("run", "10", "--out", str(tmp_path / "runs"),
                     env=dict(ENV, LAB_NOTEBOOKS=str(tmp_path / "nbs"), TMPDIR=str(private_tmp)))
