@@ -117,16 +117,15 @@ def _zoom_to(browser, lo, hi):
 
 
 def _slow_figures(app, seconds, zoom_seconds=None):
-    """Answer the app's figure callbacks ``seconds`` late (a loaded server), a zoom's
-    ``zoom_seconds`` late."""
+    """Answer the app's figure callback ``seconds`` late (a loaded server); a call that a
+    zoom started, ``zoom_seconds`` late (default ``seconds``)."""
     wsgi_app = app.server.wsgi_app
 
     def slow(environ, start_response):
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         if b'"signals.figure' in body:
-            changed = json.loads(body).get("changedPropIds", [])
-            zoom = any(c in ("zoom.data", "signals.relayoutData") for c in changed)
-            time.sleep(zoom_seconds if zoom and zoom_seconds is not None else seconds)
+            zoomed = "zoom.data" in json.loads(body).get("changedPropIds", [])
+            time.sleep(zoom_seconds if zoomed and zoom_seconds is not None else seconds)
         environ["wsgi.input"] = io.BytesIO(body)
         return wsgi_app(environ, start_response)
 
