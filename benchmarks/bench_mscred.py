@@ -13,15 +13,28 @@ this process (best of the repeats, the least disturbed by other load):
   20) against :func:`lab.models.mscred_layers.reconstruct_sliding`, which
   encodes each matrix once (also per ``--chunks`` value of its batch size);
 - for the lab model, ``MSCREDDetector.score`` per 1000 matrices end to end
-  (signature matrices, reconstruction, counting).
+  (signature matrices, reconstruction, counting);
+- for the lab model, training on blocks of ``BATCH`` consecutive windows,
+  each matrix encoded once (``MSCREDDetector(batching="blocks")``, the
+  default), against training on ``BATCH`` separate windows (``"windows"``).
+
+``--onednn`` measures only the training throughputs, each in child processes
+with oneDNN's kernels off and on (``TF_ENABLE_ONEDNN_OPTS=0`` or ``1``, read
+once when TensorFlow is imported), alternated, and gives every figure as a
+ratio of the ``"windows"`` path with oneDNN off, the lab's training before
+issue 20.
 
     .venv/bin/python benchmarks/bench_mscred.py [--repeat 3] [--quick] [--chunks 32,64,128]
+    .venv/bin/python benchmarks/bench_mscred.py --onednn [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,6 +47,7 @@ from lab.models.mscred import MSCREDDetector, _sequences  # noqa: E402
 from lab.models.mscred_layers import (  # noqa: E402
     SLIDING_BATCH,
     ConvLSTMSequence,
+    _BlockModel,
     build_mscred,
     reconstruct_sliding,
 )
@@ -57,19 +71,78 @@ def keras_reference(model: keras.Model) -> keras.Model:
 
 
 
+def training_throughputs(model: keras.Model, n_train: int, repeat: int, rng) -> dict:
+    """Samples per second of training on separate windows and on blocks, alternated."""
+    M = rng.normal(size=(n_train + STEPS - 1, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
+    X = _sequences(M, STEPS)
+    blocks = _BlockModel(model)
+    for m in (model, blocks):
+        m.compile(optimizer=keras.optimizers.Adam(2e-4), loss="mse")
+    model.train_on_batch(X[:BATCH], X[:BATCH, -1])  # build both training graphs
+    blocks.train_on_batch(M[None, :BATCH + STEPS - 1], M[None, STEPS - 1:BATCH + STEPS - 1])
+
+    def windows():
+        for lo in range(0, n_train, BATCH):
+            model.train_on_batch(X[lo:lo + BATCH], X[lo:lo + BATCH, -1])
+
+    def by_blocks():
+        for lo in range(0, n_train, BATCH):
+            block = M[None, lo:lo + BATCH + STEPS - 1]
+            blocks.train_on_batch(block, block[:, STEPS - 1:])
+
+    best = {"windows": np.inf, "blocks": np.inf}
+    for _ in range(repeat):
+        best["windows"] = min(best["windows"], best_of(windows, 1))
+        best["blocks"] = min(best["blocks"], best_of(by_blocks, 1))
+    return {name: n_train / t for name, t in best.items()}
+
+
+def onednn_table(repeat: int, quick: bool) -> None:
+    """Training throughputs with oneDNN off and on, in alternated child processes."""
+    runs: dict[str, list[dict]] = {"0": [], "1": []}
+    for _ in range(repeat):
+        for flag in runs:
+            env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag}
+            cmd = [sys.executable, __file__, "--train-only", "--repeat", "1"]
+            out = subprocess.run(cmd + (["--quick"] if quick else []), env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            runs[flag].append(json.loads(out.strip().splitlines()[-1]))
+    best = {(flag, path): max(r[path] for r in rs) for flag, rs in runs.items()
+            for path in ("windows", "blocks")}
+    ref = best[("0", "windows")]
+    print(f"MSCRED training throughput (samples/s, batch {BATCH}, paper network, {N_SERIES} "
+          f"series); best of {repeat} child processes each; {os.cpu_count()} CPU cores")
+    print()
+    print("| batching | oneDNN off | oneDNN on |")
+    print("|---|---|---|")
+    for path in ("windows", "blocks"):
+        cells = [f"{best[(flag, path)]:.1f} ({best[(flag, path)] / ref:.2f}x)" for flag in "01"]
+        print(f"| {path} | {' | '.join(cells)} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="2 repeats, fewer samples")
     ap.add_argument("--chunks", default="",
                     help="comma-separated batch sizes of reconstruct_sliding to time as well")
+    ap.add_argument("--onednn", action="store_true",
+                    help="training only, with oneDNN off and on, in child processes")
+    ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.onednn:
+        onednn_table(args.repeat, args.quick)
+        return
     chunks = [int(c) for c in args.chunks.split(",") if c]
     repeat = 2 if args.quick else args.repeat
     n_train = 4 * BATCH if args.quick else 16 * BATCH
     n_score = 100 if args.quick else 400
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
+    if args.train_only:  # a child of --onednn: one JSON line
+        print(json.dumps(training_throughputs(build_mscred(N_SERIES, N_SCALES, STEPS), n_train,
+                                              repeat, rng)))
+        return
     X = rng.normal(size=(n_train, STEPS, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
     ours = build_mscred(N_SERIES, N_SCALES, STEPS)
     reference = keras_reference(ours)
@@ -111,6 +184,10 @@ def main() -> None:
         for b, run in sliding.items():
             t_sliding[b] = min(t_sliding[b], best_of(run, 1))
 
+    # training on blocks of consecutive windows against separate windows, same network
+    throughput = training_throughputs(build_mscred(N_SERIES, N_SCALES, STEPS), n_train,
+                                      repeat, rng)
+
     # end to end: a detector fitted for one epoch on a short synthetic series
     df, _ = make_mscred_synthetic(n_series=N_SERIES, length=4000 if args.quick else 8000)
     det = MSCREDDetector(epochs=1).fit(df.iloc[:1200], valid=df.iloc[1200:1600])
@@ -141,6 +218,14 @@ def main() -> None:
               f"{per_window_s:.1f} | {1000 * t / n_score:.1f} | {t_window / t:.2f}x |")
     print(f"| `score` time per 1000 matrices, end to end (s) | | "
           f"{1000 * t_score / n_matrices:.1f} | |")
+    print()
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's default")
+    print(f"Training the lab network (TF_ENABLE_ONEDNN_OPTS: {onednn})")
+    print()
+    print("| measure | batching=\"windows\" | batching=\"blocks\" | speed-up |")
+    print("|---|---|---|---|")
+    print(f"| training throughput (samples/s, batch {BATCH}) | {throughput['windows']:.1f} | "
+          f"{throughput['blocks']:.1f} | {throughput['blocks'] / throughput['windows']:.2f}x |")
 
 
 if __name__ == "__main__":

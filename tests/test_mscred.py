@@ -35,20 +35,36 @@ def _bar_passed(ev: dict) -> bool:
 
 
 def _fit_recording(train, valid, **settings):
-    """Fit a plain MSCREDDetector, recording the arrays that reach the network."""
-    recorded = []
-    original = MSCREDDetector._dataset
+    """Fit a plain MSCREDDetector, recording every array handed to Keras for training.
 
-    def recording(self, Z):
-        X, y = original(self, Z)
-        recorded.append((X, y))
-        return X, y
+    ``recorded`` holds ``("fit", x, y, validation_data)`` for Keras ``fit``
+    (``batching="windows"``) and ``("batch", x, y)`` for each ``train_on_batch``
+    (``batching="blocks"``), in call order.
+    """
+    recorded = []
+    fit, train_on_batch = keras.Model.fit, keras.Model.train_on_batch
+
+    def recording_fit(self, x=None, y=None, **kwargs):
+        recorded.append(("fit", np.array(x), np.array(y), kwargs.get("validation_data")))
+        return fit(self, x, y, **kwargs)
+
+    def recording_batch(self, x=None, y=None, **kwargs):
+        recorded.append(("batch", np.array(x), np.array(y)))
+        return train_on_batch(self, x, y, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings(record=True) as caught:
-        mp.setattr(MSCREDDetector, "_dataset", recording)
+        mp.setattr(keras.Model, "fit", recording_fit)
+        mp.setattr(keras.Model, "train_on_batch", recording_batch)
         warnings.simplefilter("always")
         det = MSCREDDetector(**{**TINY, **settings}).fit(train, valid=valid)
     return det, caught, recorded
+
+
+def _part_matrices(det, part):
+    """The float32 signature matrices (channels last) of one period, standardised by ``det``."""
+    Z = (part.to_numpy() - det.mean_) / det.scale_
+    M, _ = signature_matrices(Z, windows=det.windows, step=det.step)
+    return np.moveaxis(M, 1, -1).astype("float32")
 
 
 class _Identity(MSCREDDetector):
@@ -177,14 +193,36 @@ def test_normalisation_uses_train_rows_only(data, fitted, identity):
     np.testing.assert_allclose(ident.mean_, first.mean(axis=0))
 
 
-def test_training_windows_come_from_train_only(data, fitted):
+def test_training_blocks_come_from_train_only(data, fitted):
+    """batching="blocks": each batch is consecutive matrices of the training part."""
     df, truth, train, valid, test = data
     det, _, recorded = fitted
-    (X_train, y_train), (X_valid, y_valid) = recorded
+    assert det.batching == "blocks" and {kind for kind, *_ in recorded} == {"batch"}
+    M = _part_matrices(det, train)
+    n_windows, length = len(M) - det.steps + 1, det.batch_size + det.steps - 1
+    covered = np.zeros(n_windows, int)
+    for _, x, y in recorded:
+        assert x.shape == (1, length, *M.shape[1:])
+        # a block of consecutive matrices of the training part: find where it starts
+        start = int(np.flatnonzero(M[: n_windows - det.batch_size + 1, 0, 0, 0]
+                                    == x[0, 0, 0, 0, 0])[0])
+        np.testing.assert_array_equal(x[0], M[start: start + length])
+        np.testing.assert_array_equal(y[0], x[0, det.steps - 1:])     # every window's last matrix
+        covered[start: start + det.batch_size] += 1
+    # one epoch: every training window once, or twice where the first or the last block
+    # overlaps its neighbour (the cuts are shifted, and the blocks clipped to the ends)
+    assert covered.min() == 1 and covered.max() <= 2
+    assert (covered == 2).sum() <= 2 * (det.batch_size - 1)
+
+
+def test_training_windows_come_from_train_only(data):
+    """batching="windows": Keras fit on the training part's sequences, validated on valid's."""
+    df, truth, train, valid, test = data
+    det, _, recorded = _fit_recording(train, valid, batching="windows")
+    [(kind, X_train, y_train, (X_valid, y_valid))] = recorded
+    assert kind == "fit"
     for part, X, y in ((train, X_train, y_train), (valid, X_valid, y_valid)):
-        Z = (part.to_numpy() - det.mean_) / det.scale_
-        M, _ = signature_matrices(Z, windows=det.windows, step=det.step)
-        M = np.moveaxis(M, 1, -1).astype("float32")
+        M = _part_matrices(det, part)
         # every sequence is `steps` consecutive, distinct matrices of this part alone
         assert len(X) == len(M) - det.steps + 1
         for j in range(det.steps):
@@ -199,7 +237,10 @@ def test_rows_after_train_never_enter_training(data, fitted):
     det, _, recorded = fitted
     # tau does not touch training either; fixing it here also tests the setting
     poisoned, _, poisoned_recorded = _fit_recording(train, valid * 50.0 + 100.0, tau=0.5)
-    np.testing.assert_array_equal(poisoned_recorded[0][0], recorded[0][0])
+    assert len(poisoned_recorded) == len(recorded)
+    for (_, x, y), (_, x0, y0) in zip(poisoned_recorded, recorded, strict=True):
+        np.testing.assert_array_equal(x, x0)
+        np.testing.assert_array_equal(y, y0)
     np.testing.assert_array_equal(poisoned.mean_, det.mean_)
     for got, expected in zip(poisoned.model_.get_weights(), det.model_.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)

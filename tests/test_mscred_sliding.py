@@ -139,3 +139,77 @@ def test_wrong_batch_size_and_model_raise():
     other = keras.Model(inputs, keras.layers.Reshape((5, 5, 3))(inputs[:, -1]), name="last")
     with pytest.raises(ValueError, match="model 'last' is not a build_mscred network"):
         reconstruct_sliding(other, _matrices(4, 5))
+
+
+# ----------------------------------------------------------------- training on blocks
+
+
+def _naive_block_starts(n_windows: int, size: int, offset: int) -> list[int]:
+    """Loop version: cut at k * size - offset, clip each block into [0, n_windows), dedupe;
+    under two blocks' worth of windows, the two end blocks."""
+    if n_windows < 2 * size:
+        return sorted({0, n_windows - size})
+    starts, k = [], 0
+    while True:
+        start = min(max(k * size - offset, 0), n_windows - size)
+        if start not in starts:
+            starts.append(start)
+        if start + size >= n_windows:
+            return starts
+        k += 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(1, 12), extra=st.integers(0, 60), data=st.data())
+def test_block_starts_cover_every_window_with_whole_blocks(size, extra, data):
+    n_windows = size + extra
+    offset = data.draw(st.integers(0, size - 1))
+    starts = mscred.block_starts(n_windows, size, offset)
+    assert starts.tolist() == _naive_block_starts(n_windows, size, offset)
+    covered = np.zeros(n_windows, int)
+    for s in starts:
+        assert 0 <= s <= n_windows - size          # a whole block of `size` windows
+        covered[s: s + size] += 1
+    assert covered.min() >= 1 and covered.max() <= 2
+    assert len(starts) in (-(-n_windows // size), -(-n_windows // size) + 1)
+
+
+@pytest.mark.parametrize("args, message", [
+    ((3, 4, 0), "n_windows must be >= 4, got 3"),
+    ((10, 0, 0), "size must be >= 1, got 0"),
+    ((10, 4, 4), "offset must be <= 3, got 4"),
+    ((10, 4, -1), "offset must be >= 0, got -1"),
+])
+def test_block_starts_refuses_bad_arguments(args, message):
+    with pytest.raises(ValueError, match=message):
+        mscred.block_starts(*args)
+
+
+@pytest.mark.parametrize("steps, n_blocks_windows", [(3, 4), (2, 1), (4, 6)])
+def test_a_block_step_is_the_windows_step(steps, n_blocks_windows):
+    """One SGD step on a block equals one step on its windows stacked as a batch.
+
+    The same loss (the mean squared error of each window's last matrix) and the
+    same gradients, so the same weights after the step, up to float32 rounding.
+    """
+    from lab.models.mscred_layers import _BlockModel
+
+    M = _matrices(n_blocks_windows + steps - 1, 6, seed=steps)
+    keras.utils.set_random_seed(1)
+    windows_net = build_mscred(6, 3, steps, filters=(2, 3, 2, 2))
+    block_net = build_mscred(6, 3, steps, filters=(2, 3, 2, 2))
+    block_net.set_weights(windows_net.get_weights())
+    block = _BlockModel(block_net)
+    windows_net.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    block.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    X = _sequences(M, steps)
+    before = block_net.get_weights()
+    loss_windows = float(windows_net.train_on_batch(X, X[:, -1]))
+    loss_block = float(block.train_on_batch(M[None], M[None, steps - 1:]))
+    assert loss_block == pytest.approx(loss_windows, rel=1e-5)
+    moved = 0.0
+    for got, expected, old in zip(block_net.get_weights(), windows_net.get_weights(), before,
+                                  strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+        moved = max(moved, float(np.abs(got - old).max()))
+    assert moved > 1e-3  # the step did train the shared network
