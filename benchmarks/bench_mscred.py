@@ -21,8 +21,7 @@ this process (best of the repeats, the least disturbed by other load):
 ``--onednn`` measures only the training throughputs, each in child processes
 with oneDNN's kernels off and on (``TF_ENABLE_ONEDNN_OPTS=0`` or ``1``, read
 once when TensorFlow is imported), alternated, and gives every figure as a
-ratio of the ``"windows"`` path with oneDNN off, the lab's training before
-issue 20.
+ratio of the ``"windows"`` path with oneDNN off.
 
     .venv/bin/python benchmarks/bench_mscred.py [--repeat 3] [--quick] [--chunks 32,64,128]
     .venv/bin/python benchmarks/bench_mscred.py --onednn [--repeat 3]
@@ -104,9 +103,12 @@ def onednn_table(repeat: int, quick: bool) -> None:
         for flag in runs:
             env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag}
             cmd = [sys.executable, __file__, "--train-only", "--repeat", "1"]
-            out = subprocess.run(cmd + (["--quick"] if quick else []), env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            runs[flag].append(json.loads(out.strip().splitlines()[-1]))
+            done = subprocess.run(cmd + (["--quick"] if quick else []), env=env,
+                                  capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"the child with TF_ENABLE_ONEDNN_OPTS={flag} failed:\n"
+                                 f"{done.stderr[-3000:]}")
+            runs[flag].append(json.loads(done.stdout.strip().splitlines()[-1]))
     best = {(flag, path): max(r[path] for r in rs) for flag, rs in runs.items()
             for path in ("windows", "blocks")}
     ref = best[("0", "windows")]
@@ -134,7 +136,7 @@ def main() -> None:
         onednn_table(args.repeat, args.quick)
         return
     chunks = [int(c) for c in args.chunks.split(",") if c]
-    repeat = 2 if args.quick else args.repeat
+    repeat = args.repeat if args.train_only else 2 if args.quick else args.repeat
     n_train = 4 * BATCH if args.quick else 16 * BATCH
     n_score = 100 if args.quick else 400
     keras.utils.set_random_seed(0)

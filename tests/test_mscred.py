@@ -215,6 +215,56 @@ def test_training_blocks_come_from_train_only(data, fitted):
     assert (covered == 2).sum() <= 2 * (det.batch_size - 1)
 
 
+def test_blocks_move_between_epochs_and_the_history_is_their_mean(data):
+    """Two epochs: each covers every window, the cuts and the order change, and history_
+    holds the mean block loss and the validation error of every validation window."""
+    from lab.models.mscred_layers import reconstruct_sliding
+
+    df, truth, train, valid, test = data
+    batch_losses = []
+    original = keras.Model.train_on_batch
+
+    def recording(self, x=None, y=None, **kwargs):
+        loss = original(self, x, y, **kwargs)
+        batch_losses.append(float(loss))
+        return loss
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keras.Model, "train_on_batch", recording)
+        det, _, recorded = _fit_recording(train, valid, epochs=2, batch_size=8)
+    M = _part_matrices(det, train)
+    n_windows = len(M) - det.steps + 1
+    starts = [int(np.flatnonzero(M[: n_windows - 7, 0, 0, 0] == x[0, 0, 0, 0, 0])[0])
+              for _, x, _ in recorded]
+    # the epochs split where each has covered every window once
+    covered, cut = np.zeros(n_windows, int), None
+    for i, start in enumerate(starts):
+        covered[start: start + 8] += 1
+        if cut is None and covered.min() == 1:
+            cut = i + 1
+    first, second = starts[:cut], starts[cut:]
+    assert len(first) in (-(-n_windows // 8), -(-n_windows // 8) + 1)
+    assert sorted(first) != sorted(second)         # the cuts moved
+    assert first != sorted(first) and second != sorted(second)  # random order
+    assert det.history_["loss"][0] == pytest.approx(np.mean(batch_losses[:cut]))
+    assert det.history_["loss"][1] == pytest.approx(np.mean(batch_losses[cut:]))
+    V = _part_matrices(det, valid)
+    error = np.mean(np.square(reconstruct_sliding(det.model_, V) - V[det.steps - 1:],
+                              dtype=np.float64))
+    assert det.history_["val_loss"][1] == pytest.approx(error, rel=1e-6)
+
+
+def test_blocks_with_fewer_windows_than_a_batch(data):
+    """One block of every window, when the training part holds fewer than batch_size."""
+    df, truth, train, valid, test = data
+    det, _, recorded = _fit_recording(train.iloc[:100], valid, batch_size=64)
+    M = _part_matrices(det, train.iloc[:100])
+    [(kind, x, y)] = recorded
+    np.testing.assert_array_equal(x[0], M)
+    np.testing.assert_array_equal(y[0], M[det.steps - 1:])
+    assert det.batching_ == "blocks"
+
+
 def test_training_windows_come_from_train_only(data):
     """batching="windows": Keras fit on the training part's sequences, validated on valid's."""
     df, truth, train, valid, test = data
@@ -255,6 +305,8 @@ def test_rows_after_train_never_enter_training(data, fitted):
 def test_identity_model_is_flagged_and_fails_the_bar(data, identity):
     df, truth, train, valid, test = data
     det, caught = identity
+    # not a build_mscred network: trained by windows although batching is "blocks"
+    assert det.batching == "blocks" and det.batching_ == "windows"
     assert any(w.category is IdentityMappingWarning for w in caught)
     message = next(str(w.message) for w in caught if w.category is IdentityMappingWarning)
     assert "identity mapping" in message and "collapsed" in message
@@ -426,7 +478,22 @@ def test_save_load_round_trip(tmp_path, data, fitted):
     loaded = MSCREDDetector.load(tmp_path / "mscred")
     assert loaded.threshold_ == det.threshold_ and loaded.tau_ == det.tau_
     assert loaded.windows == det.windows and loaded.columns_ == det.columns_
+    assert loaded.get_params() == det.get_params() and loaded.batching_ == "blocks"
     pd.testing.assert_series_equal(loaded.score(test), det.score(test))
+
+
+def test_a_model_saved_without_batching_loads(tmp_path, fitted):
+    """Models saved before ``batching`` existed load, with the default."""
+    import json
+
+    det, _, _ = fitted
+    det.save(tmp_path / "old")
+    settings = json.loads((tmp_path / "old" / "settings.json").read_text())
+    del settings["params"]["batching"]
+    settings["state"].pop("batching_", None)
+    (tmp_path / "old" / "settings.json").write_text(json.dumps(settings))
+    loaded = MSCREDDetector.load(tmp_path / "old")
+    assert loaded.batching == "blocks" and loaded.threshold_ == det.threshold_
 
 
 def test_load_refuses_what_is_not_a_model(tmp_path, fitted):
@@ -469,6 +536,9 @@ def test_bad_input(data):
         det.fit(train, valid=valid.rename(columns={"x00": "other"}))
     with pytest.raises(ValueError, match="alpha"):
         MSCREDDetector(**{**TINY, "alpha": 0}).fit(train, valid=valid)
+    with pytest.raises(ValueError, match=r"batching must be one of \('blocks', 'windows'\), "
+                                         "got 'shuffled'"):
+        MSCREDDetector(**{**TINY, "batching": "shuffled"}).fit(train, valid=valid)
     # the call of the old signature, fit(train, valid), is refused, not read as y
     with pytest.raises(TypeError, match="valid=valid"):
         det.fit(train, valid)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lab.models.mscred as mscred
+import lab.models.mscred_train as mscred_train
 from lab.datasets import make_mscred_synthetic
 from lab.models.mscred import MSCREDDetector, _sequences
 from lab.models.mscred_layers import build_mscred, reconstruct_sliding
@@ -164,7 +165,7 @@ def _naive_block_starts(n_windows: int, size: int, offset: int) -> list[int]:
 def test_block_starts_cover_every_window_with_whole_blocks(size, extra, data):
     n_windows = size + extra
     offset = data.draw(st.integers(0, size - 1))
-    starts = mscred.block_starts(n_windows, size, offset)
+    starts = mscred_train.block_starts(n_windows, size, offset)
     assert starts.tolist() == _naive_block_starts(n_windows, size, offset)
     covered = np.zeros(n_windows, int)
     for s in starts:
@@ -182,10 +183,10 @@ def test_block_starts_cover_every_window_with_whole_blocks(size, extra, data):
 ])
 def test_block_starts_refuses_bad_arguments(args, message):
     with pytest.raises(ValueError, match=message):
-        mscred.block_starts(*args)
+        mscred_train.block_starts(*args)
 
 
-@pytest.mark.parametrize("steps, n_blocks_windows", [(3, 4), (2, 1), (4, 6)])
+@pytest.mark.parametrize("steps, n_blocks_windows", [(3, 4), (2, 1), (4, 6), (1, 4)])
 def test_a_block_step_is_the_windows_step(steps, n_blocks_windows):
     """One SGD step on a block equals one step on its windows stacked as a batch.
 

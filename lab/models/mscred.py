@@ -45,12 +45,12 @@ from lab.models.mscred_layers import (
     FILTERS,
     MIN_SERIES,
     SLIDING_BATCH,
-    _BlockModel,
     build_mscred,
     check_filters,
     is_mscred_network,
     reconstruct_sliding,
 )
+from lab.models.mscred_train import BATCHINGS, _sequences, train_blocks, train_windows
 from lab.models.thresholds import DEFAULT_CONTAMINATION
 from lab.tensor_utility import signature_matrices
 
@@ -61,8 +61,6 @@ __all__ = [
     "MatrixOverflowWarning",
     "TAU_QUANTILE",
     "VALID_FRACTION",
-    "BATCHINGS",
-    "block_starts",
 ]
 
 #: Default number of training epochs (see docs/mscred.md for the choice).
@@ -70,10 +68,6 @@ DEFAULT_EPOCHS = 8
 #: Default minibatch size: small batches give more Adam updates per epoch, which
 #: matters more than throughput at the paper's learning rate of 2e-4.
 DEFAULT_BATCH_SIZE = 8
-#: How training batches are cut: "blocks" of consecutive windows, each matrix
-#: encoded once per batch (1.5x the throughput of "windows" on 2 CPU cores;
-#: docs/mscred.md, issue 20), or "windows" drawn at random, each encoded whole.
-BATCHINGS = ("blocks", "windows")
 #: Minibatch size of ``predict`` for networks that are not :func:`build_mscred`'s
 #: (tests plug in degenerate ones); those use every window whole.
 _PREDICT_BATCH = 64
@@ -127,13 +121,6 @@ def _to_channels_last(M: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.moveaxis(M, 1, -1), dtype=np.float32)
 
 
-def _sequences(M: np.ndarray, steps: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
-    """Sequences ``M[k - steps + 1 : k + 1]`` for k in ``[steps - 1 + lo, steps - 1 + hi)``."""
-    windows = np.lib.stride_tricks.sliding_window_view(M, steps, axis=0)
-    windows = windows[lo:hi]
-    return np.ascontiguousarray(np.moveaxis(windows, -1, 1))
-
-
 def _count_kernel(residual: np.ndarray, tau: float) -> np.ndarray:
     # "not <= tau" rather than "> tau": a NaN residual (a matrix that overflowed
     # float32) counts as poorly reconstructed instead of silently as normal
@@ -147,82 +134,6 @@ def _overflow_kernel(M: np.ndarray) -> np.ndarray:
     diagonal entries are finite cannot overflow an entry on its own.
     """
     return ~np.isfinite(np.diagonal(M, axis1=1, axis2=2)).all(axis=1)
-
-
-class _Progress(keras.callbacks.Callback):
-    """A tqdm progress bar over all training batches, with the last losses."""
-
-    def __init__(self, total: int):
-        super().__init__()
-        import sys
-
-        from lab.runner import is_headless
-
-        if is_headless():
-            # `lab run` shows stdout on its console and keeps the bar's final
-            # state in the report; a widget would be a stale 0% there
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc="MSCRED training", unit="batch", file=sys.stdout)
-        else:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, desc="MSCRED training", unit="batch")
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._bar.update(1)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        self._bar.set_postfix(epoch=epoch + 1, loss=f"{logs.get('loss', math.nan):.4g}",
-                              val_loss=f"{logs.get('val_loss', math.nan):.4g}")
-
-    def on_train_end(self, logs=None):
-        self._bar.close()
-
-
-def block_starts(n_windows: int, size: int, offset: int) -> np.ndarray:
-    """First windows of the blocks of ``size`` windows cut at ``k * size - offset``.
-
-    The starts are clipped to ``[0, n_windows - size]`` and made unique, so
-    every block is whole, and every window is in one block or, where the first
-    and the last block overlap their neighbours, two. Fewer than
-    ``2 * size`` windows give the two end blocks alone. MSCRED's "blocks" training
-    draws ``offset`` anew every epoch, so that the cuts move.
-
-    Parameters
-    ----------
-    n_windows : int
-        Windows to cover, at least ``size``.
-    size : int
-        Windows per block, at least 1.
-    offset : int
-        Shift of the cuts, in ``[0, size)``.
-
-    Returns
-    -------
-    ndarray of int
-        Increasing starts, ``ceil(n_windows / size)`` of them or one more.
-
-    Raises
-    ------
-    ValueError
-        If ``size < 1``, ``n_windows < size`` or ``offset`` is outside
-        ``[0, size)``.
-
-    Examples
-    --------
-    >>> block_starts(10, 4, 0).tolist(), block_starts(10, 4, 3).tolist()
-    ([0, 4, 6], [0, 1, 5, 6])
-    """
-    size = _check_int(size, "size", minimum=1)
-    n_windows = _check_int(n_windows, "n_windows", minimum=size)
-    offset = _check_int(offset, "offset", minimum=0, maximum=size - 1)
-    if n_windows < 2 * size:
-        # the two end blocks already cover everything; a middle one would be a third copy
-        return np.unique([0, n_windows - size])
-    k = np.arange(-(-n_windows // size) + 1)
-    return np.unique(np.clip(k * size - offset, 0, n_windows - size))
 
 
 # --------------------------------------------------------------------------- detector
@@ -265,15 +176,17 @@ class MSCREDDetector(BaseDetector):
     contamination : float, default 0.01
         For ``threshold="quantile"``.
     batching : {"blocks", "windows"}, default "blocks"
-        How training batches are cut. "blocks": each batch is ``batch_size``
-        consecutive windows, and each of its ``batch_size + steps - 1``
-        matrices is encoded once (the blocks' cuts move every epoch and the
-        blocks come in random order); 1.5x the throughput of "windows" on 2
-        CPU cores. "windows": ``batch_size`` windows drawn at random, each
-        encoded whole (Keras ``fit``, the paper's minibatches). The loss is
-        the same mean squared error of each window's last matrix. A network
-        that is not :func:`~lab.models.mscred_layers.build_mscred`'s trains
-        by "windows".
+        How training batches are cut (:mod:`lab.models.mscred_train`).
+        "blocks": each batch is ``batch_size`` consecutive windows, and each
+        of its ``batch_size + steps - 1`` matrices is encoded once; the cuts
+        move every epoch, the blocks come in random order, and up to
+        ``2 * (batch_size - 1)`` windows at the ends are seen twice an epoch.
+        "windows": ``batch_size`` windows drawn at random, each encoded whole
+        (Keras ``fit``). Each batch's loss is the same mean squared error of
+        its windows' last matrices. On 2 AVX2 cores "blocks" trains 1.64x as
+        fast with TensorFlow's default kernels and 1.48x with oneDNN's
+        (docs/mscred.md). A network that is not
+        :func:`~lab.models.mscred_layers.build_mscred`'s trains by "windows".
 
     Attributes
     ----------
@@ -298,6 +211,9 @@ class MSCREDDetector(BaseDetector):
         targets), ``probes``, ``probes_detected`` and ``probe_detection_rate``.
     fit_seconds_ : float
         Wall time of the training.
+    batching_ : str
+        The batching that trained ``model_``: ``batching``, or "windows" for
+        a network that is not :func:`~lab.models.mscred_layers.build_mscred`'s.
 
     Notes
     -----
@@ -338,6 +254,8 @@ class MSCREDDetector(BaseDetector):
     ('score', 1000, True)
     >>> len(det.scored_rows(df.iloc[1000:]))  # one matrix every 10 rows, 2 per sequence
     98
+    >>> det.batching_, len(det.history_["loss"])  # trained on blocks of consecutive windows
+    ('blocks', 1)
     >>> at = truth["start"][0] + 5
     >>> sorted(det.root_causes(df, at, k=3).index) == sorted(truth["root_causes"][0])
     True
@@ -345,7 +263,7 @@ class MSCREDDetector(BaseDetector):
 
     _keras_attrs = ("model_",)
     _state_attrs = ("mean_", "scale_", "tau_", "valid_score_max_", "history_",
-                    "identity_check_", "fit_seconds_")
+                    "identity_check_", "fit_seconds_", "batching_")
     _default_threshold = "native"
     _needs_valid = True
 
@@ -525,58 +443,15 @@ class MSCREDDetector(BaseDetector):
                     f"signature matrices of columns {self._names(series)} overflow float32; "
                     "rescale them, or leave such rows out of the normal data")
         model = self._build_model(Z_train.shape[1], len(tuple(self.windows)))
-        if self.batching == "blocks" and is_mscred_network(model):
-            self.history_ = self._train_blocks(model, M_train, M_valid, progress)
-        else:
-            self.history_ = self._train_windows(model, M_train, M_valid, progress)
+        # a network that is not build_mscred's (the tests' stand-ins) has no blocks path
+        self.batching_ = self.batching if is_mscred_network(model) else "windows"
+        train = train_blocks if self.batching_ == "blocks" else train_windows
+        self.history_ = train(model, M_train, M_valid, steps=self.steps, epochs=self.epochs,
+                              batch_size=self.batch_size, learning_rate=self.learning_rate,
+                              random_state=self.random_state, progress=progress)
         self.model_ = model
         target_power = float(np.mean(np.square(M_train[self.steps - 1 :], dtype=np.float64)))
         self._loss_ratio = self.history_["loss"][-1] / max(target_power, _MIN_SCALE)
-
-    def _train_windows(self, model: keras.Model, M_train: np.ndarray, M_valid: np.ndarray,
-                       progress: bool) -> dict:
-        """Keras ``fit`` on windows drawn at random (``batching="windows"``)."""
-        X_train, X_valid = _sequences(M_train, self.steps), _sequences(M_valid, self.steps)
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
-        callbacks = []
-        if progress:
-            callbacks.append(_Progress(self.epochs * math.ceil(len(X_train) / self.batch_size)))
-        fitted = model.fit(X_train, X_train[:, -1], validation_data=(X_valid, X_valid[:, -1]),
-                           epochs=self.epochs, batch_size=self.batch_size, shuffle=True,
-                           verbose=0, callbacks=callbacks)
-        return {"loss": [float(v) for v in fitted.history["loss"]],
-                "val_loss": [float(v) for v in fitted.history["val_loss"]]}
-
-    def _train_blocks(self, model: keras.Model, M_train: np.ndarray, M_valid: np.ndarray,
-                      progress: bool) -> dict:
-        """Adam on blocks of consecutive windows, each matrix encoded once (``"blocks"``)."""
-        steps = self.steps
-        trainer = _BlockModel(model)
-        trainer.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
-        n_windows = len(M_train) - steps + 1
-        size = min(self.batch_size, n_windows)
-        rng = np.random.default_rng(self.random_state)
-        # every epoch's blocks, cut at a new offset and shuffled
-        epochs = [rng.permutation(block_starts(n_windows, size, int(rng.integers(size))))
-                  for _ in range(self.epochs)]
-        bar = _Progress(sum(map(len, epochs))) if progress else None
-        history: dict = {"loss": [], "val_loss": []}
-        for epoch, starts in enumerate(epochs):
-            losses = []
-            for start in starts:
-                block = M_train[start : start + size + steps - 1][None]
-                losses.append(float(trainer.train_on_batch(block, block[:, steps - 1 :])))
-                if bar is not None:
-                    bar.on_train_batch_end(len(losses))
-            out = reconstruct_sliding(model, M_valid, batch_size=SLIDING_BATCH)
-            history["loss"].append(float(np.mean(losses)))
-            history["val_loss"].append(
-                float(np.mean(np.square(out - M_valid[steps - 1 :], dtype=np.float64))))
-            if bar is not None:
-                bar.on_epoch_end(epoch, {k: v[-1] for k, v in history.items()})
-        if bar is not None:
-            bar.on_train_end()
-        return history
 
     def _set_tau(self, Z_valid: np.ndarray) -> None:
         windows, step, steps = self._settings()
