@@ -42,13 +42,14 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lab.datasets import make_mscred_synthetic  # noqa: E402
-from lab.models.mscred import MSCREDDetector, _sequences  # noqa: E402
+from lab.models.mscred import MSCREDDetector  # noqa: E402
 from lab.models.mscred_layers import (  # noqa: E402
     SLIDING_BATCH,
     ConvLSTMSequence,
-    _BlockModel,
+    block_model,
     build_mscred,
     reconstruct_sliding,
+    window_sequences,
 )
 from lab.timing import best_of
 
@@ -73,8 +74,8 @@ def keras_reference(model: keras.Model) -> keras.Model:
 def training_throughputs(model: keras.Model, n_train: int, repeat: int, rng) -> dict:
     """Samples per second of training on separate windows and on blocks, alternated."""
     M = rng.normal(size=(n_train + STEPS - 1, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
-    X = _sequences(M, STEPS)
-    blocks = _BlockModel(model)
+    X = window_sequences(M, STEPS)
+    blocks = block_model(model)
     for m in (model, blocks):
         m.compile(optimizer=keras.optimizers.Adam(2e-4), loss="mse")
     model.train_on_batch(X[:BATCH], X[:BATCH, -1])  # build both training graphs
@@ -174,7 +175,7 @@ def main() -> None:
     M = rng.normal(size=(n_score + STEPS - 1, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
 
     def per_window():
-        return ours.predict(_sequences(M, STEPS), batch_size=64, verbose=0)
+        return ours.predict(window_sequences(M, STEPS), batch_size=64, verbose=0)
 
     sliding = {b: (lambda b=b: reconstruct_sliding(ours, M, batch_size=b))
                for b in dict.fromkeys([SLIDING_BATCH, *chunks])}

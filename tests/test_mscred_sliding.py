@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 import lab.models.mscred as mscred
 import lab.models.mscred_train as mscred_train
 from lab.datasets import make_mscred_synthetic
-from lab.models.mscred import MSCREDDetector, _sequences
-from lab.models.mscred_layers import build_mscred, reconstruct_sliding
+from lab.models.mscred import MSCREDDetector
+from lab.models.mscred_layers import (
+    block_model,
+    build_mscred,
+    reconstruct_sliding,
+    window_sequences,
+)
 
 # steps=1 models attend over one step, which Keras warns about
 pytestmark = pytest.mark.filterwarnings("ignore:You are using a softmax over axis 1")
@@ -36,7 +41,7 @@ def _matrices(n_matrices: int, n: int, n_scales: int = 3, seed: int = 0) -> np.n
 
 def _expected(model: keras.Model, M: np.ndarray) -> np.ndarray:
     """The per-window path: predict on every sequence of ``steps`` matrices."""
-    return np.asarray(model.predict(_sequences(M, model.input_shape[1]), verbose=0))
+    return np.asarray(model.predict(window_sequences(M, model.input_shape[1]), verbose=0))
 
 
 @pytest.mark.parametrize("n, steps, n_scales, filters, n_matrices, batch_size", [
@@ -193,17 +198,15 @@ def test_a_block_step_is_the_windows_step(steps, n_blocks_windows):
     The same loss (the mean squared error of each window's last matrix) and the
     same gradients, so the same weights after the step, up to float32 rounding.
     """
-    from lab.models.mscred_layers import _BlockModel
-
     M = _matrices(n_blocks_windows + steps - 1, 6, seed=steps)
     keras.utils.set_random_seed(1)
     windows_net = build_mscred(6, 3, steps, filters=(2, 3, 2, 2))
     block_net = build_mscred(6, 3, steps, filters=(2, 3, 2, 2))
     block_net.set_weights(windows_net.get_weights())
-    block = _BlockModel(block_net)
+    block = block_model(block_net)
     windows_net.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
     block.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
-    X = _sequences(M, steps)
+    X = window_sequences(M, steps)
     before = block_net.get_weights()
     loss_windows = float(windows_net.train_on_batch(X, X[:, -1]))
     loss_block = float(block.train_on_batch(M[None], M[None, steps - 1:]))
@@ -214,3 +217,10 @@ def test_a_block_step_is_the_windows_step(steps, n_blocks_windows):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
         moved = max(moved, float(np.abs(got - old).max()))
     assert moved > 1e-3  # the step did train the shared network
+
+
+def test_block_model_refuses_another_network():
+    inputs = keras.Input((2, 5, 5, 3))
+    other = keras.Model(inputs, keras.layers.Dense(3)(inputs[:, -1]))
+    with pytest.raises(ValueError, match="network must be a build_mscred network"):
+        block_model(other)

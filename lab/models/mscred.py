@@ -49,8 +49,9 @@ from lab.models.mscred_layers import (
     check_filters,
     is_mscred_network,
     reconstruct_sliding,
+    window_sequences,
 )
-from lab.models.mscred_train import BATCHINGS, _sequences, train_blocks, train_windows
+from lab.models.mscred_train import BATCHINGS, train_blocks, train_windows
 from lab.models.thresholds import DEFAULT_CONTAMINATION
 from lab.tensor_utility import signature_matrices
 
@@ -552,7 +553,7 @@ class MSCREDDetector(BaseDetector):
         if is_mscred_network(self.model_):
             return reconstruct_sliding(self.model_, M, batch_size=SLIDING_BATCH)
         return np.concatenate([
-            np.asarray(self.model_.predict(_sequences(M, self.steps, lo, lo + _PREDICT_BATCH),
+            np.asarray(self.model_.predict(window_sequences(M, self.steps, lo, lo + _PREDICT_BATCH),
                                            batch_size=_PREDICT_BATCH, verbose=0))
             for lo in range(0, len(M) - self.steps + 1, _PREDICT_BATCH)])
 

@@ -22,7 +22,8 @@ from keras import layers, ops
 from lab._validation import _as_shaped, _check_int
 
 __all__ = ["ConvLSTMSequence", "StepAttention", "build_mscred", "check_filters",
-           "reconstruct_sliding", "is_mscred_network", "FILTERS", "CHI", "MIN_SERIES", "SLIDING_BATCH"]
+           "reconstruct_sliding", "is_mscred_network", "window_sequences", "block_model",
+           "FILTERS", "CHI", "MIN_SERIES", "SLIDING_BATCH"]
 
 #: Channels of the four encoder levels (the paper's 32, 64, 128, 256).
 FILTERS = (32, 64, 128, 256)
@@ -443,8 +444,6 @@ class _BlockModel(keras.Model):
 
     def __init__(self, network: keras.Model, **kwargs):
         super().__init__(**{"name": "mscred_blocks", **kwargs})
-        if _mscred_parts(network) is None:
-            raise ValueError(f"model {network.name!r} is not a build_mscred network")
         self.network = network
         self.steps = int(network.input_shape[1])
 
@@ -453,3 +452,68 @@ class _BlockModel(keras.Model):
         gates = _encode_kernel(_mscred_parts(self.network), ops.reshape(blocks, (length, *matrix)))
         out = _windows_kernel(_mscred_parts(self.network), gates, self.steps, gather=True)
         return ops.expand_dims(out, 0)
+
+
+def block_model(network: keras.Model) -> keras.Model:
+    """A model that runs ``network`` on a block of consecutive matrices, for training by blocks.
+
+    Its input is one block ``(1, n_matrices, n, n, n_scales)``; its output,
+    ``(1, n_matrices - steps + 1, n, n, n_scales)``, reconstructs the last
+    matrix of every window of ``steps`` consecutive matrices in the block,
+    each matrix encoded once. It holds no weights of its own: compiling and
+    training it trains ``network`` (:func:`lab.models.mscred_train.train_blocks`).
+    Feed it one block per batch.
+
+    Parameters
+    ----------
+    network : keras.Model
+        A :func:`build_mscred` network.
+
+    Returns
+    -------
+    keras.Model
+
+    Raises
+    ------
+    ValueError
+        If ``network`` is not a :func:`build_mscred` network.
+
+    Examples
+    --------
+    >>> network = build_mscred(5, steps=2, filters=(2, 2, 2, 2))
+    >>> M = np.random.default_rng(0).normal(size=(6, 5, 5, 3)).astype("float32")
+    >>> out = np.asarray(block_model(network)(M[None]))
+    >>> out.shape, bool(np.allclose(out[0], reconstruct_sliding(network, M), atol=1e-5))
+    ((1, 5, 5, 5, 3), True)
+    """
+    if not isinstance(network, keras.Model) or _mscred_parts(network) is None:
+        raise ValueError(f"network must be a build_mscred network, got {network!r}")
+    return _BlockModel(network)
+
+
+def window_sequences(M: np.ndarray, steps: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
+    """The windows of ``steps`` consecutive matrices, stacked: MSCRED's input sequences.
+
+    Parameters
+    ----------
+    M : ndarray of shape (n_matrices, ...)
+        Consecutive matrices.
+    steps : int
+        Matrices per window.
+    lo, hi : int, optional
+        Only windows ``lo .. hi - 1`` (window ``k`` ends with matrix
+        ``k + steps - 1``).
+
+    Returns
+    -------
+    ndarray of shape (n_windows, steps, ...)
+        A contiguous copy.
+
+    Examples
+    --------
+    >>> window_sequences(np.arange(5), 3).tolist()
+    [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(M, steps, axis=0)
+    windows = windows[lo:hi]
+    return np.ascontiguousarray(np.moveaxis(windows, -1, 1))

@@ -16,20 +16,18 @@ import keras
 import numpy as np
 
 from lab._validation import _check_int
-from lab.models.mscred_layers import SLIDING_BATCH, _BlockModel, reconstruct_sliding
+from lab.models.mscred_layers import (
+    SLIDING_BATCH,
+    block_model,
+    reconstruct_sliding,
+    window_sequences,
+)
 
 __all__ = ["BATCHINGS", "block_starts", "train_blocks", "train_windows"]
 
 #: How training batches are cut: "blocks" of consecutive windows, each matrix encoded
 #: once per batch, or "windows" drawn at random, each encoded whole (docs/mscred.md).
 BATCHINGS = ("blocks", "windows")
-
-
-def _sequences(M: np.ndarray, steps: int, lo: int = 0, hi: int | None = None) -> np.ndarray:
-    """Sequences ``M[k - steps + 1 : k + 1]`` for k in ``[steps - 1 + lo, steps - 1 + hi)``."""
-    windows = np.lib.stride_tricks.sliding_window_view(M, steps, axis=0)
-    windows = windows[lo:hi]
-    return np.ascontiguousarray(np.moveaxis(windows, -1, 1))
 
 
 def block_starts(n_windows: int, size: int, offset: int) -> np.ndarray:
@@ -161,7 +159,7 @@ def train_blocks(model: keras.Model, M_train: np.ndarray, M_valid: np.ndarray, *
     >>> len(history["loss"]), len(history["val_loss"])
     (2, 2)
     """
-    trainer = _BlockModel(model)
+    trainer = block_model(model)
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     n_windows = len(M_train) - steps + 1
     size = min(batch_size, n_windows)
@@ -210,7 +208,7 @@ def train_windows(model: keras.Model, M_train: np.ndarray, M_valid: np.ndarray, 
     >>> len(history["loss"]), len(history["val_loss"])
     (2, 2)
     """
-    X_train, X_valid = _sequences(M_train, steps), _sequences(M_valid, steps)
+    X_train, X_valid = window_sequences(M_train, steps), window_sequences(M_valid, steps)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
     callbacks = [_Progress(epochs * math.ceil(len(X_train) / batch_size))] if progress else []
     fitted = model.fit(X_train, X_train[:, -1], validation_data=(X_valid, X_valid[:, -1]),
