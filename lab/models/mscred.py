@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lab._validation import _as_2d, _check_int
+from lab._validation import _as_2d, _check_int, _check_option
 from lab.models._base import BaseDetector, seed_everything
 from lab.models.mscred_layers import (
     FILTERS,
@@ -306,8 +306,7 @@ class MSCREDDetector(BaseDetector):
         self._settings()
         _check_int(self.epochs, "epochs", minimum=1)
         _check_int(self.batch_size, "batch_size", minimum=1)
-        if self.batching not in BATCHINGS:
-            raise ValueError(f"batching must be one of {BATCHINGS}, got {self.batching!r}")
+        _check_option(self.batching, "batching", BATCHINGS)
         _check_int(self.random_state, "random_state", minimum=0)
         check_filters(self.filters)
         for name in ("learning_rate", "alpha"):

@@ -449,9 +449,9 @@ class _BlockModel(keras.Model):
 
     def call(self, blocks):
         length, *matrix = blocks.shape[1:]
-        gates = _encode_kernel(_mscred_parts(self.network), ops.reshape(blocks, (length, *matrix)))
-        out = _windows_kernel(_mscred_parts(self.network), gates, self.steps, gather=True)
-        return ops.expand_dims(out, 0)
+        parts = _mscred_parts(self.network)
+        gates = _encode_kernel(parts, ops.reshape(blocks, (length, *matrix)))
+        return ops.expand_dims(_windows_kernel(parts, gates, self.steps, gather=True), 0)
 
 
 def block_model(network: keras.Model) -> keras.Model:
