@@ -9,10 +9,11 @@ head), scores the whole series, and judges the rows after the training part.
 - **Parallel:** the (detector, series) tasks run on ``dask.distributed``: a
   ``LocalCluster`` of worker processes with one thread each by default, or an
   existing cluster at ``dask=ADDRESS`` or ``$LAB_DASK_SCHEDULER``.
-- **Reliable:** each task runs in a child process forked for it, with a time
-  limit. A detector that raises, returns NaN or a score of the wrong length,
-  crashes the child or runs out of time is recorded as failed with the reason,
-  and the other tasks go on.
+- **Reliable:** the tasks of one series run one after the other in a child
+  process forked for them, each with its own time limit. A detector that
+  raises, returns NaN or a score of the wrong length, crashes the child or
+  runs out of time is recorded as failed with the reason, and the other tasks
+  go on (in a new child after a crash or a timeout).
 - **Cached:** every finished task is written at once to
   ``runs/.cache/benchmark/<key>.npz``, keyed on the detector's name, class and
   parameters, a hash of the series (values, index, labels, training rows),
@@ -53,6 +54,7 @@ import os
 import pickle
 import select
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -111,6 +113,20 @@ _ONE_THREAD_ENV = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "
 # numba's workqueue layer survives a fork (GNU OpenMP's does not: libgomp stops the child with
 # SIGTERM), so the workers can compile stumpy's kernels once and fork children that use them.
 _ONE_THREAD_ENV["NUMBA_THREADING_LAYER"] = "workqueue"
+# The lab's own LocalCluster. No work stealing: it moved _ONE_WORKER tasks to the other worker,
+# which set them up again. And dask's periodic watchers, made for a dashboard this cluster does
+# not have, run less often: idle, the client's process (scheduler and nannies) used 7% of a
+# core and each worker 5%, taken from the tasks when both cores compute (1.0% and 0.4% with
+# these settings; the event-loop tick, the workers' stack profiler, the GIL monitor, and the
+# system and memory monitors).
+_LOCAL_DASK_CONFIG = {
+    "distributed.scheduler.work-stealing": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.admin.system-monitor.gil.enabled": False,
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 # The columns of BenchmarkResult.table, in order (metric columns follow "status").
 _ID_COLUMNS = ("detector", "dataset", "series", "group", "n_rows", "train_rows", "status",
                "error", "fit_s", "score_s", "peak_mb", "cached")
@@ -383,10 +399,61 @@ def _rss_kb() -> int:
     return 0
 
 
-def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
-    """Run ``fn(*args)`` in a forked child; ``(status, result or reason)``."""
+def _reset_peak() -> bool:
+    """Set this process's peak resident memory (``VmHWM``) back to its resident memory now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_kb() -> int:
+    """This process's peak resident memory in kB (``VmHWM``, else ``ru_maxrss``)."""
     import resource
 
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
+    """Run ``fn(*args)`` in a forked child; ``(status, result or reason)``."""
+    return _forked_tasks(fn, [args], timeout)[0]
+
+
+def _forked_tasks(fn, arglist: Sequence[tuple], timeout: float) -> list[tuple[str, Any]]:
+    """Run ``fn(*args)`` for each ``args`` in turn in forked children.
+
+    Returns ``(status, result or reason)`` for each.
+
+    One child runs the tasks one after the other, each with its own time limit. A task past
+    its limit, or one that kills the child, is recorded, and a new child runs the rest.
+    """
+    outcomes: list[tuple[str, Any]] = []
+    while len(outcomes) < len(arglist):
+        outcomes.extend(_child_run(fn, arglist[len(outcomes):], timeout))
+    return outcomes
+
+
+# The length of each result a child writes to its pipe, before the pickled result.
+_FRAME = struct.Struct("<Q")
+
+
+def _child_run(fn, arglist: Sequence[tuple], timeout: float) -> list[tuple[str, Any]]:
+    """Fork one child that runs ``fn(*args)`` for each ``args`` in turn: the outcomes until
+    the first task that times out or kills the child (recorded as such), or all of them.
+
+    Each task of the leaderboard ran in a child of its own before: the fork of a worker of
+    700 MB with TensorFlow imported, and each child's first writes to the pages it shares
+    with that worker, cost about 100 ms of CPU a task (an Isolation Forest on 3,000 rows took
+    0.78 s in a fresh child against 0.50 s in a process that had run one before). One child
+    per series pays that once for the series' dozen detectors.
+    """
     r, w = os.pipe()
     # The child's garbage collector leaves this process's objects alone: a full collection
     # there walked all of them (TensorFlow's too), writing to every page of the heap, which
@@ -401,50 +468,64 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
     finally:
         if pid != 0:
             gc.unfreeze()
-    if pid == 0:  # pragma: no cover - the child, measured through its result
+    if pid == 0:  # pragma: no cover - the child, measured through its results
         code = 0
         try:
             os.close(r)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
-            start = _rss_kb()
-            try:
-                if _THREAD_POOLS:
-                    # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp
-                    # team that the parent started is not in this child (entering OpenMP
-                    # with it waited for those threads until the time limit)
-                    _THREAD_POOLS[0].limit(limits=1)
-                out = ("ok", fn(*args))
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                out[1]["peak_mb"] = max(peak - start, 0) / 1024.0
-            except BaseException as exc:  # noqa: BLE001 - every failure is a result
-                out = ("failed", f"{type(exc).__name__}: {exc}"[:2000])
-            data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(w, view):]
+            if _THREAD_POOLS:
+                # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp
+                # team that the parent started is not in this child (entering OpenMP
+                # with it waited for those threads until the time limit)
+                _THREAD_POOLS[0].limit(limits=1)
+            for k, args in enumerate(arglist):
+                # the peak of each task: where Linux cannot reset it, only the first is known
+                exact = _reset_peak() or k == 0
+                start = _rss_kb()
+                try:
+                    out = ("ok", fn(*args))
+                    out[1]["peak_mb"] = max(_peak_kb() - start, 0) / 1024.0 if exact \
+                        else math.nan
+                except BaseException as exc:  # noqa: BLE001 - every failure is a result
+                    out = ("failed", f"{type(exc).__name__}: {exc}"[:2000])
+                data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+                view = memoryview(_FRAME.pack(len(data)) + data)
+                while view:
+                    view = view[os.write(w, view):]
         except BaseException:  # noqa: BLE001
             code = 1
         finally:
             os._exit(code)
     os.close(w)
-    chunks = []
+    outcomes: list[tuple[str, Any]] = []
+    buffer = bytearray()
     deadline = time.monotonic() + timeout
     try:
-        while True:
+        while len(outcomes) < len(arglist):
             left = deadline - time.monotonic()
             if left <= 0:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                return "timeout", f"timed out after {timeout:g} s"
+                outcomes.append(("timeout", f"timed out after {timeout:g} s"))
+                return outcomes
             ready, _, _ = select.select([r], [], [], left)
-            if ready:
-                chunk = os.read(r, 1 << 20)
-                if not chunk:
+            if not ready:
+                continue
+            chunk = os.read(r, 1 << 20)
+            if not chunk:
+                break
+            buffer += chunk
+            while len(buffer) >= _FRAME.size:
+                (size,) = _FRAME.unpack_from(buffer)
+                if len(buffer) < _FRAME.size + size:
                     break
-                chunks.append(chunk)
+                # our own child's answer, read from a pipe only it and this process hold
+                outcomes.append(pickle.loads(buffer[_FRAME.size:_FRAME.size + size]))  # noqa: S301
+                del buffer[:_FRAME.size + size]
+                deadline = time.monotonic() + timeout  # the next task starts now
     except BaseException:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
@@ -453,13 +534,14 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
     finally:
         os.close(r)
     _, wstatus = os.waitpid(pid, 0)
-    if not chunks:
+    if len(outcomes) < len(arglist):
         if os.WIFSIGNALED(wstatus):
-            return "failed", f"the task's process died from signal {os.WTERMSIG(wstatus)}"
-        return "failed", f"the task's process exited {os.waitstatus_to_exitcode(wstatus)} " \
-                         "without a result"
-    # our own child's answer, read from a pipe only it and this process hold
-    return pickle.loads(b"".join(chunks))  # noqa: S301
+            reason = f"the task's process died from signal {os.WTERMSIG(wstatus)}"
+        else:
+            reason = f"the task's process exited {os.waitstatus_to_exitcode(wstatus)} " \
+                     "without a result"
+        outcomes.append(("failed", reason))
+    return outcomes
 
 
 # Detectors whose modules load Keras. TensorFlow and Keras are imported before the fork (the
@@ -538,11 +620,12 @@ def _warm_detector(spec: _DetectorSpec) -> None:
         detector.fit(np.random.default_rng(0).standard_normal((n, 1)))
 
 
-def _task(spec: _DetectorSpec, frame: pd.DataFrame, metrics: tuple[str, ...],
-          timeout: float) -> tuple[str, Any]:
-    """One (detector, series) task, as a dask worker runs it."""
-    _warm(spec)
-    return _forked(_evaluate, (spec, frame, metrics), timeout)
+def _series_groups(tasks: list, todo: list[int]) -> list[list[int]]:
+    """The tasks ``todo`` grouped by their series (frame), in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for i in todo:
+        groups.setdefault(id(tasks[i][3]), []).append(i)
+    return list(groups.values())
 
 
 # --------------------------------------------------------------------------- cache
@@ -920,14 +1003,12 @@ def _client(dask, workers: int):
         return
     import dask as dask_
 
-    # no work stealing: it moved _ONE_WORKER tasks to the other worker, which set them up again
-    with warnings.catch_warnings(), dask_.config.set({"distributed.scheduler.work-stealing":
-                                                      False}):
+    with warnings.catch_warnings(), dask_.config.set(_LOCAL_DASK_CONFIG):
         warnings.simplefilter("ignore")
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR,
                                env=_ONE_THREAD_ENV)
-    client = Client(cluster)
+        client = Client(cluster)
     try:
         yield client
     finally:
@@ -939,16 +1020,22 @@ def _client(dask, workers: int):
 
 def _series_job(specs: list[_DetectorSpec], frame: pd.DataFrame, metrics: tuple[str, ...],
                 timeout: float) -> list[tuple[str, Any]]:
-    """Several detectors' tasks on one series, one after the other, each in its own child."""
-    return [_task(spec, frame, metrics, timeout) for spec in specs]
+    """Several detectors' tasks on one series, one after the other, in one forked child.
+
+    Each task keeps its own time limit; one that times out or kills the child is recorded, and
+    a new child runs the rest (:func:`_forked_tasks`).
+    """
+    for spec in specs:
+        _warm(spec)
+    return _forked_tasks(_evaluate, [(spec, frame, metrics) for spec in specs], timeout)
 
 
 def _on_cluster(client, tasks: list, todo: list[int], metrics: tuple[str, ...], timeout: float,
                 done) -> None:
     """Run the tasks ``todo`` on the client's workers; ``done(i, status, payload)`` for each.
 
-    One dask task (a job) runs the detectors of one series one after the other, each still
-    in its own forked child with its own time limit: the client and the scheduler, which share
+    One dask task (a job) runs the detectors of one series one after the other in one forked
+    child, each with its own time limit (:func:`_series_job`): the client and the scheduler, which share
     the workers' cores, then handle a dozen times fewer tasks (with one dask task per
     detector and series they took a tenth of a core). The client places every job itself
     (greedy list scheduling, longest first): each worker thread has one job running and one
@@ -1035,8 +1122,8 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
         Some of :data:`METRICS`.
     workers : int, default 2
         Worker processes of the LocalCluster (one thread each). 0 runs the
-        tasks one after the other in this process (each still in a forked
-        child with the time limit), without dask.
+        tasks one after the other from this process (each series' tasks
+        still in a forked child, each with the time limit), without dask.
     dask : str or distributed.Client, optional
         An existing cluster's scheduler address, or a client; defaults to
         ``$LAB_DASK_SCHEDULER``. Then ``workers`` is not used.
@@ -1121,9 +1208,11 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
 
     try:
         if todo and workers == 0 and dask is None:
-            for i in todo:
-                spec, _, _, frame, _ = tasks[i]
-                _done(i, *_task(spec, frame, metrics, timeout))
+            for job in _series_groups(tasks, todo):
+                outcomes = _series_job([tasks[i][0] for i in job], tasks[job[0]][3], metrics,
+                                       timeout)
+                for i, outcome in zip(job, outcomes, strict=True):
+                    _done(i, *outcome)
         elif todo:
             with _client(dask, max(workers, 1)) as client:
                 _on_cluster(client, tasks, todo, metrics, timeout, _done)

@@ -151,6 +151,25 @@ def test_dask_cluster_gives_the_same_results(toy):
     pd.testing.assert_frame_equal(local.table[cols], dask.table[cols])
 
 
+def _callback_ms(dask_worker=None, dask_scheduler=None) -> dict:
+    server = dask_worker or dask_scheduler
+    return {k: v.callback_time for k, v in server.periodic_callbacks.items()}
+
+
+def test_the_labs_own_cluster_runs_dasks_watchers_rarely():
+    # dask's defaults cost the idle client 7% of a core and each worker 5%, which the tasks
+    # lose when both cores compute: no stack profiler, and the watchers once a second or less
+    from lab.benchmark import _client
+
+    with _client(None, 1) as client:
+        (worker,) = client.run(_callback_ms).values()
+        scheduler = client.run_on_scheduler(_callback_ms)
+    assert "profile" not in worker and "profile-cycle" not in worker, worker
+    for callbacks in (worker, scheduler):
+        assert callbacks["tick"] >= 1000 and callbacks["monitor"] >= 5000, callbacks
+    assert worker["memory_monitor"] >= 1000, worker
+
+
 @pytest.mark.slow
 def test_a_worker_that_runs_dry_takes_the_next_task():
     # one series of 8 s and four of 1 s on 2 workers, without work stealing (as on the lab's
@@ -181,9 +200,73 @@ def test_a_worker_that_runs_dry_takes_the_next_task():
     assert len(with_long) <= 2, sorted(with_long)
 
 
+def _child_task(mode: str, arg: float = 0.0) -> dict:
+    """A task for ``_forked_tasks``: returns its process id, and does what ``mode`` says."""
+    import os
+    import signal
+
+    if mode == "sleep":
+        time.sleep(arg)
+    elif mode == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "raise":
+        raise ValueError("on purpose")
+    elif mode == "alloc":  # arg MB, touched
+        block = np.ones(int(arg * 2**20) // 8)
+        return {"pid": os.getpid(), "sum": float(block.sum())}
+    elif mode == "big":  # a result of arg MB, far past a pipe's buffer
+        return {"pid": os.getpid(), "x": np.arange(int(arg * 2**20) // 8, dtype=np.float64)}
+    return {"pid": os.getpid()}
+
+
+def test_a_series_job_runs_its_tasks_in_one_child_each_with_its_own_limit():
+    import os
+
+    from lab.benchmark import _forked_tasks
+
+    # three tasks of 0.6 s under a 1.5 s limit each: a limit on the whole job would stop the
+    # third; a failure is a result and the child goes on
+    out = _forked_tasks(_child_task, [("sleep", 0.6), ("raise",), ("sleep", 0.6),
+                                      ("sleep", 0.6), ("plain",)], 1.5)
+    assert [s for s, _ in out] == ["ok", "failed", "ok", "ok", "ok"], out
+    assert out[1][1] == "ValueError: on purpose"
+    pids = {p["pid"] for s, p in out if s == "ok"}
+    assert len(pids) == 1 and os.getpid() not in pids
+    # a task past its limit, and one that kills its child: each is recorded, and a new child
+    # runs the rest
+    out = _forked_tasks(_child_task, [("plain",), ("sleep", 30.0), ("plain",), ("die",),
+                                      ("plain",), ("plain",)], 1.0)
+    assert [s for s, _ in out] == ["ok", "timeout", "ok", "failed", "ok", "ok"], out
+    assert out[1][1] == "timed out after 1 s"
+    assert out[3][1] == "the task's process died from signal 9"
+    first, second, third = out[0][1]["pid"], out[2][1]["pid"], out[4][1]["pid"]
+    assert len({first, second, third}) == 3 and out[5][1]["pid"] == third
+
+
+def test_results_larger_than_the_pipe_arrive_whole_and_in_order():
+    from lab.benchmark import _forked_tasks
+
+    out = _forked_tasks(_child_task, [("big", 3.0), ("plain",), ("big", 0.5), ("big", 2.0)], 60)
+    assert [s for s, _ in out] == ["ok"] * 4
+    for (_, payload), mb in zip([out[0], out[2], out[3]], (3.0, 0.5, 2.0), strict=True):
+        np.testing.assert_array_equal(payload["x"], np.arange(int(mb * 2**20) // 8))
+
+
+def test_each_task_in_a_child_reports_its_own_peak_memory():
+    from lab.benchmark import _forked_tasks
+
+    out = _forked_tasks(_child_task, [("alloc", 200.0), ("plain",), ("alloc", 50.0)], 60)
+    peaks = [p["peak_mb"] for _, p in out]
+    # the 200 MB of the first task are freed; the next ones start from there
+    assert 190 < peaks[0] < 260, peaks
+    assert peaks[1] < 20, peaks
+    assert 45 < peaks[2] < 110, peaks
+
+
 _KERAS_CHILD = """
 import os, sys
-from lab.benchmark import _detector_specs, _evaluate, _forked, _warm
+import numpy as np
+from lab.benchmark import _detector_specs, _evaluate, _forked, _forked_tasks, _warm
 from lab.datasets import make_labelled_benchmark
 
 def threads():
@@ -198,6 +281,15 @@ assert threads() <= before, f"the import started threads: {before} -> {threads()
 a = _forked(_evaluate, (spec, frame, ("vus_pr",)), 120)
 b = _forked(_evaluate, (spec, frame, ("vus_pr",)), 120)
 assert a[0] == b[0] == "ok", (a, b)
+# one child for several tasks, as a series' job runs them: a Keras fit after another in the
+# same process scores as in a fresh child
+other = _detector_specs(["hbos"])[0]
+_warm(other)
+c, d, e = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",)), (other, frame, ("vus_pr",)),
+                                    (spec, frame, ("vus_pr",))], 120)
+assert c[0] == d[0] == e[0] == "ok", (c, d, e)
+np.testing.assert_array_equal(c[1]["score"], a[1]["score"])
+np.testing.assert_array_equal(e[1]["score"], a[1]["score"])
 assert threads() <= before, f"a child's fit started threads here: {before} -> {threads()}"
 print(a[1]["metrics"]["vus_pr"], b[1]["metrics"]["vus_pr"])
 """
