@@ -52,6 +52,7 @@ import logging
 import math
 import os
 import pickle
+import random
 import select
 import signal
 import struct
@@ -426,33 +427,81 @@ def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
     return _forked_tasks(fn, [args], timeout)[0]
 
 
-def _forked_tasks(fn, arglist: Sequence[tuple], timeout: float) -> list[tuple[str, Any]]:
+def _forked_tasks(fn, arglist: Sequence[tuple], timeout: float,
+                  done=None) -> list[tuple[str, Any]]:
     """Run ``fn(*args)`` for each ``args`` in turn in forked children.
 
-    Returns ``(status, result or reason)`` for each.
+    Returns ``(status, result or reason)`` for each, and passes each to ``done(k, outcome)``
+    (when given) as soon as it is known.
 
     One child runs the tasks one after the other, each with its own time limit. A task past
     its limit, or one that kills the child, is recorded, and a new child runs the rest.
     """
     outcomes: list[tuple[str, Any]] = []
+
+    def _one(outcome: tuple[str, Any]) -> None:
+        if done is not None:
+            done(len(outcomes), outcome)
+        outcomes.append(outcome)
+
     while len(outcomes) < len(arglist):
-        outcomes.extend(_child_run(fn, arglist[len(outcomes):], timeout))
+        _child_run(fn, arglist[len(outcomes):], timeout, _one)
     return outcomes
 
 
 # The length of each result a child writes to its pipe, before the pickled result.
 _FRAME = struct.Struct("<Q")
+# How often the parent looks whether its child has died while the pipe stays open (a process
+# the task started may hold its end).
+_REAP_S = 1.0
 
 
-def _child_run(fn, arglist: Sequence[tuple], timeout: float) -> list[tuple[str, Any]]:
-    """Fork one child that runs ``fn(*args)`` for each ``args`` in turn: the outcomes until
-    the first task that times out or kills the child (recorded as such), or all of them.
+def _child_main(fn, arglist: Sequence[tuple], w: int) -> None:  # pragma: no cover - in the child
+    """The child of :func:`_child_run`: each task's outcome, framed, on the pipe ``w``."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    if _THREAD_POOLS:
+        # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp team that the
+        # parent started is not in this child (entering OpenMP with it waited for those
+        # threads until the time limit)
+        _THREAD_POOLS[0].limit(limits=1)
+    # Each task starts from the global random states the child was forked with, as it would
+    # in a child of its own (a seeded Keras detector reseeds numpy's and Python's). numpy's
+    # legacy global state is the one a detector without a seed draws from.
+    states = random.getstate(), np.random.get_state()  # noqa: NPY002
+    for k, args in enumerate(arglist):
+        random.setstate(states[0])
+        np.random.set_state(states[1])  # noqa: NPY002
+        # the peak of each task: where Linux cannot reset it, only the first one's is known
+        exact = _reset_peak() or k == 0
+        start = _rss_kb()
+        try:
+            out = ("ok", fn(*args))
+            out[1]["peak_mb"] = max(_peak_kb() - start, 0) / 1024.0 if exact else math.nan
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure is a result
+            out = ("failed", f"{type(exc).__name__}: {exc}"[:2000])
+        try:
+            data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001
+            data = pickle.dumps(("failed", f"the task's result could not be pickled: "
+                                           f"{type(exc).__name__}: {exc}"[:2000]))
+        os.write(w, _FRAME.pack(len(data)))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view):]
 
-    Each task of the leaderboard ran in a child of its own before: the fork of a worker of
-    700 MB with TensorFlow imported, and each child's first writes to the pages it shares
-    with that worker, cost about 100 ms of CPU a task (an Isolation Forest on 3,000 rows took
-    0.78 s in a fresh child against 0.50 s in a process that had run one before). One child
-    per series pays that once for the series' dozen detectors.
+
+def _child_run(fn, arglist: Sequence[tuple], timeout: float, done) -> None:
+    """Fork one child that runs ``fn(*args)`` for each ``args`` in turn; ``done(outcome)``
+    for each, until the first task that times out or kills the child (recorded as such).
+
+    One child per series rather than per task: the fork of a worker of 700 MB with
+    TensorFlow imported, and a child's first writes to the pages it shares with that worker,
+    cost about 100 ms of CPU (an Isolation Forest on 3,000 rows took 0.78 s in a fresh child
+    against 0.50 s in a process that had run one before).
     """
     r, w = os.pipe()
     # The child's garbage collector leaves this process's objects alone: a full collection
@@ -465,6 +514,10 @@ def _child_run(fn, arglist: Sequence[tuple], timeout: float) -> list[tuple[str, 
             # a dask worker or a kernel has threads; the child only computes and exits
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
     finally:
         if pid != 0:
             gc.unfreeze()
@@ -472,47 +525,35 @@ def _child_run(fn, arglist: Sequence[tuple], timeout: float) -> list[tuple[str, 
         code = 0
         try:
             os.close(r)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            if _THREAD_POOLS:
-                # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp
-                # team that the parent started is not in this child (entering OpenMP
-                # with it waited for those threads until the time limit)
-                _THREAD_POOLS[0].limit(limits=1)
-            for k, args in enumerate(arglist):
-                # the peak of each task: where Linux cannot reset it, only the first is known
-                exact = _reset_peak() or k == 0
-                start = _rss_kb()
-                try:
-                    out = ("ok", fn(*args))
-                    out[1]["peak_mb"] = max(_peak_kb() - start, 0) / 1024.0 if exact \
-                        else math.nan
-                except BaseException as exc:  # noqa: BLE001 - every failure is a result
-                    out = ("failed", f"{type(exc).__name__}: {exc}"[:2000])
-                data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
-                view = memoryview(_FRAME.pack(len(data)) + data)
-                while view:
-                    view = view[os.write(w, view):]
+            _child_main(fn, arglist, w)
         except BaseException:  # noqa: BLE001
             code = 1
         finally:
             os._exit(code)
     os.close(w)
-    outcomes: list[tuple[str, Any]] = []
+    count = 0
     buffer = bytearray()
     deadline = time.monotonic() + timeout
+    wstatus = None  # set once the child is reaped
     try:
-        while len(outcomes) < len(arglist):
+        while count < len(arglist):
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 and wstatus is None:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-                outcomes.append(("timeout", f"timed out after {timeout:g} s"))
-                return outcomes
-            ready, _, _ = select.select([r], [], [], left)
+                wstatus = 0
+                done(("timeout", f"timed out after {timeout:g} s"))
+                return
+            # once the child is reaped, only what it wrote before it died is left to read
+            ready, _, _ = select.select([r], [], [],
+                                        0.0 if wstatus is not None else min(left, _REAP_S))
             if not ready:
+                if wstatus is not None:
+                    break
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+                if reaped:
+                    wstatus = status
                 continue
             chunk = os.read(r, 1 << 20)
             if not chunk:
@@ -523,25 +564,27 @@ def _child_run(fn, arglist: Sequence[tuple], timeout: float) -> list[tuple[str, 
                 if len(buffer) < _FRAME.size + size:
                     break
                 # our own child's answer, read from a pipe only it and this process hold
-                outcomes.append(pickle.loads(buffer[_FRAME.size:_FRAME.size + size]))  # noqa: S301
+                done(pickle.loads(buffer[_FRAME.size:_FRAME.size + size]))  # noqa: S301
+                count += 1
                 del buffer[:_FRAME.size + size]
                 deadline = time.monotonic() + timeout  # the next task starts now
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        if wstatus is None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
         raise
     finally:
         os.close(r)
-    _, wstatus = os.waitpid(pid, 0)
-    if len(outcomes) < len(arglist):
+    if wstatus is None:
+        _, wstatus = os.waitpid(pid, 0)
+    if count < len(arglist):
         if os.WIFSIGNALED(wstatus):
             reason = f"the task's process died from signal {os.WTERMSIG(wstatus)}"
         else:
             reason = f"the task's process exited {os.waitstatus_to_exitcode(wstatus)} " \
                      "without a result"
-        outcomes.append(("failed", reason))
-    return outcomes
+        done(("failed", reason))
 
 
 # Detectors whose modules load Keras. TensorFlow and Keras are imported before the fork (the
@@ -677,7 +720,9 @@ class BenchmarkResult:
         One row per (detector, series): ``detector, dataset, series, group,
         n_rows, train_rows, status`` (``ok``, ``failed``, ``timeout``),
         ``error``, ``fit_s``, ``score_s``, ``peak_mb`` (peak resident memory
-        of the task above its start), ``threshold`` (the detector's
+        of the task above its start; memory that the series' earlier tasks
+        left with the allocator is reused and not counted, and it is NaN
+        after the first task where Linux cannot reset the peak), ``threshold`` (the detector's
         ``threshold_``; inf without one), ``cached``, then the metric columns and
         ``tp, fp, fn, tn`` of the detector's own alarms on the test rows.
     scores : dict
@@ -1008,7 +1053,11 @@ def _client(dask, workers: int):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None, silence_logs=logging.ERROR,
                                env=_ONE_THREAD_ENV)
-        client = Client(cluster)
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
     try:
         yield client
     finally:
@@ -1019,7 +1068,7 @@ def _client(dask, workers: int):
 
 
 def _series_job(specs: list[_DetectorSpec], frame: pd.DataFrame, metrics: tuple[str, ...],
-                timeout: float) -> list[tuple[str, Any]]:
+                timeout: float, done=None) -> list[tuple[str, Any]]:
     """Several detectors' tasks on one series, one after the other, in one forked child.
 
     Each task keeps its own time limit; one that times out or kills the child is recorded, and
@@ -1027,7 +1076,7 @@ def _series_job(specs: list[_DetectorSpec], frame: pd.DataFrame, metrics: tuple[
     """
     for spec in specs:
         _warm(spec)
-    return _forked_tasks(_evaluate, [(spec, frame, metrics) for spec in specs], timeout)
+    return _forked_tasks(_evaluate, [(spec, frame, metrics) for spec in specs], timeout, done)
 
 
 def _on_cluster(client, tasks: list, todo: list[int], metrics: tuple[str, ...], timeout: float,
@@ -1209,10 +1258,8 @@ def run_benchmark(detectors, datasets, metrics: Sequence[str] = METRICS, *,
     try:
         if todo and workers == 0 and dask is None:
             for job in _series_groups(tasks, todo):
-                outcomes = _series_job([tasks[i][0] for i in job], tasks[job[0]][3], metrics,
-                                       timeout)
-                for i, outcome in zip(job, outcomes, strict=True):
-                    _done(i, *outcome)
+                _series_job([tasks[i][0] for i in job], tasks[job[0]][3], metrics, timeout,
+                            done=lambda k, outcome, job=job: _done(job[k], *outcome))
         elif todo:
             with _client(dask, max(workers, 1)) as client:
                 _on_cluster(client, tasks, todo, metrics, timeout, _done)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
 
 import numpy as np
@@ -203,7 +204,6 @@ def test_a_worker_that_runs_dry_takes_the_next_task():
 def _child_task(mode: str, arg: float = 0.0) -> dict:
     """A task for ``_forked_tasks``: returns its process id, and does what ``mode`` says."""
     import os
-    import signal
 
     if mode == "sleep":
         time.sleep(arg)
@@ -216,6 +216,17 @@ def _child_task(mode: str, arg: float = 0.0) -> dict:
         return {"pid": os.getpid(), "sum": float(block.sum())}
     elif mode == "big":  # a result of arg MB, far past a pipe's buffer
         return {"pid": os.getpid(), "x": np.arange(int(arg * 2**20) // 8, dtype=np.float64)}
+    elif mode == "unpicklable":
+        return {"pid": os.getpid(), "f": lambda: 0}
+    elif mode == "orphan":  # a process of the task keeps the pipe open; then the child dies
+        if os.fork() == 0:
+            time.sleep(arg)
+            os._exit(0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif mode == "draw":  # from numpy's global state, seeded first when arg
+        if arg:
+            np.random.seed(7)  # noqa: NPY002 - the legacy global state is what is tested
+        return {"pid": os.getpid(), "x": float(np.random.random())}  # noqa: NPY002
     return {"pid": os.getpid()}
 
 
@@ -241,6 +252,48 @@ def test_a_series_job_runs_its_tasks_in_one_child_each_with_its_own_limit():
     assert out[3][1] == "the task's process died from signal 9"
     first, second, third = out[0][1]["pid"], out[2][1]["pid"], out[4][1]["pid"]
     assert len({first, second, third}) == 3 and out[5][1]["pid"] == third
+
+
+def test_a_child_reports_what_a_task_cannot_send_and_goes_on():
+    from lab.benchmark import _forked_tasks
+
+    out = _forked_tasks(_child_task, [("unpicklable",), ("plain",), ("sleep", 30.0)], 1.0)
+    assert [s for s, _ in out] == ["failed", "ok", "timeout"], out
+    assert out[0][1].startswith("the task's result could not be pickled: ")
+
+
+def test_a_dead_child_is_found_while_its_task_holds_the_pipe_open():
+    from lab.benchmark import _forked_tasks
+
+    start = time.monotonic()
+    out = _forked_tasks(_child_task, [("orphan", 8.0), ("plain",)], 20.0)
+    assert [s for s, _ in out] == ["failed", "ok"], out
+    assert out[0][1] == "the task's process died from signal 9"
+    assert time.monotonic() - start < 6.0  # found by polling, not at the pipe's end (8 s)
+
+
+def test_each_task_in_a_child_starts_from_the_forked_random_state():
+    # as in a child of its own: a task that seeds numpy's global state does not change what
+    # the next one draws
+    from lab.benchmark import _forked_tasks
+
+    out = _forked_tasks(_child_task, [("draw", 0), ("draw", 1), ("draw", 0)], 60)
+    draws = [p["x"] for _, p in out]
+    assert draws[0] == draws[2] != draws[1]
+    assert len({p["pid"] for _, p in out}) == 1
+
+
+def test_outcomes_are_passed_on_as_they_arrive():
+    # workers=0 caches each task when it ends (Ctrl-C then keeps it), not when its series does
+    from lab.benchmark import _forked_tasks
+
+    seen = []
+    out = _forked_tasks(_child_task, [("plain",), ("sleep", 1.5), ("plain",)], 60,
+                        lambda k, outcome: seen.append((k, outcome[0], time.monotonic())))
+    end = time.monotonic()
+    assert [(k, s) for k, s, _ in seen] == [(0, "ok"), (1, "ok"), (2, "ok")]
+    assert end - seen[0][2] > 1.2  # the first outcome came before the sleeping task ended
+    assert [s for s, _ in out] == ["ok"] * 3
 
 
 def test_results_larger_than_the_pipe_arrive_whole_and_in_order():
