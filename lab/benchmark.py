@@ -563,8 +563,13 @@ def _child_run(fn, arglist: Sequence[tuple], timeout: float, done) -> None:
                 (size,) = _FRAME.unpack_from(buffer)
                 if len(buffer) < _FRAME.size + size:
                     break
-                # our own child's answer, read from a pipe only it and this process hold
-                done(pickle.loads(buffer[_FRAME.size:_FRAME.size + size]))  # noqa: S301
+                try:
+                    # our own child's answer, read from a pipe only it and this process hold
+                    outcome = pickle.loads(buffer[_FRAME.size:_FRAME.size + size])  # noqa: S301
+                except Exception as exc:  # noqa: BLE001 - one task's result, not the job's
+                    outcome = ("failed", f"the task's result could not be read: "
+                                         f"{type(exc).__name__}: {exc}"[:2000])
+                done(outcome)
                 count += 1
                 del buffer[:_FRAME.size + size]
                 deadline = time.monotonic() + timeout  # the next task starts now

@@ -201,6 +201,17 @@ def test_a_worker_that_runs_dry_takes_the_next_task():
     assert len(with_long) <= 2, sorted(with_long)
 
 
+def _refuse_to_load():
+    raise RuntimeError("refused on purpose")
+
+
+class _Unreadable:
+    """Pickles in the child, and fails to unpickle in the parent."""
+
+    def __reduce__(self):
+        return (_refuse_to_load, ())
+
+
 def _child_task(mode: str, arg: float = 0.0) -> dict:
     """A task for ``_forked_tasks``: returns its process id, and does what ``mode`` says."""
     import os
@@ -218,6 +229,8 @@ def _child_task(mode: str, arg: float = 0.0) -> dict:
         return {"pid": os.getpid(), "x": np.arange(int(arg * 2**20) // 8, dtype=np.float64)}
     elif mode == "unpicklable":
         return {"pid": os.getpid(), "f": lambda: 0}
+    elif mode == "unreadable":
+        return {"pid": os.getpid(), "x": _Unreadable()}
     elif mode == "orphan":  # a process of the task keeps the pipe open; then the child dies
         if os.fork() == 0:
             time.sleep(arg)
@@ -257,9 +270,13 @@ def test_a_series_job_runs_its_tasks_in_one_child_each_with_its_own_limit():
 def test_a_child_reports_what_a_task_cannot_send_and_goes_on():
     from lab.benchmark import _forked_tasks
 
-    out = _forked_tasks(_child_task, [("unpicklable",), ("plain",), ("sleep", 30.0)], 1.0)
-    assert [s for s, _ in out] == ["failed", "ok", "timeout"], out
+    out = _forked_tasks(_child_task, [("unpicklable",), ("plain",), ("unreadable",), ("plain",),
+                                      ("sleep", 30.0)], 1.0)
+    assert [s for s, _ in out] == ["failed", "ok", "failed", "ok", "timeout"], out
     assert out[0][1].startswith("the task's result could not be pickled: ")
+    assert out[2][1] == ("the task's result could not be read: "
+                         "RuntimeError: refused on purpose")
+    assert out[1][1]["pid"] == out[3][1]["pid"]  # the same child went on
 
 
 def test_a_dead_child_is_found_while_its_task_holds_the_pipe_open():
