@@ -422,11 +422,6 @@ def _peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _forked(fn, args: tuple, timeout: float) -> tuple[str, Any]:
-    """Run ``fn(*args)`` in a forked child; ``(status, result or reason)``."""
-    return _forked_tasks(fn, [args], timeout)[0]
-
-
 def _forked_tasks(fn, arglist: Sequence[tuple], timeout: float,
                   done=None) -> list[tuple[str, Any]]:
     """Run ``fn(*args)`` for each ``args`` in turn in forked children.
@@ -668,11 +663,12 @@ def _warm_detector(spec: _DetectorSpec) -> None:
         detector.fit(np.random.default_rng(0).standard_normal((n, 1)))
 
 
-def _series_groups(tasks: list, todo: list[int]) -> list[list[int]]:
-    """The tasks ``todo`` grouped by their series (frame), in order of first appearance."""
-    groups: dict[int, list[int]] = {}
+def _series_groups(tasks: list, todo: list[int], apart: Sequence[str] = ()) -> list[list[int]]:
+    """The tasks ``todo`` grouped by their series (frame), in order of first appearance; the
+    detectors named in ``apart`` make groups of their own."""
+    groups: dict[tuple[int, bool], list[int]] = {}
     for i in todo:
-        groups.setdefault(id(tasks[i][3]), []).append(i)
+        groups.setdefault((id(tasks[i][3]), tasks[i][0].name in apart), []).append(i)
     return list(groups.values())
 
 
@@ -727,8 +723,9 @@ class BenchmarkResult:
         ``error``, ``fit_s``, ``score_s``, ``peak_mb`` (peak resident memory
         of the task above its start; memory that the series' earlier tasks
         left with the allocator is reused and not counted, and it is NaN
-        after the first task where Linux cannot reset the peak), ``threshold`` (the detector's
-        ``threshold_``; inf without one), ``cached``, then the metric columns and
+        after the first task where Linux cannot reset the peak),
+        ``threshold`` (the detector's ``threshold_``; inf without one),
+        ``cached``, then the metric columns and
         ``tp, fp, fn, tn`` of the detector's own alarms on the test rows.
     scores : dict
         ``{(detector, dataset, series): Series}``: the raw score of every
@@ -1089,8 +1086,8 @@ def _on_cluster(client, tasks: list, todo: list[int], metrics: tuple[str, ...], 
     """Run the tasks ``todo`` on the client's workers; ``done(i, status, payload)`` for each.
 
     One dask task (a job) runs the detectors of one series one after the other in one forked
-    child, each with its own time limit (:func:`_series_job`): the client and the scheduler, which share
-    the workers' cores, then handle a dozen times fewer tasks (with one dask task per
+    child, each with its own time limit (:func:`_series_job`): the client and the scheduler,
+    which share the workers' cores, then handle a dozen times fewer tasks (with one dask task per
     detector and series they took a tenth of a core). The client places every job itself
     (greedy list scheduling, longest first): each worker thread has one job running and one
     waiting, and when a worker's job ends, the next job of the queue goes to that worker. Left
@@ -1106,15 +1103,12 @@ def _on_cluster(client, tasks: list, todo: list[int], metrics: tuple[str, ...], 
     distinct = list({id(tasks[i][3]): tasks[i][3] for i in todo}.values())
     held = dict(zip(map(id, distinct), client.scatter(distinct, hash=False, broadcast=True),
                     strict=True))
-    jobs: dict[tuple[int, bool], list[int]] = {}
-    for i in todo:
-        jobs.setdefault((id(tasks[i][3]), tasks[i][0].name in _ONE_WORKER), []).append(i)
-
     def _cost(job: list[int]) -> tuple[bool, int]:
         # the Keras detectors' tasks take seconds each; the others grow with the rows
         return (any(tasks[i][0].name in _LONG for i in job), len(job) * len(tasks[job[0]][3]))
 
-    order = sorted(jobs.values(), key=_cost, reverse=True)  # longest first: the last are short
+    # longest first: the last are short
+    order = sorted(_series_groups(tasks, todo, _ONE_WORKER), key=_cost, reverse=True)
     queues = {True: deque(j for j in order if tasks[j[0]][0].name in _ONE_WORKER),
               False: deque(j for j in order if tasks[j[0]][0].name not in _ONE_WORKER)}
     slots = {w: 2 * max(int(n), 1) for w, n in client.nthreads().items()}

@@ -157,6 +157,20 @@ def _callback_ms(dask_worker=None, dask_scheduler=None) -> dict:
     return {k: v.callback_time for k, v in server.periodic_callbacks.items()}
 
 
+def test_series_jobs_group_by_frame_and_keep_apart_the_one_worker_detectors():
+    from types import SimpleNamespace
+
+    from lab.benchmark import _ONE_WORKER, _series_groups
+
+    frames = [pd.DataFrame({"x": [k]}) for k in range(2)]
+    names = ["pca", *_ONE_WORKER, "hbos"]
+    tasks = [(SimpleNamespace(name=n), "d", str(k), f, None)
+             for k, f in enumerate(frames) for n in names]
+    todo = [i for i in range(len(tasks)) if i != 2]  # one task cached
+    assert _series_groups(tasks, todo) == [[0, 1], [3, 4, 5]]
+    assert _series_groups(tasks, todo, _ONE_WORKER) == [[0], [1], [3, 5], [4]]
+
+
 def test_the_labs_own_cluster_runs_dasks_watchers_rarely():
     # dask's defaults cost the idle client 7% of a core and each worker 5%, which the tasks
     # lose when both cores compute: no stack profiler, and the watchers once a second or less
@@ -336,7 +350,7 @@ def test_each_task_in_a_child_reports_its_own_peak_memory():
 _KERAS_CHILD = """
 import os, sys
 import numpy as np
-from lab.benchmark import _detector_specs, _evaluate, _forked, _forked_tasks, _warm
+from lab.benchmark import _detector_specs, _evaluate, _forked_tasks, _warm
 from lab.datasets import make_labelled_benchmark
 
 def threads():
@@ -348,8 +362,8 @@ before = threads()
 _warm(spec)
 assert "keras" in sys.modules and "tensorflow" in sys.modules, "keras not imported"
 assert threads() <= before, f"the import started threads: {before} -> {threads()}"
-a = _forked(_evaluate, (spec, frame, ("vus_pr",)), 120)
-b = _forked(_evaluate, (spec, frame, ("vus_pr",)), 120)
+(a,) = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",))], 120)
+(b,) = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",))], 120)
 assert a[0] == b[0] == "ok", (a, b)
 # one child for several tasks, as a series' job runs them: a Keras fit after another in the
 # same process scores as in a fresh child
@@ -415,7 +429,7 @@ _NUMBA_PARENT = """
 import time
 import numba
 import numpy as np
-from lab.benchmark import _detector_specs, _evaluate, _forked, _warm
+from lab.benchmark import _detector_specs, _evaluate, _forked_tasks, _warm
 from lab.datasets import make_labelled_benchmark
 
 frame = next(iter(make_labelled_benchmark(n_series=1, n_rows=600, random_state=2).values()))
@@ -423,7 +437,7 @@ spec = _detector_specs(["matrix_profile"])[0]
 _warm(spec)
 assert numba.threading_layer() == "workqueue", numba.threading_layer()
 t0 = time.perf_counter()
-status, out = _forked(_evaluate, (spec, frame, ("vus_pr",)), 60)
+((status, out),) = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",))], 60)
 assert status == "ok", out
 child_s = time.perf_counter() - t0
 here = _evaluate(spec, frame, ("vus_pr",))
