@@ -224,3 +224,14 @@ def test_block_model_refuses_another_network():
     other = keras.Model(inputs, keras.layers.Dense(3)(inputs[:, -1]))
     with pytest.raises(ValueError, match="network must be a build_mscred network"):
         block_model(other)
+
+
+def test_window_sequences_are_the_windows_and_refuse_bad_steps():
+    M = np.arange(24.0).reshape(6, 2, 2)
+    got = window_sequences(M, 3, lo=1, hi=3)
+    np.testing.assert_array_equal(got, np.stack([M[1:4], M[2:5]]))
+    for steps in (0, 7):
+        with pytest.raises(ValueError, match="steps"):
+            window_sequences(M, steps)
+    with pytest.raises(ValueError, match="steps"):
+        window_sequences(M[:0], 1)

@@ -509,11 +509,21 @@ def window_sequences(M: np.ndarray, steps: int, lo: int = 0, hi: int | None = No
     ndarray of shape (n_windows, steps, ...)
         A contiguous copy.
 
+    Raises
+    ------
+    ValueError
+        If ``steps`` is not between 1 and ``len(M)``.
+
     Examples
     --------
     >>> window_sequences(np.arange(5), 3).tolist()
     [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
     """
+    M = np.asarray(M)
+    steps = _check_int(steps, "steps", minimum=1)
+    if len(M) < steps:
+        raise ValueError(f"M has {len(M)} matrices (shape {M.shape}); steps={steps} needs "
+                         f"at least {steps}")
     windows = np.lib.stride_tricks.sliding_window_view(M, steps, axis=0)
     windows = windows[lo:hi]
     return np.ascontiguousarray(np.moveaxis(windows, -1, 1))
