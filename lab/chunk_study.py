@@ -18,6 +18,9 @@ validation experiments of the training fold.
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -241,7 +244,8 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
                     epochs: int = 30, patience: int = 10, units: Sequence[int] = (32,),
                     fcn_filters: Sequence[int] | None = None, batch_size: int = 32,
                     ae_epochs: int = 10, validation_size: float = 0.2, random_state: int = 0,
-                    verbose: int = 0, keep_models: bool = False) -> StudyResult:
+                    verbose: int = 0, keep_models: bool = False,
+                    n_jobs: int = 1) -> StudyResult:
     """Train and score every model on the same folds.
 
     In each fold the training chunks are split once more into fit and
@@ -268,9 +272,18 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     validation_size : float
     random_state : int
     verbose : int
-        Keras progress bars (1) or silence (0).
+        Keras progress bars (1) or silence (0). With ``n_jobs`` above 1 the
+        bars go to the worker processes' console, not to the notebook.
     keep_models : bool
         Keep each fold's fitted classifiers in ``result.classifiers``.
+    n_jobs : int, default 1
+        Processes that fit the (model, fold) pairs side by side: 1 fits
+        them one after the other in this process, -1 uses one process per
+        CPU core. A small network's training keeps about one core busy,
+        so two processes on two cores take about half the time. The
+        results are the same as with 1: every fit seeds itself
+        (:func:`lab.models.seed_everything`), and the workers' TensorFlow
+        uses this process's thread counts.
 
     Returns
     -------
@@ -279,8 +292,19 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     Raises
     ------
     ValueError
-        On an unknown model, fewer experiments than folds, or a training
-        fold with a single class.
+        On an unknown model, fewer experiments than folds, a training fold
+        with a single class, or ``n_jobs`` 0 or below -1.
+    joblib.externals.loky.process_executor.TerminatedWorkerError
+        When a worker process dies (``n_jobs`` above 1).
+
+    Notes
+    -----
+    The worker processes are joblib's loky workers, started fresh rather
+    than forked (a forked copy of a process whose TensorFlow has run ops
+    can hang in TensorFlow's thread pools). Starting them and importing
+    TensorFlow in them takes a few seconds; joblib keeps them for a later
+    call. An error in one fit stops the others and is raised here, with
+    the model and fold in its notes.
 
     Examples
     --------
@@ -292,10 +316,14 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise ValueError(f"unknown model(s) {unknown}; models are {MODELS}")
+    n_jobs = _check_n_jobs(n_jobs)
     groups = meta["group"].to_numpy()
     folds = study_folds(meta, n_splits, split, random_state)
-    rows, score_parts, kept = [], [], {}
-    T = X.shape[1]
+    settings = {"T": X.shape[1], "epochs": epochs, "patience": patience, "units": units,
+                "fcn_filters": fcn_filters, "batch_size": batch_size, "ae_epochs": ae_epochs,
+                "validation_size": validation_size, "random_state": random_state,
+                "verbose": verbose, "keep_models": keep_models}
+    tasks, parts = [], []
     for k, (train, test) in enumerate(folds):
         if len(np.unique(y[train])) < 2:
             raise ValueError(f"fold {k}: the training chunks hold a single class "
@@ -308,40 +336,134 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
 
             fit_i, val_i = train_test_split(np.arange(len(train)), test_size=validation_size,
                                             random_state=random_state, stratify=y[train])
-        fit, val = train[fit_i], train[val_i]
-        part = pd.DataFrame({"fold": k, "y": y[test]}, index=test)
-        for name in models:
-            start = time.perf_counter()
-            n_epochs = 0
-            if name in SUPERVISED:
-                clf = ChunkClassifier(name, units=units, filters=fcn_filters, epochs=epochs,
-                                      patience=patience, batch_size=batch_size,
-                                      validation_size=validation_size,
-                                      random_state=random_state, verbose=verbose)
-                clf.fit(X[fit], y[fit], valid=(X[val], y[val]))
-                test_score = clf.predict_proba(X[test])[:, 1]
-                threshold, n_epochs = clf.threshold_, clf.epochs_
-                if keep_models:
-                    kept[(name, k)] = clf
-            elif name == "majority":
-                major = int(np.mean(y[fit]) > 0.5)
-                test_score = np.full(len(test), float(major))
-                threshold = 0.5
-            else:
-                (val_score, test_score), n_epochs = _unsupervised(
-                    name, X[fit], y[fit], [X[val], X[test]], T, random_state, ae_epochs,
-                    verbose)
-                threshold = (best_f1_threshold(y[val], val_score)
-                             if len(np.unique(y[val])) == 2 else float(np.median(val_score)))
-            fit_s = time.perf_counter() - start
-            part[name] = test_score
-            part[f"{name}_alarm"] = test_score >= threshold
-            rows.append({"model": name, "fold": k,
-                         **classification_scores(y[test], test_score, threshold),
-                         "fit_s": fit_s, "epochs": n_epochs, "threshold": threshold})
-        score_parts.append(part)
-    scores = pd.concat(score_parts).sort_index()
+        parts.append(pd.DataFrame({"fold": k, "y": y[test]}, index=test))
+        tasks += [(name, k, train[fit_i], train[val_i], test) for name in models]
+    if n_jobs == 1 or len(tasks) < 2:
+        outcomes = [_fit_model(X, y, *task, settings) for task in tasks]
+    else:
+        outcomes = _fit_in_processes(X, y, tasks, settings, n_jobs)
+    rows, kept = [], {}
+    for (name, k, *_), (row, test_score, threshold, clf) in zip(tasks, outcomes, strict=True):
+        parts[k][name] = test_score
+        parts[k][f"{name}_alarm"] = test_score >= threshold
+        rows.append(row)
+        if clf is not None:
+            kept[(name, k)] = clf
+    scores = pd.concat(parts).sort_index()
     return StudyResult(pd.DataFrame(rows), scores, split, kept)
+
+
+def _check_n_jobs(n_jobs: Any) -> int:
+    """``n_jobs`` as a process count (-1: one per CPU core)."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)):
+        raise ValueError(f"n_jobs must be an int (1, 2, ... or -1 for every core), got "
+                         f"{n_jobs!r}")
+    if n_jobs == -1:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            os.cpu_count() or 1
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be 1 or more, or -1 for every core, got {n_jobs}")
+    return int(n_jobs)
+
+
+def _not_retracing(record: logging.LogRecord) -> bool:
+    """False for TensorFlow's warning that a function was traced again. Every fit of the
+    study builds a new network on purpose, and a worker that fits five in a row gets it."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _fit_model(X: np.ndarray, y: np.ndarray, name: str, k: int, fit: np.ndarray,
+               val: np.ndarray, test: np.ndarray, settings: dict
+               ) -> tuple[dict, np.ndarray, float, Any]:
+    """Fit one model on fold ``k``: its metrics row, test scores, threshold and (when kept)
+    classifier."""
+    start = time.perf_counter()
+    n_epochs, clf = 0, None
+    if name in SUPERVISED or name == "lstm_ae":
+        logging.getLogger("tensorflow").addFilter(_not_retracing)  # once: the same function
+    if name in SUPERVISED:
+        clf = ChunkClassifier(name, units=settings["units"], filters=settings["fcn_filters"],
+                              epochs=settings["epochs"], patience=settings["patience"],
+                              batch_size=settings["batch_size"],
+                              validation_size=settings["validation_size"],
+                              random_state=settings["random_state"],
+                              verbose=settings["verbose"])
+        clf.fit(X[fit], y[fit], valid=(X[val], y[val]))
+        test_score = clf.predict_proba(X[test])[:, 1]
+        threshold, n_epochs = clf.threshold_, clf.epochs_
+        if not settings["keep_models"]:
+            clf = None
+    elif name == "majority":
+        major = int(np.mean(y[fit]) > 0.5)
+        test_score = np.full(len(test), float(major))
+        threshold = 0.5
+    else:
+        (val_score, test_score), n_epochs = _unsupervised(
+            name, X[fit], y[fit], [X[val], X[test]], settings["T"], settings["random_state"],
+            settings["ae_epochs"], settings["verbose"])
+        threshold = (best_f1_threshold(y[val], val_score)
+                     if len(np.unique(y[val])) == 2 else float(np.median(val_score)))
+    row = {"model": name, "fold": k, **classification_scores(y[test], test_score, threshold),
+           "fit_s": time.perf_counter() - start, "epochs": n_epochs, "threshold": threshold}
+    return row, np.asarray(test_score, dtype=np.float64), float(threshold), clf
+
+
+# The order in which the pairs start: the slowest first (measured on SKAB at notebook 07's
+# defaults), so that the last ones to finish are short and the processes end together.
+_COST_ORDER = ("lstm_ae", "bilstm", "spectrogram-cnn", "lstm", "fcn", "iforest", "kmeans",
+               "majority")
+
+
+def _tf_threads() -> tuple[int, int]:
+    """This process's TensorFlow thread counts (intra-op, inter-op); 0 is TensorFlow's
+    default, one per core, and so is a process that has not imported TensorFlow."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return 0, 0
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
+def _fit_task(fit: Any, X: np.ndarray, y: np.ndarray, task: tuple, settings: dict,
+              tf_threads: tuple[int, int]) -> tuple:
+    """``fit`` (:func:`_fit_model`) on one (model, fold) pair in a worker process, its
+    TensorFlow on the caller's thread counts ``tf_threads``."""
+    if any(tf_threads) and (task[0] in SUPERVISED or task[0] == "lstm_ae"):
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(tf_threads[0])
+            tf.config.threading.set_inter_op_parallelism_threads(tf_threads[1])
+        except RuntimeError:  # this worker has run TensorFlow: its threads are set
+            pass
+    try:
+        return fit(X, y, *task, settings)
+    except Exception as exc:
+        exc.add_note(f"while fitting {task[0]!r} on fold {task[1]} in a worker process")
+        raise
+
+
+def _fit_in_processes(X: np.ndarray, y: np.ndarray, tasks: list, settings: dict,
+                      n_jobs: int, fit: Any = _fit_model) -> list:
+    """The outcomes of ``fit`` on each of ``tasks`` in ``n_jobs`` worker processes, in task
+    order.
+
+    joblib's loky workers: started fresh (a fork of a process whose TensorFlow has run can
+    hang), kept for the next call, fed ``X`` as a memory map, and stopped at the first error
+    or Ctrl-C, which is raised here. Their TensorFlow runs on this process's thread counts:
+    on another count the convolutions sum in another order, and the FCN's and the
+    spectrogram CNN's scores on SKAB moved by up to 0.01 (one thread a worker was no faster).
+    """
+    from joblib import Parallel, delayed
+
+    order = sorted(range(len(tasks)), key=lambda i: (_COST_ORDER.index(tasks[i][0]), i))
+    tf_threads = _tf_threads()
+    out = Parallel(n_jobs=min(n_jobs, len(tasks)), backend="loky", pre_dispatch="all")(
+        delayed(_fit_task)(fit, X, y, tasks[i], settings, tf_threads) for i in order)
+    outcomes = [None] * len(tasks)
+    for i, outcome in zip(order, out, strict=True):
+        outcomes[i] = outcome
+    return outcomes
 
 
 def calendar_leak(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, n_splits: int = 5,
