@@ -11,8 +11,8 @@ import pytest
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
 from lab.chunk_study import (
-    MODELS,
     _COST_ORDER,
+    MODELS,
     _fit_in_processes,
     _fit_model,
     experiment_chunks,

@@ -235,3 +235,27 @@ def test_window_sequences_are_the_windows_and_refuse_bad_steps():
             window_sequences(M, steps)
     with pytest.raises(ValueError, match="steps"):
         window_sequences(M[:0], 1)
+
+
+def test_the_traced_reconstruction_reads_the_current_weights():
+    keras.utils.set_random_seed(3)
+    model = build_mscred(6, 3, 3, filters=(2, 3, 2, 2))
+    M = _matrices(12, 6, seed=4)
+    before = reconstruct_sliding(model, M, batch_size=4)  # traced with these weights
+    model.set_weights([w * 1.5 + 0.01 for w in model.get_weights()])
+    after = reconstruct_sliding(model, M, batch_size=4)
+    expected = model.predict(window_sequences(M, 3), verbose=0)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, expected, atol=ATOL)
+
+
+def test_the_traced_reconstruction_does_not_keep_the_network_alive():
+    import gc
+    import weakref
+
+    model = build_mscred(6, 3, 2, filters=(2, 2, 2, 2))
+    reconstruct_sliding(model, _matrices(5, 6), batch_size=2)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
