@@ -19,7 +19,6 @@ validation experiments of the training fold.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -279,11 +278,11 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     n_jobs : int, default 1
         Processes that fit the (model, fold) pairs side by side: 1 fits
         them one after the other in this process, -1 uses one process per
-        CPU core. A small network's training keeps about one core busy,
-        so two processes on two cores take about half the time. The
-        results are the same as with 1: every fit seeds itself
-        (:func:`lab.models.seed_everything`), and the workers' TensorFlow
-        uses this process's thread counts.
+        CPU core (``joblib.cpu_count()``, cgroup quotas included). A small
+        network's training keeps about one core busy, so two processes on
+        two cores take about half the time. The results are the same as
+        with 1: every fit seeds itself (:func:`lab.models.seed_everything`),
+        and the workers' TensorFlow uses this process's thread counts.
 
     Returns
     -------
@@ -294,17 +293,27 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     ValueError
         On an unknown model, fewer experiments than folds, a training fold
         with a single class, or ``n_jobs`` 0 or below -1.
+    RuntimeError
+        When a worker kept from an earlier call runs TensorFlow on other
+        thread counts than this process (its results would differ).
     joblib.externals.loky.process_executor.TerminatedWorkerError
         When a worker process dies (``n_jobs`` above 1).
 
     Notes
     -----
+    An error in a fit is raised with the model and fold in its notes;
+    with ``n_jobs`` above 1 it also stops the other fits.
+
     The worker processes are joblib's loky workers, started fresh rather
     than forked (a forked copy of a process whose TensorFlow has run ops
     can hang in TensorFlow's thread pools). Starting them and importing
-    TensorFlow in them takes a few seconds; joblib keeps them for a later
-    call. An error in one fit stops the others and is raised here, with
-    the model and fold in its notes.
+    TensorFlow in them takes a few seconds. joblib keeps them, idle, for
+    a later call (about 5 minutes, each holding TensorFlow's few hundred
+    MB); ``joblib.externals.loky.get_reusable_executor().shutdown()``
+    stops them sooner. Each keeps this process's TensorFlow thread counts,
+    by default one thread per core, so that its sums are taken in the same
+    order: on a machine with many cores, many workers oversubscribe them,
+    and a smaller ``n_jobs`` is faster.
 
     Examples
     --------
@@ -339,7 +348,7 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
         parts.append(pd.DataFrame({"fold": k, "y": y[test]}, index=test))
         tasks += [(name, k, train[fit_i], train[val_i], test) for name in models]
     if n_jobs == 1 or len(tasks) < 2:
-        outcomes = [_fit_model(X, y, *task, settings) for task in tasks]
+        outcomes = [_noted(_fit_model, X, y, task, settings) for task in tasks]
     else:
         outcomes = _fit_in_processes(X, y, tasks, settings, n_jobs)
     rows, kept = [], {}
@@ -359,17 +368,12 @@ def _check_n_jobs(n_jobs: Any) -> int:
         raise ValueError(f"n_jobs must be an int (1, 2, ... or -1 for every core), got "
                          f"{n_jobs!r}")
     if n_jobs == -1:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-            os.cpu_count() or 1
+        from joblib import cpu_count
+
+        return cpu_count()  # the cores this process may use, cgroup quotas included
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be 1 or more, or -1 for every core, got {n_jobs}")
     return int(n_jobs)
-
-
-def _not_retracing(record: logging.LogRecord) -> bool:
-    """False for TensorFlow's warning that a function was traced again. Every fit of the
-    study builds a new network on purpose, and a worker that fits five in a row gets it."""
-    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def _fit_model(X: np.ndarray, y: np.ndarray, name: str, k: int, fit: np.ndarray,
@@ -379,8 +383,6 @@ def _fit_model(X: np.ndarray, y: np.ndarray, name: str, k: int, fit: np.ndarray,
     classifier."""
     start = time.perf_counter()
     n_epochs, clf = 0, None
-    if name in SUPERVISED or name == "lstm_ae":
-        logging.getLogger("tensorflow").addFilter(_not_retracing)  # once: the same function
     if name in SUPERVISED:
         clf = ChunkClassifier(name, units=settings["units"], filters=settings["fcn_filters"],
                               epochs=settings["epochs"], patience=settings["patience"],
@@ -405,7 +407,7 @@ def _fit_model(X: np.ndarray, y: np.ndarray, name: str, k: int, fit: np.ndarray,
                      if len(np.unique(y[val])) == 2 else float(np.median(val_score)))
     row = {"model": name, "fold": k, **classification_scores(y[test], test_score, threshold),
            "fit_s": time.perf_counter() - start, "epochs": n_epochs, "threshold": threshold}
-    return row, np.asarray(test_score, dtype=np.float64), float(threshold), clf
+    return row, np.asarray(test_score), float(threshold), clf
 
 
 # The order in which the pairs start: the slowest first (measured on SKAB at notebook 07's
@@ -424,23 +426,54 @@ def _tf_threads() -> tuple[int, int]:
             tf.config.threading.get_inter_op_parallelism_threads())
 
 
+def _noted(fit: Any, X: np.ndarray, y: np.ndarray, task: tuple, settings: dict) -> tuple:
+    """``fit(X, y, *task, settings)``; an error it raises carries the model and fold."""
+    try:
+        return fit(X, y, *task, settings)
+    except Exception as exc:
+        exc.add_note(f"while fitting {task[0]!r} on fold {task[1]}")
+        raise
+
+
+def _not_retracing(record: logging.LogRecord) -> bool:
+    """False for TensorFlow's warning that a function was traced again: every fit of the
+    study builds a new network on purpose, and a worker that fits five in a row gets it."""
+    return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _match_tf_threads(tf_threads: tuple[int, int]) -> None:
+    """Run this worker's TensorFlow on ``tf_threads`` (intra-op, inter-op), or raise if it
+    already runs on others: its sums would be taken in another order than the caller's."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    have = (threading.get_intra_op_parallelism_threads(),
+            threading.get_inter_op_parallelism_threads())
+    if have == tuple(tf_threads):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(tf_threads[0])
+        threading.set_inter_op_parallelism_threads(tf_threads[1])
+    except RuntimeError as exc:  # this worker has run TensorFlow with other counts
+        raise RuntimeError(
+            f"a reused worker process runs TensorFlow on {have} (intra-op, inter-op) threads "
+            f"and this process on {tuple(tf_threads)} (0: one per core), so its results would "
+            "differ; stop the workers with joblib.externals.loky.get_reusable_executor()"
+            ".shutdown(wait=True) and run again") from exc
+
+
 def _fit_task(fit: Any, X: np.ndarray, y: np.ndarray, task: tuple, settings: dict,
               tf_threads: tuple[int, int]) -> tuple:
     """``fit`` (:func:`_fit_model`) on one (model, fold) pair in a worker process, its
     TensorFlow on the caller's thread counts ``tf_threads``."""
-    if any(tf_threads) and (task[0] in SUPERVISED or task[0] == "lstm_ae"):
-        import tensorflow as tf
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(tf_threads[0])
-            tf.config.threading.set_inter_op_parallelism_threads(tf_threads[1])
-        except RuntimeError:  # this worker has run TensorFlow: its threads are set
-            pass
+    if task[0] in SUPERVISED or task[0] == "lstm_ae":
+        _match_tf_threads(tf_threads)
+    tf_log = logging.getLogger("tensorflow")
+    tf_log.addFilter(_not_retracing)
     try:
-        return fit(X, y, *task, settings)
-    except Exception as exc:
-        exc.add_note(f"while fitting {task[0]!r} on fold {task[1]} in a worker process")
-        raise
+        return _noted(fit, X, y, task, settings)
+    finally:
+        tf_log.removeFilter(_not_retracing)
 
 
 def _fit_in_processes(X: np.ndarray, y: np.ndarray, tasks: list, settings: dict,

@@ -8,11 +8,15 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from joblib import cpu_count
+from joblib.externals.loky import get_reusable_executor
 from joblib.externals.loky.process_executor import TerminatedWorkerError
 
+import lab.chunk_study as chunk_study
 from lab.chunk_study import (
     _COST_ORDER,
     MODELS,
+    _check_n_jobs,
     _fit_in_processes,
     _fit_model,
     experiment_chunks,
@@ -51,6 +55,7 @@ def test_workers_give_the_serial_results_and_keep_models(chunks):
 
 
 def test_n_jobs_minus_one_is_every_core(chunks):
+    assert _check_n_jobs(-1) == cpu_count() and _check_n_jobs(3) == 3
     X, y, meta = chunks
     one = run_chunk_study(X, y, meta, models=("iforest", "majority"), n_splits=2)
     every = run_chunk_study(X, y, meta, models=("iforest", "majority"), n_splits=2, n_jobs=-1)
@@ -112,3 +117,41 @@ def test_a_worker_that_dies_is_reported_and_the_next_call_works(chunks):
                           fit=_dies_on_kmeans)
     out = _fit_in_processes(X, y, _tasks(chunks, ("iforest", "majority")), _settings(chunks), 2)
     assert [row["model"] for row, *_ in out] == ["iforest", "majority"]
+
+
+def test_a_serial_error_names_the_fit_too():
+    # k-means with 4 centres on 3 training chunks
+    X, y, meta = experiment_chunks(make_experiments(4, 90, random_state=0), T=30,
+                                   calendar=False)
+    with pytest.raises(ValueError, match="n_clusters") as info:
+        run_chunk_study(X, y, meta, models=("majority", "kmeans"), n_splits=2)
+    assert "while fitting 'kmeans' on fold 0" in "\n".join(getattr(info.value, "__notes__", []))
+
+
+def _tf_threads_here(X, y, name, k, fit, val, test, settings):
+    import tensorflow as tf
+
+    time.sleep(0.3)  # both workers get a task
+    float(tf.reduce_sum(tf.ones(3)))  # TensorFlow's thread pools start here
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
+@pytest.fixture
+def fresh_workers():
+    get_reusable_executor().shutdown(wait=True)
+    yield
+    get_reusable_executor().shutdown(wait=True)
+
+
+def test_workers_take_the_callers_tensorflow_threads_or_refuse(chunks, fresh_workers,
+                                                               monkeypatch):
+    X, y, _ = chunks
+    tasks = _tasks(chunks, ("lstm",) * 4)
+    monkeypatch.setattr(chunk_study, "_tf_threads", lambda: (1, 1))
+    assert _fit_in_processes(X, y, tasks, _settings(chunks), 2, fit=_tf_threads_here) == \
+        [(1, 1)] * 4
+    # the same workers, kept by joblib, cannot change their counts once TensorFlow ran
+    monkeypatch.setattr(chunk_study, "_tf_threads", lambda: (2, 2))
+    with pytest.raises(RuntimeError, match=r"reused worker process runs TensorFlow on \(1, 1\)"):
+        _fit_in_processes(X, y, tasks, _settings(chunks), 2, fit=_tf_threads_here)

@@ -259,3 +259,17 @@ def test_the_traced_reconstruction_does_not_keep_the_network_alive():
     del model
     gc.collect()
     assert ref() is None
+
+
+def test_one_trace_per_network_whatever_the_lengths():
+    from lab.models.mscred_layers import _chunk_function
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the reconstruction is traced on the TensorFlow backend only")
+    keras.utils.set_random_seed(5)
+    model = build_mscred(6, 3, 3, filters=(2, 3, 2, 2))
+    for n_matrices, batch_size in ((3, 4), (5, 4), (14, 4), (9, 64), (30, 7)):
+        M = _matrices(n_matrices, 6, seed=n_matrices)
+        np.testing.assert_allclose(reconstruct_sliding(model, M, batch_size=batch_size),
+                                   model.predict(window_sequences(M, 3), verbose=0), atol=ATOL)
+    assert _chunk_function(model, 3).experimental_get_tracing_count() == 1

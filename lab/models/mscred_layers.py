@@ -403,9 +403,9 @@ def _chunk_function(model: keras.Model, steps: int):
 
     Traced, it took 6.0 to 6.4 s per 1000 matrices against 8.0 to 8.4 s eagerly (2 AVX-512
     cores; 9.1 s against 12.4 s on 2 AVX2 cores): the graph runs independent ops side by
-    side and skips the per-op Python dispatch. Each new chunk shape traces once (about
-    0.5 s), so a stack of full chunks and a shorter last one traces twice; the weights are
-    read when it runs, so training after a trace is seen. Other backends run eagerly.
+    side and skips the per-op Python dispatch. It is traced once per network (about 0.5 s),
+    for any number of matrices, and reads the weights when it runs, so training after the
+    trace is seen. Other backends run eagerly.
     """
     cached = _CHUNK_FUNCTIONS.get(model)
     if cached is not None and cached[0] == steps:
@@ -419,7 +419,9 @@ def _chunk_function(model: keras.Model, steps: int):
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        chunk = tf.function(chunk, autograph=False)
+        # any number of matrices: one trace per network, whatever lengths it is given
+        spec = tf.TensorSpec((None, *model.input_shape[2:]), tf.float32)
+        chunk = tf.function(chunk, autograph=False, input_signature=[spec])
     _CHUNK_FUNCTIONS[model] = (steps, chunk)
     return chunk
 
@@ -445,8 +447,12 @@ def _windows_kernel(parts: dict, gates: list, steps: int, *, gather: bool = Fals
     keeps the slices: the gather copies every gate ``steps`` times (1.3x
     slower on the same cores).
     """
-    n_windows = gates[0].shape[0] - steps + 1
-    index = np.arange(n_windows)[:, None] + np.arange(steps)[None, :]
+    if gather:
+        n_windows = gates[0].shape[0] - steps + 1
+        index = np.arange(n_windows)[:, None] + np.arange(steps)[None, :]
+    else:
+        # a tensor in a graph traced for any number of matrices (_chunk_function)
+        n_windows = ops.shape(gates[0])[0] - steps + 1
     attended = []
     for level, z in enumerate(gates, start=1):
         if gather:
