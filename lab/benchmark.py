@@ -44,18 +44,12 @@ profile over all the NAB series.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import inspect
 import json
 import logging
 import math
 import os
-import pickle
-import random
-import select
-import signal
-import struct
 import subprocess
 import sys
 import time
@@ -69,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from lab import config
+from lab.forked import run_forked
 
 __all__ = ["run_benchmark", "BenchmarkResult", "unit_score", "data_digest", "skab_scores",
            "leaderboard_data", "with_published", "METRICS", "TASK_TIMEOUT_S", "CACHE_DIR",
@@ -393,200 +388,6 @@ def _evaluate(spec: _DetectorSpec, frame: pd.DataFrame, metrics: tuple[str, ...]
             "score": score, "unit": unit}
 
 
-def _rss_kb() -> int:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-    return 0
-
-
-def _reset_peak() -> bool:
-    """Set this process's peak resident memory (``VmHWM``) back to its resident memory now."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
-
-def _peak_kb() -> int:
-    """This process's peak resident memory in kB (``VmHWM``, else ``ru_maxrss``)."""
-    import resource
-
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _forked_tasks(fn, arglist: Sequence[tuple], timeout: float,
-                  done=None) -> list[tuple[str, Any]]:
-    """Run ``fn(*args)`` for each ``args`` in turn in forked children.
-
-    Returns ``(status, result or reason)`` for each, and passes each to ``done(k, outcome)``
-    (when given) as soon as it is known.
-
-    One child runs the tasks one after the other, each with its own time limit. A task past
-    its limit, or one that kills the child, is recorded, and a new child runs the rest.
-    """
-    outcomes: list[tuple[str, Any]] = []
-
-    def _one(outcome: tuple[str, Any]) -> None:
-        if done is not None:
-            done(len(outcomes), outcome)
-        outcomes.append(outcome)
-
-    while len(outcomes) < len(arglist):
-        _child_run(fn, arglist[len(outcomes):], timeout, _one)
-    return outcomes
-
-
-# The length of each result a child writes to its pipe, before the pickled result.
-_FRAME = struct.Struct("<Q")
-# How often the parent looks whether its child has died while the pipe stays open (a process
-# the task started may hold its end).
-_REAP_S = 1.0
-
-
-def _child_main(fn, arglist: Sequence[tuple], w: int) -> None:  # pragma: no cover - in the child
-    """The child of :func:`_child_run`: each task's outcome, framed, on the pipe ``w``."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    if _THREAD_POOLS:
-        # one thread for BLAS and OpenMP, as on the dask workers; and a libgomp team that the
-        # parent started is not in this child (entering OpenMP with it waited for those
-        # threads until the time limit)
-        _THREAD_POOLS[0].limit(limits=1)
-    # Each task starts from the global random states the child was forked with, as it would
-    # in a child of its own (a seeded Keras detector reseeds numpy's and Python's). numpy's
-    # legacy global state is the one a detector without a seed draws from.
-    states = random.getstate(), np.random.get_state()  # noqa: NPY002
-    for k, args in enumerate(arglist):
-        random.setstate(states[0])
-        np.random.set_state(states[1])  # noqa: NPY002
-        # the peak of each task: where Linux cannot reset it, only the first one's is known
-        exact = _reset_peak() or k == 0
-        start = _rss_kb()
-        try:
-            out = ("ok", fn(*args))
-            out[1]["peak_mb"] = max(_peak_kb() - start, 0) / 1024.0 if exact else math.nan
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - every failure is a result
-            out = ("failed", f"{type(exc).__name__}: {exc}"[:2000])
-        try:
-            data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001
-            data = pickle.dumps(("failed", f"the task's result could not be pickled: "
-                                           f"{type(exc).__name__}: {exc}"[:2000]))
-        os.write(w, _FRAME.pack(len(data)))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view):]
-
-
-def _child_run(fn, arglist: Sequence[tuple], timeout: float, done) -> None:
-    """Fork one child that runs ``fn(*args)`` for each ``args`` in turn; ``done(outcome)``
-    for each, until the first task that times out or kills the child (recorded as such).
-
-    One child per series rather than per task: the fork of a worker of 700 MB with
-    TensorFlow imported, and a child's first writes to the pages it shares with that worker,
-    cost about 100 ms of CPU (an Isolation Forest on 3,000 rows took 0.78 s in a fresh child
-    against 0.50 s in a process that had run one before).
-    """
-    r, w = os.pipe()
-    # The child's garbage collector leaves this process's objects alone: a full collection
-    # there walked all of them (TensorFlow's too), writing to every page of the heap, which
-    # the fork then copied. This process gets them back at once.
-    pid = -1
-    gc.freeze()
-    try:
-        with warnings.catch_warnings():
-            # a dask worker or a kernel has threads; the child only computes and exits
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-    except BaseException:
-        os.close(r)
-        os.close(w)
-        raise
-    finally:
-        if pid != 0:
-            gc.unfreeze()
-    if pid == 0:  # pragma: no cover - the child, measured through its results
-        code = 0
-        try:
-            os.close(r)
-            _child_main(fn, arglist, w)
-        except BaseException:  # noqa: BLE001
-            code = 1
-        finally:
-            os._exit(code)
-    os.close(w)
-    count = 0
-    buffer = bytearray()
-    deadline = time.monotonic() + timeout
-    wstatus = None  # set once the child is reaped
-    try:
-        while count < len(arglist):
-            left = deadline - time.monotonic()
-            if left <= 0 and wstatus is None:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                wstatus = 0
-                done(("timeout", f"timed out after {timeout:g} s"))
-                return
-            # once the child is reaped, only what it wrote before it died is left to read
-            ready, _, _ = select.select([r], [], [],
-                                        0.0 if wstatus is not None else min(left, _REAP_S))
-            if not ready:
-                if wstatus is not None:
-                    break
-                reaped, status = os.waitpid(pid, os.WNOHANG)
-                if reaped:
-                    wstatus = status
-                continue
-            chunk = os.read(r, 1 << 20)
-            if not chunk:
-                break
-            buffer += chunk
-            while len(buffer) >= _FRAME.size:
-                (size,) = _FRAME.unpack_from(buffer)
-                if len(buffer) < _FRAME.size + size:
-                    break
-                try:
-                    # our own child's answer, read from a pipe only it and this process hold
-                    outcome = pickle.loads(buffer[_FRAME.size:_FRAME.size + size])  # noqa: S301
-                except Exception as exc:  # noqa: BLE001 - one task's result, not the job's
-                    outcome = ("failed", f"the task's result could not be read: "
-                                         f"{type(exc).__name__}: {exc}"[:2000])
-                done(outcome)
-                count += 1
-                del buffer[:_FRAME.size + size]
-                deadline = time.monotonic() + timeout  # the next task starts now
-    except BaseException:
-        if wstatus is None:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-        raise
-    finally:
-        os.close(r)
-    if wstatus is None:
-        _, wstatus = os.waitpid(pid, 0)
-    if count < len(arglist):
-        if os.WIFSIGNALED(wstatus):
-            reason = f"the task's process died from signal {os.WTERMSIG(wstatus)}"
-        else:
-            reason = f"the task's process exited {os.waitstatus_to_exitcode(wstatus)} " \
-                     "without a result"
-        done(("failed", reason))
-
-
 # Detectors whose modules load Keras. TensorFlow and Keras are imported before the fork (the
 # import starts no thread, and it is 5 s and 500 MB that each child would otherwise pay again),
 # but nothing is run: TensorFlow's thread pools start with the first operation, and they do not
@@ -643,6 +444,14 @@ def _note_thread_pools() -> None:
 
     controller = threaded_libraries()
     _THREAD_POOLS[:] = [] if controller is None else [controller]
+
+
+def _limit_thread_pools() -> None:  # pragma: no cover - in the forked child
+    """One thread for BLAS and OpenMP in a forked child, as on the dask workers; and a libgomp
+    team that the parent started is not in the child (entering OpenMP with it waited for
+    those threads until the time limit)."""
+    if _THREAD_POOLS:
+        _THREAD_POOLS[0].limit(limits=1)
 
 
 def _warm_detector(spec: _DetectorSpec) -> None:
@@ -1074,11 +883,12 @@ def _series_job(specs: list[_DetectorSpec], frame: pd.DataFrame, metrics: tuple[
     """Several detectors' tasks on one series, one after the other, in one forked child.
 
     Each task keeps its own time limit; one that times out or kills the child is recorded, and
-    a new child runs the rest (:func:`_forked_tasks`).
+    a new child runs the rest (:func:`lab.forked.run_forked`).
     """
     for spec in specs:
         _warm(spec)
-    return _forked_tasks(_evaluate, [(spec, frame, metrics) for spec in specs], timeout, done)
+    return run_forked(_evaluate, [(spec, frame, metrics) for spec in specs], timeout, done,
+                      setup=_limit_thread_pools)
 
 
 def _on_cluster(client, tasks: list, todo: list[int], metrics: tuple[str, ...], timeout: float,

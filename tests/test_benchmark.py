@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import signal
 import time
 
 import numpy as np
@@ -215,142 +214,11 @@ def test_a_worker_that_runs_dry_takes_the_next_task():
     assert len(with_long) <= 2, sorted(with_long)
 
 
-def _refuse_to_load():
-    raise RuntimeError("refused on purpose")
-
-
-class _Unreadable:
-    """Pickles in the child, and fails to unpickle in the parent."""
-
-    def __reduce__(self):
-        return (_refuse_to_load, ())
-
-
-def _child_task(mode: str, arg: float = 0.0) -> dict:
-    """A task for ``_forked_tasks``: returns its process id, and does what ``mode`` says."""
-    import os
-
-    if mode == "sleep":
-        time.sleep(arg)
-    elif mode == "die":
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif mode == "raise":
-        raise ValueError("on purpose")
-    elif mode == "alloc":  # arg MB, touched
-        block = np.ones(int(arg * 2**20) // 8)
-        return {"pid": os.getpid(), "sum": float(block.sum())}
-    elif mode == "big":  # a result of arg MB, far past a pipe's buffer
-        return {"pid": os.getpid(), "x": np.arange(int(arg * 2**20) // 8, dtype=np.float64)}
-    elif mode == "unpicklable":
-        return {"pid": os.getpid(), "f": lambda: 0}
-    elif mode == "unreadable":
-        return {"pid": os.getpid(), "x": _Unreadable()}
-    elif mode == "orphan":  # a process of the task keeps the pipe open; then the child dies
-        if os.fork() == 0:
-            time.sleep(arg)
-            os._exit(0)
-        os.kill(os.getpid(), signal.SIGKILL)
-    elif mode == "draw":  # from numpy's global state, seeded first when arg
-        if arg:
-            np.random.seed(7)  # noqa: NPY002 - the legacy global state is what is tested
-        return {"pid": os.getpid(), "x": float(np.random.random())}  # noqa: NPY002
-    return {"pid": os.getpid()}
-
-
-def test_a_series_job_runs_its_tasks_in_one_child_each_with_its_own_limit():
-    import os
-
-    from lab.benchmark import _forked_tasks
-
-    # three tasks of 0.6 s under a 1.5 s limit each: a limit on the whole job would stop the
-    # third; a failure is a result and the child goes on
-    out = _forked_tasks(_child_task, [("sleep", 0.6), ("raise",), ("sleep", 0.6),
-                                      ("sleep", 0.6), ("plain",)], 1.5)
-    assert [s for s, _ in out] == ["ok", "failed", "ok", "ok", "ok"], out
-    assert out[1][1] == "ValueError: on purpose"
-    pids = {p["pid"] for s, p in out if s == "ok"}
-    assert len(pids) == 1 and os.getpid() not in pids
-    # a task past its limit, and one that kills its child: each is recorded, and a new child
-    # runs the rest
-    out = _forked_tasks(_child_task, [("plain",), ("sleep", 30.0), ("plain",), ("die",),
-                                      ("plain",), ("plain",)], 1.0)
-    assert [s for s, _ in out] == ["ok", "timeout", "ok", "failed", "ok", "ok"], out
-    assert out[1][1] == "timed out after 1 s"
-    assert out[3][1] == "the task's process died from signal 9"
-    first, second, third = out[0][1]["pid"], out[2][1]["pid"], out[4][1]["pid"]
-    assert len({first, second, third}) == 3 and out[5][1]["pid"] == third
-
-
-def test_a_child_reports_what_a_task_cannot_send_and_goes_on():
-    from lab.benchmark import _forked_tasks
-
-    out = _forked_tasks(_child_task, [("unpicklable",), ("plain",), ("unreadable",), ("plain",),
-                                      ("sleep", 30.0)], 1.0)
-    assert [s for s, _ in out] == ["failed", "ok", "failed", "ok", "timeout"], out
-    assert out[0][1].startswith("the task's result could not be pickled: ")
-    assert out[2][1] == ("the task's result could not be read: "
-                         "RuntimeError: refused on purpose")
-    assert out[1][1]["pid"] == out[3][1]["pid"]  # the same child went on
-
-
-def test_a_dead_child_is_found_while_its_task_holds_the_pipe_open():
-    from lab.benchmark import _forked_tasks
-
-    start = time.monotonic()
-    out = _forked_tasks(_child_task, [("orphan", 8.0), ("plain",)], 20.0)
-    assert [s for s, _ in out] == ["failed", "ok"], out
-    assert out[0][1] == "the task's process died from signal 9"
-    assert time.monotonic() - start < 6.0  # found by polling, not at the pipe's end (8 s)
-
-
-def test_each_task_in_a_child_starts_from_the_forked_random_state():
-    # as in a child of its own: a task that seeds numpy's global state does not change what
-    # the next one draws
-    from lab.benchmark import _forked_tasks
-
-    out = _forked_tasks(_child_task, [("draw", 0), ("draw", 1), ("draw", 0)], 60)
-    draws = [p["x"] for _, p in out]
-    assert draws[0] == draws[2] != draws[1]
-    assert len({p["pid"] for _, p in out}) == 1
-
-
-def test_outcomes_are_passed_on_as_they_arrive():
-    # workers=0 caches each task when it ends (Ctrl-C then keeps it), not when its series does
-    from lab.benchmark import _forked_tasks
-
-    seen = []
-    out = _forked_tasks(_child_task, [("plain",), ("sleep", 1.5), ("plain",)], 60,
-                        lambda k, outcome: seen.append((k, outcome[0], time.monotonic())))
-    end = time.monotonic()
-    assert [(k, s) for k, s, _ in seen] == [(0, "ok"), (1, "ok"), (2, "ok")]
-    assert end - seen[0][2] > 1.2  # the first outcome came before the sleeping task ended
-    assert [s for s, _ in out] == ["ok"] * 3
-
-
-def test_results_larger_than_the_pipe_arrive_whole_and_in_order():
-    from lab.benchmark import _forked_tasks
-
-    out = _forked_tasks(_child_task, [("big", 3.0), ("plain",), ("big", 0.5), ("big", 2.0)], 60)
-    assert [s for s, _ in out] == ["ok"] * 4
-    for (_, payload), mb in zip([out[0], out[2], out[3]], (3.0, 0.5, 2.0), strict=True):
-        np.testing.assert_array_equal(payload["x"], np.arange(int(mb * 2**20) // 8))
-
-
-def test_each_task_in_a_child_reports_its_own_peak_memory():
-    from lab.benchmark import _forked_tasks
-
-    out = _forked_tasks(_child_task, [("alloc", 200.0), ("plain",), ("alloc", 50.0)], 60)
-    peaks = [p["peak_mb"] for _, p in out]
-    # the 200 MB of the first task are freed; the next ones start from there
-    assert 190 < peaks[0] < 260, peaks
-    assert peaks[1] < 20, peaks
-    assert 45 < peaks[2] < 110, peaks
-
-
 _KERAS_CHILD = """
 import os, sys
 import numpy as np
-from lab.benchmark import _detector_specs, _evaluate, _forked_tasks, _warm
+from lab.benchmark import _detector_specs, _evaluate, _warm
+from lab.forked import run_forked
 from lab.datasets import make_labelled_benchmark
 
 def threads():
@@ -362,15 +230,15 @@ before = threads()
 _warm(spec)
 assert "keras" in sys.modules and "tensorflow" in sys.modules, "keras not imported"
 assert threads() <= before, f"the import started threads: {before} -> {threads()}"
-(a,) = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",))], 120)
-(b,) = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",))], 120)
+(a,) = run_forked(_evaluate, [(spec, frame, ("vus_pr",))], 120)
+(b,) = run_forked(_evaluate, [(spec, frame, ("vus_pr",))], 120)
 assert a[0] == b[0] == "ok", (a, b)
 # one child for several tasks, as a series' job runs them: a Keras fit after another in the
 # same process scores as in a fresh child
 other = _detector_specs(["hbos"])[0]
 _warm(other)
-c, d, e = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",)), (other, frame, ("vus_pr",)),
-                                    (spec, frame, ("vus_pr",))], 120)
+c, d, e = run_forked(_evaluate, [(spec, frame, ("vus_pr",)), (other, frame, ("vus_pr",)),
+                                  (spec, frame, ("vus_pr",))], 120)
 assert c[0] == d[0] == e[0] == "ok", (c, d, e)
 np.testing.assert_array_equal(c[1]["score"], a[1]["score"])
 np.testing.assert_array_equal(e[1]["score"], a[1]["score"])
@@ -429,7 +297,8 @@ _NUMBA_PARENT = """
 import time
 import numba
 import numpy as np
-from lab.benchmark import _detector_specs, _evaluate, _forked_tasks, _warm
+from lab.benchmark import _detector_specs, _evaluate, _warm
+from lab.forked import run_forked
 from lab.datasets import make_labelled_benchmark
 
 frame = next(iter(make_labelled_benchmark(n_series=1, n_rows=600, random_state=2).values()))
@@ -437,7 +306,7 @@ spec = _detector_specs(["matrix_profile"])[0]
 _warm(spec)
 assert numba.threading_layer() == "workqueue", numba.threading_layer()
 t0 = time.perf_counter()
-((status, out),) = _forked_tasks(_evaluate, [(spec, frame, ("vus_pr",))], 60)
+((status, out),) = run_forked(_evaluate, [(spec, frame, ("vus_pr",))], 60)
 assert status == "ok", out
 child_s = time.perf_counter() - t0
 here = _evaluate(spec, frame, ("vus_pr",))
