@@ -64,9 +64,10 @@ def run_forked(fn: Callable[..., Any], arglist: Sequence[tuple], timeout: float,
 
     One child runs the tasks one after the other. A task past its limit, or one that kills
     the child, is recorded, and a new child runs the rest. Forking (not spawning) is the
-    point: the children inherit what this process imported and compiled, so call it from a
-    process whose TensorFlow has been imported but has run no op (TensorFlow's thread pools
-    do not survive a fork).
+    point: the children inherit what this process imported and compiled. What does not
+    survive a fork must not have started here: TensorFlow may be imported but must not have
+    run an op (its thread pools), and a BLAS or OpenMP library that runs a thread team here
+    should be limited to one thread in the child by ``setup``.
 
     Parameters
     ----------
@@ -75,32 +76,37 @@ def run_forked(fn: Callable[..., Any], arglist: Sequence[tuple], timeout: float,
     arglist : sequence of tuple
         The arguments of each task.
     timeout : float
-        Seconds each task may run, counted from the previous task's result (or the fork).
+        Seconds each task may run, counted from the previous task's result, or from the fork
+        for a child's first task (its ``setup`` included).
     done : callable, optional
         ``done(k, outcome)`` for task ``k`` as soon as its outcome is known, so a caller can
         keep finished tasks when it is interrupted.
     setup : callable, optional
-        Run once in each child before its tasks (for example, to limit thread pools).
+        Run once in each child before its tasks (for example, to limit thread pools). If it
+        raises, every task of that child fails with its error.
 
     Returns
     -------
     list of (str, object)
-        Per task, in order: ``("ok", result)``, ``("failed", reason)`` (the exception's type
-        and message, a child that died, or a result that could not be pickled) or
-        ``("timeout", reason)``. A result that is a dict gains ``"peak_mb"``: the task's peak
-        resident memory above the child's at its start, in MB (NaN after the first task
-        where Linux refuses to reset the peak; memory the allocator kept from an earlier task
-        of the same child is reused and not counted).
+        Per task, in order: ``("ok", result)``, ``("failed", reason)`` or ``("timeout",
+        reason)``. A failure's reason is the exception's type and message; or that the child
+        died from a signal or exited without a result (a task that called ``sys.exit``);
+        that the result could not be pickled in the child or read here; or that ``setup``
+        failed. A result that is a dict gains ``"peak_mb"``: the task's peak resident memory
+        above the child's at its start, in MB (NaN for all but each child's first task where
+        Linux refuses to reset the peak; memory the allocator kept from an earlier task of
+        the same child is reused and not counted).
 
     Notes
     -----
-    Each task starts from the random states (``random`` and numpy's global one) the child was
-    forked with, as it would in a child of its own. The child's output goes to /dev/null.
+    Each task starts from the random states (``random`` and numpy's global one) the child
+    had after ``setup``, as it would in a child of its own. The child's output goes to
+    /dev/null.
 
     Examples
     --------
     >>> run_forked(divmod, [(7, 2), (1, 0)], timeout=10)
-    [('ok', (3, 1)), ('failed', 'ZeroDivisionError: integer division or modulo by zero')]
+    [('ok', (3, 1)), ('failed', 'ZeroDivisionError: ...')]
     """
     outcomes: list[tuple[str, Any]] = []
 
@@ -128,7 +134,15 @@ def _child_main(fn, arglist: Sequence[tuple], w: int,
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     if setup is not None:
-        setup()
+        try:
+            setup()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the tasks' result
+            reason = f"the child's setup failed: {type(exc).__name__}: {exc}"[:2000]
+            for _ in arglist:
+                _send(w, ("failed", reason))
+            return
     # Each task starts from the global random states the child was forked with, as it would
     # in a child of its own (a seeded Keras detector reseeds numpy's and Python's). numpy's
     # legacy global state is the one a detector without a seed draws from.
@@ -147,15 +161,20 @@ def _child_main(fn, arglist: Sequence[tuple], w: int,
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure is a result
             out = ("failed", f"{type(exc).__name__}: {exc}"[:2000])
-        try:
-            data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001
-            data = pickle.dumps(("failed", f"the task's result could not be pickled: "
-                                           f"{type(exc).__name__}: {exc}"[:2000]))
-        os.write(w, _FRAME.pack(len(data)))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view):]
+        _send(w, out)
+
+
+def _send(w: int, out: tuple[str, Any]) -> None:  # pragma: no cover - in the child
+    """Write one outcome, framed, on the pipe ``w``."""
+    try:
+        data = pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # noqa: BLE001
+        data = pickle.dumps(("failed", f"the task's result could not be pickled: "
+                                       f"{type(exc).__name__}: {exc}"[:2000]))
+    os.write(w, _FRAME.pack(len(data)))
+    view = memoryview(data)
+    while view:
+        view = view[os.write(w, view):]
 
 
 def _child_run(fn, arglist: Sequence[tuple], timeout: float, done, setup) -> None:

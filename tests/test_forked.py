@@ -129,9 +129,8 @@ def test_each_task_in_a_child_reports_its_own_peak_memory():
 
 def test_results_that_are_not_dicts_come_back_as_they_are():
     out = run_forked(divmod, [(7, 2), (1, 0), (9, 4)], 10)
-    assert out == [("ok", (3, 1)),
-                   ("failed", "ZeroDivisionError: integer division or modulo by zero"),
-                   ("ok", (2, 1))]
+    assert [out[0], out[2]] == [("ok", (3, 1)), ("ok", (2, 1))]
+    assert out[1][0] == "failed" and out[1][1].startswith("ZeroDivisionError: ")
 
 
 _SET_UP = []
@@ -141,13 +140,26 @@ def _set_up_here():
     _SET_UP.append(os.getpid())
 
 
-def _what_setup_did() -> dict:
+def _what_setup_did(die: bool = False) -> dict:
+    if die:
+        os.kill(os.getpid(), signal.SIGKILL)
     return {"setup": list(_SET_UP), "pid": os.getpid()}
 
 
 def test_setup_runs_once_in_each_child_before_its_tasks():
-    out = run_forked(_what_setup_did, [(), (), ()], 10, setup=_set_up_here)
-    assert [s for s, _ in out] == ["ok"] * 3
-    pid = out[0][1]["pid"]
-    assert all(p["setup"] == [pid] and p["pid"] == pid for _, p in out)
-    assert _SET_UP == []  # in the child only
+    out = run_forked(_what_setup_did, [(), (), (True,), (), ()], 10, setup=_set_up_here)
+    assert [s for s, _ in out] == ["ok", "ok", "failed", "ok", "ok"], out
+    first, second = out[0][1]["pid"], out[3][1]["pid"]
+    assert first != second  # a new child after the one that died
+    for k, pid in ((0, first), (1, first), (3, second), (4, second)):
+        assert out[k][1] == {"setup": [pid], "pid": pid, "peak_mb": out[k][1]["peak_mb"]}
+    assert _SET_UP == []  # in the children only
+
+
+def _refuse_to_set_up():
+    raise OSError("no such thing")
+
+
+def test_a_failed_setup_fails_each_task_of_its_child_with_its_error():
+    out = run_forked(_what_setup_did, [(), ()], 10, setup=_refuse_to_set_up)
+    assert out == [("failed", "the child's setup failed: OSError: no such thing")] * 2
