@@ -10,7 +10,8 @@ head), scores the whole series, and judges the rows after the training part.
   ``LocalCluster`` of worker processes with one thread each by default, or an
   existing cluster at ``dask=ADDRESS`` or ``$LAB_DASK_SCHEDULER``.
 - **Reliable:** the tasks of one series run one after the other in a child
-  process forked for them, each with its own time limit. A detector that
+  process forked for them (:func:`lab.forked.run_forked`), each with its own
+  time limit. A detector that
   raises, returns NaN or a score of the wrong length, crashes the child or
   runs out of time is recorded as failed with the reason, and the other tasks
   go on (in a new child after a crash or a timeout).
@@ -20,7 +21,8 @@ head), scores the whole series, and judges the rows after the training part.
   and the detector module's last git commit with a hash of its source (and of
   this module's). A rerun, after a change elsewhere or an interrupted run,
   reuses them. Timeouts are not cached: they depend on the machine's load.
-- **Output:** :class:`BenchmarkResult`, whose ``table`` is tidy (one row per
+- **Output:** :class:`lab.benchmark_result.BenchmarkResult` (re-exported
+  here), whose ``table`` is tidy (one row per
   detector and series), saved as Parquet into the run directory
   (``$LAB_RUN_DIR`` in a ``lab run``, whose MLflow run logs it) and, with
   ``mlflow_run=True``, logged to MLflow directly.

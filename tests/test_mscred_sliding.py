@@ -272,4 +272,4 @@ def test_one_trace_per_network_whatever_the_lengths():
         M = _matrices(n_matrices, 6, seed=n_matrices)
         np.testing.assert_allclose(reconstruct_sliding(model, M, batch_size=batch_size),
                                    model.predict(window_sequences(M, 3), verbose=0), atol=ATOL)
-    assert _chunk_function(model, 3).experimental_get_tracing_count() == 1
+    assert _chunk_function(model).experimental_get_tracing_count() == 1

@@ -382,7 +382,7 @@ def _mscred_parts(model: keras.Model) -> dict | None:
 def _sliding_kernel(model: keras.Model, M: np.ndarray, steps: int,
                     batch_size: int) -> np.ndarray:
     n_windows = len(M) - steps + 1
-    chunk = _chunk_function(model, steps)
+    chunk = _chunk_function(model)
     out = []
     for lo in range(0, n_windows, batch_size):
         hi = min(lo + batch_size, n_windows)
@@ -397,7 +397,7 @@ def _sliding_kernel(model: keras.Model, M: np.ndarray, steps: int,
 _CHUNK_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _chunk_function(model: keras.Model, steps: int):
+def _chunk_function(model: keras.Model):
     """The reconstruction of a chunk of consecutive matrices (each encoded once, then every
     window), as one traced graph on the TensorFlow backend.
 
@@ -408,8 +408,9 @@ def _chunk_function(model: keras.Model, steps: int):
     trace is seen. Other backends run eagerly.
     """
     cached = _CHUNK_FUNCTIONS.get(model)
-    if cached is not None and cached[0] == steps:
-        return cached[1]
+    if cached is not None:
+        return cached
+    steps = model.input_shape[1]
     ref = weakref.ref(model)
 
     def chunk(M):
@@ -422,7 +423,7 @@ def _chunk_function(model: keras.Model, steps: int):
         # any number of matrices: one trace per network, whatever lengths it is given
         spec = tf.TensorSpec((None, *model.input_shape[2:]), tf.float32)
         chunk = tf.function(chunk, autograph=False, input_signature=[spec])
-    _CHUNK_FUNCTIONS[model] = (steps, chunk)
+    _CHUNK_FUNCTIONS[model] = chunk
     return chunk
 
 
