@@ -14,9 +14,20 @@ this process (best of the repeats, the least disturbed by other load):
   encodes each matrix once (also per ``--chunks`` value of its batch size);
 - for the lab model, ``MSCREDDetector.score`` per 1000 matrices end to end
   (signature matrices, reconstruction, counting);
+- the compute floor of that reconstruction: the multiply-adds of its
+  convolutions and attention per matrix (:func:`score_flops`, counted from the
+  layers' shapes), at the fp32 rate this process gets from one large matrix
+  product (:func:`gemm_rate`), the best case of the kernels a convolution
+  runs on; the reconstruction's time is given as a multiple of that floor;
 - for the lab model, training on blocks of ``BATCH`` consecutive windows,
   each matrix encoded once (``MSCREDDetector(batching="blocks")``, the
   default), against training on ``BATCH`` separate windows (``"windows"``).
+
+``--convs`` measures only the convolutions of the floor, level by level: the
+time of each ConvLSTM's state convolution on a chunk of windows (its share of
+the reconstruction per 1000 matrices, ``steps - 1`` per window), and, for the
+3x3 ones, the same convolution as Winograd's F(2x2, 3x3) written in
+TensorFlow ops (2.25x fewer multiplies), with its error.
 
 ``--onednn`` measures only the training throughputs, each in child processes
 with oneDNN's kernels off and on (``TF_ENABLE_ONEDNN_OPTS=0`` or ``1``, read
@@ -25,6 +36,7 @@ ratio of the ``"windows"`` path with oneDNN off.
 
     .venv/bin/python benchmarks/bench_mscred.py [--repeat 3] [--quick] [--chunks 32,64,128]
     .venv/bin/python benchmarks/bench_mscred.py --onednn [--repeat 3]
+    .venv/bin/python benchmarks/bench_mscred.py --convs [--repeat 3]
 """
 
 from __future__ import annotations
@@ -69,6 +81,117 @@ def keras_reference(model: keras.Model) -> keras.Model:
     reference.set_weights(model.get_weights())
     return reference
 
+
+
+def score_flops(model: keras.Model, *, per_window: bool = False) -> float:
+    """FLOP per matrix of ``reconstruct_sliding``: each matrix encoded once, every window.
+
+    Counted from the layers' kernels and output sizes, two FLOP per multiply-add: the
+    encoder convolutions and the ConvLSTM input convolutions once per matrix, the
+    ConvLSTM state convolutions ``steps - 1`` times (the first step's state is zero),
+    the attention's dot products and weighted sums, and the decoder's transposed
+    convolutions once per window. Gate nonlinearities and additions are left out, so
+    this is a lower bound of the work. ``per_window=True`` counts ``predict`` on one
+    window instead, which encodes all ``steps`` of its matrices.
+    """
+    steps = model.input_shape[1]
+    encoded = steps if per_window else 1
+    flops = 0
+    for level in (1, 2, 3, 4):
+        conv, lstm = model.get_layer(f"conv{level}"), model.get_layer(f"convlstm{level}")
+        pixels = int(np.prod(conv.output.shape[2:4]))
+        flops += encoded * 2 * pixels * np.prod(conv.layer.kernel.shape)
+        flops += encoded * 2 * pixels * np.prod(lstm.kernel.shape)
+        flops += (steps - 1) * 2 * pixels * np.prod(lstm.recurrent_kernel.shape)
+        flops += 2 * 2 * steps * pixels * lstm.filters
+        deconv = model.get_layer(f"deconv{level}")
+        flops += 2 * int(np.prod(deconv.input.shape[1:3])) * np.prod(deconv.kernel.shape)
+    return float(flops)
+
+
+def gemm_rate(repeat: int, n: int = 4096) -> float:
+    """FLOP per second of one ``n x n`` float32 matrix product in TensorFlow, best of ``repeat``."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    a, b = (tf.constant(rng.random((n, n), dtype=np.float32)) for _ in range(2))
+    tf.linalg.matmul(a, b).numpy()  # warm up
+    return 2 * n ** 3 / best_of(lambda: tf.linalg.matmul(a, b).numpy(), repeat)
+
+
+# Winograd F(2x2, 3x3) (Lavin and Gray 2016): input, kernel and output transforms.
+_WINO_B = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], "float32")
+_WINO_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], "float32")
+_WINO_A = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], "float32")
+
+
+def winograd_conv(kernel: np.ndarray):
+    """A "same" 3x3 stride-1 convolution with ``kernel`` as Winograd's F(2x2, 3x3), in TF ops.
+
+    Each 2x2 output tile is read from a 4x4 input tile; the 16 transformed
+    positions are 16 matrix products over the input channels.
+    """
+    import tensorflow as tf
+
+    cin, cout = kernel.shape[2:]
+    U = tf.constant(np.einsum("ai,ijcd,bj->abcd", _WINO_G, kernel, _WINO_G).reshape(16, cin, cout))
+
+    def conv(x):
+        size = x.shape[1]
+        tiles = (size + 1) // 2
+        pad = 2 * tiles - size
+        x = tf.pad(x, [[0, 0], [1, 1 + pad], [1, 1 + pad], [0, 0]])
+        p = tf.image.extract_patches(x, [1, 4, 4, 1], [1, 2, 2, 1], [1, 1, 1, 1], "VALID")
+        p = tf.reshape(p, (-1, tiles, tiles, 4, 4, cin))
+        v = tf.einsum("bj,ntsajc->abntsc", _WINO_B, tf.einsum("ai,ntsijc->ntsajc", _WINO_B, p))
+        m = tf.reshape(tf.matmul(tf.reshape(v, (16, -1, cin)), U), (4, 4, -1, tiles, tiles, cout))
+        y = tf.einsum("bj,ajntsd->ntsabd", _WINO_A, tf.einsum("ai,ijntsd->ajntsd", _WINO_A, m))
+        y = tf.reshape(tf.transpose(y, (0, 1, 3, 2, 4, 5)), (-1, 2 * tiles, 2 * tiles, cout))
+        return y[:, :size, :size]
+
+    return conv
+
+
+def conv_table(repeat: int) -> None:
+    """Time each level's state convolution on a chunk of windows, direct and Winograd."""
+    import tensorflow as tf
+
+    model = build_mscred(N_SERIES, N_SCALES, STEPS)
+    rng = np.random.default_rng(2)
+    calls = 10  # per traced call, so that the dispatch is a small share
+
+    def per_call(conv, x):
+        run = tf.function(lambda x: tf.add_n([conv(x + i) for i in range(calls)]))
+        run(x).numpy()
+        return best_of(lambda: run(x).numpy(), repeat) / calls
+
+    print(f"State convolutions on {SLIDING_BATCH} windows, {STEPS - 1} per window; "
+          f"matmul rate {gemm_rate(repeat) / 1e9:.0f} GFLOP/s")
+    print()
+    print("| level | map, channels, kernel | direct (ms) | GFLOP/s | s per 1000 matrices | "
+          "Winograd F(2x2,3x3) (ms) | its error |")
+    print("|---|---|---|---|---|---|---|")
+    total = 0.0
+    for level in (1, 2, 3, 4):
+        lstm = model.get_layer(f"convlstm{level}")
+        size = model.get_layer(f"conv{level}").output.shape[2]
+        kernel = np.asarray(lstm.recurrent_kernel)
+        k, _, f, _ = kernel.shape
+        x = tf.constant(rng.normal(size=(SLIDING_BATCH, size, size, f)).astype("float32"))
+        w = tf.constant(kernel)
+        t = per_call(lambda x, w=w: tf.nn.conv2d(x, w, 1, "SAME"), x)
+        flops = 2 * SLIDING_BATCH * size * size * kernel.size
+        share = t * 1000 / SLIDING_BATCH * (STEPS - 1)
+        total += share
+        wino = err = ""
+        if k == 3:
+            conv = winograd_conv(kernel)
+            ref = tf.nn.conv2d(x, w, 1, "SAME")
+            err = f"{float(tf.reduce_max(tf.abs(conv(x) - ref)) / tf.reduce_max(tf.abs(ref))):.1e}"
+            wino = f"{1000 * per_call(conv, x):.1f}"
+        print(f"| {level} | {size} x {size}, {f}, {k}x{k} | {1000 * t:.1f} | {flops / t / 1e9:.0f} | "
+              f"{share:.2f} | {wino} | {err} |")
+    print(f"| all | | | | {total:.2f} | | |")
 
 
 def training_throughputs(model: keras.Model, n_train: int, repeat: int, rng) -> dict:
@@ -131,10 +254,15 @@ def main() -> None:
                     help="comma-separated batch sizes of reconstruct_sliding to time as well")
     ap.add_argument("--onednn", action="store_true",
                     help="training only, with oneDNN off and on, in child processes")
+    ap.add_argument("--convs", action="store_true",
+                    help="only the state convolutions, level by level, direct and Winograd")
     ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.onednn:
         onednn_table(args.repeat, args.quick)
+        return
+    if args.convs:
+        conv_table(args.repeat)
         return
     chunks = [int(c) for c in args.chunks.split(",") if c]
     repeat = args.repeat if args.train_only else 2 if args.quick else args.repeat
@@ -182,10 +310,13 @@ def main() -> None:
     diff = np.abs(np.asarray(per_window()) - sliding[SLIDING_BATCH]()).max()
     assert diff <= 1e-4 * np.abs(M).max(), f"the two paths disagree by {diff}"
     t_window, t_sliding = np.inf, dict.fromkeys(sliding, np.inf)
+    rate = 0.0
     for _ in range(repeat):
         t_window = min(t_window, best_of(per_window, 1))
         for b, run in sliding.items():
             t_sliding[b] = min(t_sliding[b], best_of(run, 1))
+        rate = max(rate, gemm_rate(1))
+    floor_s = 1000 * score_flops(ours) / rate
 
     # training on blocks of consecutive windows against separate windows, same network
     throughput = training_throughputs(build_mscred(N_SERIES, N_SCALES, STEPS), n_train,
@@ -221,6 +352,13 @@ def main() -> None:
               f"{per_window_s:.1f} | {1000 * t / n_score:.1f} | {t_window / t:.2f}x |")
     print(f"| `score` time per 1000 matrices, end to end (s) | | "
           f"{1000 * t_score / n_matrices:.1f} | |")
+    print()
+    best_sliding = min(t_sliding.values())
+    print(f"Compute floor: {score_flops(ours) / 1e9:.2f} GFLOP per matrix (convolutions and "
+          f"attention) at {rate / 1e9:.0f} GFLOP/s (a 4096 x 4096 float32 matmul here) is "
+          f"{floor_s:.1f} s per 1000 matrices; reconstruct_sliding takes "
+          f"{1000 * best_sliding / n_score / floor_s:.2f}x that, "
+          f"{score_flops(ours) * n_score / best_sliding / 1e9:.0f} GFLOP/s")
     print()
     onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's default")
     print(f"Training the lab network (TF_ENABLE_ONEDNN_OPTS: {onednn})")

@@ -283,8 +283,8 @@ def reconstruct_sliding(model: keras.Model, matrices, *,
     (up to float32 rounding), without encoding each matrix ``steps`` times:
     every encoder convolution and every ConvLSTM input convolution runs once
     per matrix, and only the recurrent convolutions, the attention and the
-    decoder run per window. For the paper's network that is about 1.14 GFLOP
-    per matrix instead of 2.0.
+    decoder run per window. For the paper's network that is about 1.05 GFLOP
+    per matrix instead of 1.9.
 
     Parameters
     ----------
