@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lab.chunks import grouped_folds, make_chunks, validation_split
 from lab.models.classifiers import ChunkClassifier, best_f1_threshold
-from lab.preprocessor import grouped_folds, make_chunks, validation_split
 
 __all__ = ["SUPERVISED", "UNSUPERVISED", "MODELS", "experiment_chunks", "make_experiments",
            "chunk_summary", "classification_scores", "study_folds", "run_chunk_study",
@@ -96,7 +96,7 @@ def experiment_chunks(experiments: dict[str, pd.DataFrame], T: int = 60, step: i
     experiments : dict of str to DataFrame
         Signal columns plus ``label`` (SKAB's :func:`lab.datasets.load_skab`).
     T, step, rule, calendar
-        As :func:`lab.preprocessor.make_chunks`.
+        As :func:`lab.chunks.make_chunks`.
     label : str, default "anomaly"
     drop : sequence of str
         Other label columns to leave out of the features.
@@ -248,7 +248,7 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     """Train and score every model on the same folds.
 
     In each fold the training chunks are split once more into fit and
-    validation experiments (:func:`lab.preprocessor.validation_split`;
+    validation experiments (:func:`lab.chunks.validation_split`;
     random chunks under ``split="shuffled"``). The networks stop early on
     the validation experiments; every model's threshold is the best-F1 one
     on them (:func:`lab.models.classifiers.best_f1_threshold`, 0.5 preferred
@@ -258,7 +258,7 @@ def run_chunk_study(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, *,
     Parameters
     ----------
     X, y, meta
-        From :func:`experiment_chunks` or :func:`lab.preprocessor.make_chunks`.
+        From :func:`experiment_chunks` or :func:`lab.chunks.make_chunks`.
     models : sequence of str
         From :data:`MODELS`.
     n_splits : int, default 5
@@ -505,7 +505,7 @@ def calendar_leak(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, n_splits: in
 
     A logistic regression (balanced class weights) on each chunk's mean of
     the eight calendar columns (the last ones, as
-    :func:`lab.preprocessor.make_chunks` appends them). The calendar holds
+    :func:`lab.chunks.make_chunks` appends them). The calendar holds
     no physics: a PR-AUC above the prevalence is learned from when faults
     were staged.
 
@@ -524,7 +524,7 @@ def calendar_leak(X: np.ndarray, y: np.ndarray, meta: pd.DataFrame, n_splits: in
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import average_precision_score
 
-    from lab.preprocessor import CALENDAR_PERIODS
+    from lab.chunks import CALENDAR_PERIODS
 
     n_cal = 2 * len(CALENDAR_PERIODS)
     if X.ndim != 3 or X.shape[2] <= n_cal:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from naive import make_chunks_loop
 
-from lab.preprocessor import add_calendar, grouped_folds, make_chunks, validation_split
+from lab.chunks import add_calendar, grouped_folds, make_chunks, validation_split
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,7 +1,7 @@
 """Supervised chunk classifiers: BiLSTM, LSTM, FCN and a spectrogram CNN.
 
 The networks take chunks of shape ``(n, T, n_features)``
-(:func:`lab.preprocessor.make_chunks`) and give one class per chunk.
+(:func:`lab.chunks.make_chunks`) and give one class per chunk.
 :class:`ChunkClassifier` wraps them with the detector layer's conventions:
 ``__init__`` stores settings, ``fit`` returns ``self``, learned state ends in
 ``_``, ``save``/``load`` write no pickle (Keras ``safe_mode=True``, arrays in
@@ -454,7 +454,7 @@ class ChunkClassifier:
             Any labels; at least two classes.
         groups : array of shape (n_chunks,), optional
             Each chunk's source: the validation split then holds out whole
-            groups (:func:`lab.preprocessor.validation_split`), so that no
+            groups (:func:`lab.chunks.validation_split`), so that no
             validation chunk shares an experiment with a training chunk.
             Without it, a stratified random share of the chunks.
         valid : (X_valid, y_valid), optional
@@ -533,7 +533,7 @@ class ChunkClassifier:
 
     def _split(self, codes: np.ndarray, groups: Any) -> tuple[np.ndarray, np.ndarray]:
         if groups is not None:
-            from lab.preprocessor import validation_split
+            from lab.chunks import validation_split
 
             groups = np.asarray(groups)
             if groups.shape != codes.shape:
