@@ -378,7 +378,7 @@ def _cached_features(marker: str, mtime_ns: int, channels: tuple[str, ...] | Non
 
 # --------------------------------------------------------------------------------- tracking
 def _client(runs_dir: str | os.PathLike | None):
-    from lab.runner import mlflow_client
+    from lab.mlflow_store import mlflow_client
 
     out = Path(runs_dir) if runs_dir else config.RUNS_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -386,7 +386,7 @@ def _client(runs_dir: str | os.PathLike | None):
 
 
 def _experiment(client, out: Path, name: str) -> str:
-    from lab.runner import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, store_lock
+    from lab.mlflow_store import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, store_lock
 
     with store_lock(out):
         exp = client.get_experiment_by_name(name)

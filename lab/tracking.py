@@ -28,7 +28,7 @@ from typing import Any
 
 from lab.config import MAX_RECORD_ROWS, RUN_DIR_ENV
 
-__all__ = ["atomic_directory", "record", "recorded", "read_metrics", "to_jsonable", "from_jsonable",
+__all__ = ["atomic_directory", "record", "recorded", "read_json", "read_metrics", "to_jsonable", "from_jsonable",
            "atomic_write_json", "METRICS_FILE"]
 
 METRICS_FILE = "metrics.json"
@@ -227,6 +227,24 @@ def recorded() -> dict[str, Any]:
     True
     """
     return dict(_MEMORY)
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """The JSON object in ``path``; an empty dict if it is missing or not valid JSON.
+
+    Run directories are read while other processes write them (atomically, by
+    :func:`atomic_write_json`), and a run killed early may lack a file: a
+    listing shows what is there instead of failing.
+
+    Examples
+    --------
+    >>> read_json("/nonexistent/run.json")
+    {}
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

@@ -94,7 +94,7 @@ def test_the_cli_end_to_end_and_predict_after_training_exited(raw, tmp_path, cap
     # the MLflow runs: training parameters, metrics and model; prediction tagged with the model
     from mlflow.tracking import MlflowClient
 
-    from lab.runner import tracking_uri
+    from lab.mlflow_store import tracking_uri
 
     client = MlflowClient(tracking_uri(tmp_path / "runs"))
     run = client.get_run(run_id)

@@ -12,7 +12,8 @@ import pytest
 
 from lab import tracking
 from lab.config import RUN_DIR_ENV
-from lab.runner import format_runs, list_runs, track
+from lab.mlflow_store import track
+from lab.runner import format_runs, list_runs
 
 
 def _strict_json(text):
