@@ -21,7 +21,6 @@ dask.distributed cluster.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import math
@@ -55,6 +54,7 @@ from lab.kernel_output import KERNEL_ARGS
 from lab.mlflow_store import mlflow_client, store_lock, track, tracking_enabled
 from lab.notebook import Notebook, ParameterError, find_notebooks, read_notebook, resolve_parameters
 from lab.progress import RunProgress
+from lab.report import EXPORT_LOCK, html_exporter, write_report
 from lab.tracking import METRICS_FILE, atomic_write_json, read_json, read_metrics
 
 __all__ = [
@@ -88,8 +88,6 @@ STATUSES = ("completed", "failed", "interrupted", "killed")
 # console; Python errors still raise.
 _KERNEL_ENV_DEFAULTS = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 _PARTIAL = ".partial"
-#: Files shared by the runs of one runs directory (plotly.js), in ``<runs>/_static``.
-STATIC_DIR = "_static"
 
 
 
@@ -315,7 +313,7 @@ def execute(spec: RunSpec, out_root: str | Path, *,
     run whose process was killed. A failing cell gives status ``failed`` (the
     partial notebook is kept); Ctrl-C (or SIGTERM while :func:`run` runs)
     gives ``interrupted`` and raises :class:`RunInterrupted`. plotly.js is
-    stored once per ``out_root`` (see :func:`_share_plotlyjs`). ``progress`` is a
+    stored once per ``out_root`` (see :func:`lab.report.share_plotlyjs`). ``progress`` is a
     :class:`lab.progress.RunProgress` to show on the console (True: papermill's
     bar of cells).
     """
@@ -382,7 +380,7 @@ def execute(spec: RunSpec, out_root: str | Path, *,
     seconds = time.perf_counter() - t0
     if (tmp / "notebook.ipynb").exists():
         try:
-            _write_report(tmp / "notebook.ipynb", None if signum else tmp / "report.html",
+            write_report(tmp / "notebook.ipynb", None if signum else tmp / "report.html",
                           spec.show_code)
         except KeyboardInterrupt as exc:  # the notebook ran, its report did not
             status, (signum, error) = "interrupted", _interruption(exc)
@@ -531,71 +529,6 @@ def _kernel_manager_with_env(extra: dict[str, str]):
     return _EnvKernelManager
 
 
-def _write_report(notebook: Path, html: Path | None, show_code: bool) -> None:
-    """Share ``notebook``'s plotly.js (see :func:`_share_plotlyjs`), then write ``html`` from it."""
-    import nbformat
-
-    nb = nbformat.read(notebook, as_version=4)
-    if _share_plotlyjs(nb, notebook.parent.parent.parent):
-        nbformat.write(nb, notebook)
-    if html is None:
-        return
-    with _EXPORT_LOCK:
-        body, _ = _html_exporter(show_code).from_notebook_node(nb)
-    tmp = html.with_suffix(".html.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, html)
-
-
-def _share_plotlyjs(nb, out_root: Path) -> bool:
-    """Replace plotly.js embedded in ``nb``'s outputs by a link to one copy under ``out_root``.
-
-    plotly's notebook renderer embeds plotly.js (about 4.8 MB) in the first
-    figure's output, so every notebook and every report would carry it. The
-    copy is ``<out_root>/_static/plotly-<version>.min.js``, linked relatively
-    from ``<out_root>/<experiment>/<run>/``: reports still work offline, as
-    long as they stay inside the runs directory. Returns whether ``nb``
-    changed (it is left alone when its plotly.js is not this process's).
-    """
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])
-               if len(o.get("data", {}).get("text/html", "")) > 1_000_000]
-    if not outputs:  # no output big enough to hold plotly.js: skip importing plotly
-        return False
-    from plotly.offline import get_plotlyjs, get_plotlyjs_version
-
-    inline = f"<script>{get_plotlyjs()}</script>"
-    name = f"plotly-{get_plotlyjs_version()}.min.js"
-    link = f'<script src="../../{STATIC_DIR}/{name}"></script>'
-    changed = False
-    for output in outputs:
-        html = output["data"]["text/html"]
-        if isinstance(html, str) and inline in html:
-            output["data"]["text/html"] = html.replace(inline, link)
-            changed = True
-    shared = out_root / STATIC_DIR / name
-    if changed and not shared.is_file():
-        shared.parent.mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=shared.parent, prefix=f".{name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(get_plotlyjs())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, shared)  # atomic: concurrent runs may write it at once
-    return changed
-
-
-# An exporter is not made to be used by two threads at once (see _Tracker's warm-up).
-_EXPORT_LOCK = threading.Lock()
-
-
-@functools.cache
-def _html_exporter(show_code: bool):
-    """One exporter per setting, reused: its first export compiles the templates (about 1 s)."""
-    from nbconvert import HTMLExporter
-
-    return HTMLExporter(exclude_input=not show_code, exclude_input_prompt=not show_code,
-                        exclude_output_prompt=True)
-
-
 def _git_info() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.REPO_ROOT,
@@ -645,8 +578,8 @@ class _Tracker:
             nbformat.v4.new_output("execute_result", {"text/plain": "1"}, execution_count=1)])])
         with contextlib.suppress(Exception):  # the real export reports any problem
             for setting in show_code:
-                with _EXPORT_LOCK:
-                    _html_exporter(setting).from_notebook_node(nb)
+                with EXPORT_LOCK:
+                    html_exporter(setting).from_notebook_node(nb)
 
     def log(self, result: RunResult) -> None:
         if self._warming.is_alive():
