@@ -27,10 +27,12 @@ from lab.tracking import record  # noqa: E402
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "chunks",
     "colab",
     "config",
     "datasets",
     "evaluation",
+    "explorer",
     "kernel_output",
     "metrics",
     "models",

@@ -52,7 +52,7 @@ _SCALERS = {"minmax": MinMaxScaler, "zscore": StandardScaler}
 # Netdata's metric correlations compare the focus window with a baseline this
 # many times longer, immediately before it.
 BASELINE_FACTOR = 4
-#: Methods of ``rank_changes`` (and of ``lab.plots.focus_explorer``).
+#: Methods of ``rank_changes`` (and of ``lab.explorer.focus_explorer``).
 RANK_METHODS = ("ks", "volume")
 # Reasons reported by ``clean_metrics``, in the order the checks run.
 _REASONS = ("non-numeric", "all-NaN", "duplicate name", "duplicate values", "constant")

@@ -23,7 +23,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure as bokeh_figure
 
-from lab import plots
+from lab import explorer, plots
 from lab import preprocessor as pp
 from lab.config import MAX_POINTS_PER_TRACE
 
@@ -391,13 +391,21 @@ def test_save_writes_standalone_html_and_skips_png_cleanly(tmp_path, frame):
 # --------------------------------------------------------------------- explorer
 
 
+def test_focus_explorer_is_still_reachable_from_lab_plots():
+    # it moved to lab.explorer; code written before the move keeps working
+    assert plots.focus_explorer is explorer.focus_explorer
+    assert plots.FocusExplorer is explorer.FocusExplorer
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        plots.nothing  # noqa: B018
+
+
 @pytest.mark.parametrize("method", ["ks", "volume"])
 def test_focus_explorer_updates_in_place(method, rng):
     idx = pd.date_range("2024-01-01", periods=400, freq="min")
     df = pd.DataFrame(rng.normal(size=(400, 6)) + 10, index=idx, columns=list("abcdef"))
     df.iloc[100:130, 4] += 6  # e changes early, c late
     df.iloc[350:380, 2] += 6
-    ex = plots.focus_explorer(df, method=method, top=2, focus=(350, 380))
+    ex = explorer.focus_explorer(df, method=method, top=2, focus=(350, 380))
     assert ex.ranking.index[0] == "c" and ex.children[0] is ex.slider
     table, fig = ex.table.value, ex.figure
     assert [t.name for t in fig.data] == list(ex.ranking.index[:2])
