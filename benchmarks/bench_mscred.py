@@ -23,11 +23,13 @@ this process (best of the repeats, the least disturbed by other load):
   each matrix encoded once (``MSCREDDetector(batching="blocks")``, the
   default), against training on ``BATCH`` separate windows (``"windows"``).
 
-``--convs`` measures only the convolutions of the floor, level by level: the
+``--convs`` measures only the state convolutions, level by level: the
 time of each ConvLSTM's state convolution on a chunk of windows (its share of
 the reconstruction per 1000 matrices, ``steps - 1`` per window), and, for the
 3x3 ones, the same convolution as Winograd's F(2x2, 3x3) written in
-TensorFlow ops (2.25x fewer multiplies), with its error.
+TensorFlow ops (2.25x fewer multiplies), with its error; then the encoder,
+input-gate and decoder convolutions, so that the table sums every convolution
+of the reconstruction per 1000 matrices.
 
 ``--onednn`` measures only the training throughputs, each in child processes
 with oneDNN's kernels off and on (``TF_ENABLE_ONEDNN_OPTS=0`` or ``1``, read
@@ -153,19 +155,22 @@ def winograd_conv(kernel: np.ndarray):
 
 
 def conv_table(repeat: int) -> None:
-    """Time each level's state convolution on a chunk of windows, direct and Winograd."""
+    """Time each level's state convolution on a chunk of windows, direct and Winograd,
+    then the other convolutions of the reconstruction, per 1000 matrices."""
     import tensorflow as tf
 
     model = build_mscred(N_SERIES, N_SCALES, STEPS)
     rng = np.random.default_rng(2)
-    calls = 10  # per traced call, so that the dispatch is a small share
 
     def per_call(conv, x):
-        run = tf.function(lambda x: tf.add_n([conv(x + i) for i in range(calls)]))
-        run(x).numpy()
-        return best_of(lambda: run(x).numpy(), repeat) / calls
+        # one traced convolution per call: the call's dispatch (tens of microseconds) is a
+        # small share of a convolution of 10 to 20 ms, and nothing else is timed with it
+        run = tf.function(conv)
+        run(x)
+        return best_of(lambda: run(x), repeat)
 
-    print(f"State convolutions on {SLIDING_BATCH} windows, {STEPS - 1} per window; "
+    print(f"State convolutions of the paper network on {SLIDING_BATCH} windows, "
+          f"{STEPS - 1} per window; "
           f"matmul rate {gemm_rate(repeat) / 1e9:.0f} GFLOP/s")
     print()
     print("| level | map, channels, kernel | direct (ms) | GFLOP/s | s per 1000 matrices | "
@@ -191,7 +196,28 @@ def conv_table(repeat: int) -> None:
             wino = f"{1000 * per_call(conv, x):.1f}"
         print(f"| {level} | {size} x {size}, {f}, {k}x{k} | {1000 * t:.1f} | {flops / t / 1e9:.0f} | "
               f"{share:.2f} | {wino} | {err} |")
-    print(f"| all | | | | {total:.2f} | | |")
+    print(f"| all state convolutions | | | | {total:.2f} | | |")
+
+    # the rest of the floor's convolutions, once per matrix (encoder, input gates) or per
+    # window (decoder), each layer with its activation, on a chunk of 64
+    def layer_time(layer, shape):
+        x = tf.constant(rng.normal(size=(SLIDING_BATCH, *shape)).astype("float32"))
+        return per_call(layer, x) * 1000 / SLIDING_BATCH
+
+    parts = {"encoder convolutions": 0.0, "ConvLSTM input convolutions": 0.0,
+             "decoder (transposed convolutions)": 0.0}
+    for level in (1, 2, 3, 4):
+        conv, lstm = model.get_layer(f"conv{level}"), model.get_layer(f"convlstm{level}")
+        parts["encoder convolutions"] += layer_time(conv.layer, conv.input.shape[2:])
+        kernel = tf.constant(np.asarray(lstm.kernel))
+        parts["ConvLSTM input convolutions"] += layer_time(
+            lambda x, w=kernel: tf.nn.conv2d(x, w, 1, "SAME"), conv.output.shape[2:])
+        deconv = model.get_layer(f"deconv{level}")
+        parts["decoder (transposed convolutions)"] += layer_time(deconv, deconv.input.shape[1:])
+    for name, seconds in parts.items():
+        print(f"| {name} | | | | {seconds:.2f} | | |")
+    print(f"| every convolution of the reconstruction | | | | {total + sum(parts.values()):.2f} "
+          f"| | |")
 
 
 def training_throughputs(model: keras.Model, n_train: int, repeat: int, rng) -> dict:

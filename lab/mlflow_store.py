@@ -44,6 +44,11 @@ MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KI
 def tracking_enabled() -> bool:
     """Whether runs are logged to MLflow (``LAB_TRACKING`` is not ``off``).
 
+    Returns
+    -------
+    bool
+        False when ``LAB_TRACKING`` is ``off``, ``0``, ``false`` or ``no`` (any case).
+
     Examples
     --------
     >>> isinstance(tracking_enabled(), bool)
@@ -53,7 +58,25 @@ def tracking_enabled() -> bool:
 
 
 def tracking_uri(out_root: str | Path) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store ``<out_root>/mlflow.db``."""
+    """The tracking store of a runs directory: ``MLFLOW_TRACKING_URI`` if set, else SQLite.
+
+    Parameters
+    ----------
+    out_root : path
+        The runs directory.
+
+    Returns
+    -------
+    str
+        ``$MLFLOW_TRACKING_URI``, or ``sqlite:///<out_root>/mlflow.db`` (absolute).
+
+    Examples
+    --------
+    >>> import os
+    >>> uri = tracking_uri("/tmp/runs")
+    >>> uri == os.environ.get("MLFLOW_TRACKING_URI", "sqlite:////tmp/runs/mlflow.db")
+    True
+    """
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(out_root).absolute() / 'mlflow.db'}"
 
 
@@ -146,12 +169,37 @@ def track(run_dir: str | Path, out_root: str | Path, client=None) -> str | None:
     experiments are tagged as machine-learning experiments, so MLflow's UI
     opens them on the runs table. Files are hard-linked into a local artifact
     store (copied where that is not possible), so they take disk space once.
-    Returns the MLflow run id, or None when tracking is off.
+
+    Parameters
+    ----------
+    run_dir : path
+        A finished run directory (``<out_root>/<experiment>/<run>``).
+    out_root : path
+        The runs directory, whose store is used (:func:`tracking_uri`).
+    client : mlflow.tracking.MlflowClient, optional
+        An open client on that store (:func:`mlflow_client`); one is made if not given.
+
+    Returns
+    -------
+    str or None
+        The MLflow run id, also written into the directory's ``run.json``
+        (``mlflow_run_id``); None when tracking is off.
 
     Raises
     ------
     Exception
-        Whatever MLflow raises; the caller records it (see :func:`run`).
+        Whatever MLflow raises; the caller records it (see :func:`lab.runner.run`).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from lab.tracking import atomic_write_json
+    >>> root = Path(tempfile.mkdtemp())
+    >>> run = root / "demo" / "r1"
+    >>> atomic_write_json(run / "run.json", {"experiment": "demo", "status": "completed"})
+    >>> run_id = track(run, root)
+    >>> run_id is None or json.loads((run / "run.json").read_text())["mlflow_run_id"] == run_id
+    True
     """
     if not tracking_enabled():
         return None

@@ -51,12 +51,23 @@ from lab.experiments import (
     load_yaml,
 )
 from lab.kernel_output import KERNEL_ARGS
-from lab.mlflow_store import mlflow_client, store_lock, track, tracking_enabled
+from lab.mlflow_store import (  # noqa: F401 (constants and tracking_uri: re-exported, see below)
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    MLFLOW_STATUS,
+    mlflow_client,
+    store_lock,
+    track,
+    tracking_enabled,
+    tracking_uri,
+)
 from lab.notebook import Notebook, ParameterError, find_notebooks, read_notebook, resolve_parameters
 from lab.progress import RunProgress
 from lab.report import EXPORT_LOCK, html_exporter, write_report
 from lab.tracking import METRICS_FILE, atomic_write_json, read_json, read_metrics
 
+# EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, MLFLOW_STATUS and tracking_uri stay importable from
+# here for code written before they moved to lab.mlflow_store; the rest of lab imports them there.
 __all__ = [
     "LabError",
     "RunInterrupted",

@@ -236,6 +236,16 @@ def read_json(path: str | os.PathLike) -> dict:
     :func:`atomic_write_json`), and a run killed early may lack a file: a
     listing shows what is there instead of failing.
 
+    Parameters
+    ----------
+    path : path
+        A JSON file holding an object (``run.json``, ``params.json``).
+
+    Returns
+    -------
+    dict
+        Its content, or ``{}``.
+
     Examples
     --------
     >>> read_json("/nonexistent/run.json")

@@ -38,14 +38,18 @@ def _profiled_flops(model) -> int:
     return tf.compat.v1.profiler.profile(graph=fn.graph, options=opts).total_float_ops
 
 
-@pytest.mark.parametrize("n, steps, filters", [(12, 5, (4, 8, 8, 16)), (9, 3, (3, 5, 7, 2))])
-def test_score_flops_per_window_matches_tensorflows_profiler(bench, n, steps, filters):
+@pytest.mark.parametrize("n, steps, filters, slack", [
+    (30, 5, (32, 64, 128, 256), 0.005),  # the paper network, whose floor the docs quote
+    (12, 5, (4, 8, 8, 16), 0.06),
+    (9, 3, (3, 5, 7, 2), 0.06),
+])
+def test_score_flops_per_window_matches_tensorflows_profiler(bench, n, steps, filters, slack):
     model = build_mscred(n, 3, steps, filters=filters)
     counted = bench.score_flops(model, per_window=True)
     profiled = _profiled_flops(model)
     # the profiler also counts bias additions and elementwise products, which the
-    # floor leaves out: a few percent at these channel counts, never less
-    assert counted <= profiled <= 1.06 * counted
+    # floor leaves out: 0.1% of the paper network, a few percent of tiny ones
+    assert counted <= profiled <= (1 + slack) * counted
 
 
 def test_score_flops_encodes_each_matrix_once(bench):
