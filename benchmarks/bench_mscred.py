@@ -26,10 +26,15 @@ this process (best of the repeats, the least disturbed by other load):
 ``--convs`` measures only the state convolutions, level by level: the
 time of each ConvLSTM's state convolution on a chunk of windows (its share of
 the reconstruction per 1000 matrices, ``steps - 1`` per window), and, for the
-3x3 ones, the same convolution as Winograd's F(2x2, 3x3) written in
+3x3 ones, the same convolution in bfloat16 and as Winograd's F(2x2, 3x3) written in
 TensorFlow ops (2.25x fewer multiplies), with its error; then the encoder,
 input-gate and decoder convolutions, so that the table sums every convolution
 of the reconstruction per 1000 matrices.
+
+``--bf16`` measures ``precision="bfloat16"`` (``reconstruct_sliding``) and
+``MSCREDDetector(score_precision="bfloat16")`` against float32: the
+reconstruction's and ``score``'s time, the largest difference, and how many
+of a fitted detector's scores change.
 
 ``--onednn`` measures only the training throughputs, each in child processes
 with oneDNN's kernels off and on (``TF_ENABLE_ONEDNN_OPTS=0`` or ``1``, read
@@ -39,6 +44,7 @@ ratio of the ``"windows"`` path with oneDNN off.
     .venv/bin/python benchmarks/bench_mscred.py [--repeat 3] [--quick] [--chunks 32,64,128]
     .venv/bin/python benchmarks/bench_mscred.py --onednn [--repeat 3]
     .venv/bin/python benchmarks/bench_mscred.py --convs [--repeat 3]
+    .venv/bin/python benchmarks/bench_mscred.py --bf16 [--repeat 3]
 """
 
 from __future__ import annotations
@@ -174,8 +180,8 @@ def conv_table(repeat: int) -> None:
           f"matmul rate {gemm_rate(repeat) / 1e9:.0f} GFLOP/s")
     print()
     print("| level | map, channels, kernel | direct (ms) | GFLOP/s | s per 1000 matrices | "
-          "Winograd F(2x2,3x3) (ms) | its error |")
-    print("|---|---|---|---|---|---|---|")
+          "bfloat16 (ms) | Winograd F(2x2,3x3) (ms) | its error |")
+    print("|---|---|---|---|---|---|---|---|")
     total = 0.0
     for level in (1, 2, 3, 4):
         lstm = model.get_layer(f"convlstm{level}")
@@ -185,6 +191,8 @@ def conv_table(repeat: int) -> None:
         x = tf.constant(rng.normal(size=(SLIDING_BATCH, size, size, f)).astype("float32"))
         w = tf.constant(kernel)
         t = per_call(lambda x, w=w: tf.nn.conv2d(x, w, 1, "SAME"), x)
+        w16 = tf.cast(w, tf.bfloat16)
+        t16 = per_call(lambda x, w=w16: tf.nn.conv2d(x, w, 1, "SAME"), tf.cast(x, tf.bfloat16))
         flops = 2 * SLIDING_BATCH * size * size * kernel.size
         share = t * 1000 / SLIDING_BATCH * (STEPS - 1)
         total += share
@@ -195,8 +203,8 @@ def conv_table(repeat: int) -> None:
             err = f"{float(tf.reduce_max(tf.abs(conv(x) - ref)) / tf.reduce_max(tf.abs(ref))):.1e}"
             wino = f"{1000 * per_call(conv, x):.1f}"
         print(f"| {level} | {size} x {size}, {f}, {k}x{k} | {1000 * t:.1f} | {flops / t / 1e9:.0f} | "
-              f"{share:.2f} | {wino} | {err} |")
-    print(f"| all state convolutions | | | | {total:.2f} | | |")
+              f"{share:.2f} | {1000 * t16:.1f} | {wino} | {err} |")
+    print(f"| all state convolutions | | | | {total:.2f} | | | |")
 
     # the rest of the floor's convolutions, once per matrix (encoder, input gates) or per
     # window (decoder), each layer with its activation, on a chunk of 64
@@ -215,9 +223,59 @@ def conv_table(repeat: int) -> None:
         deconv = model.get_layer(f"deconv{level}")
         parts["decoder (transposed convolutions)"] += layer_time(deconv, deconv.input.shape[1:])
     for name, seconds in parts.items():
-        print(f"| {name} | | | | {seconds:.2f} | | |")
+        print(f"| {name} | | | | {seconds:.2f} | | | |")
     print(f"| every convolution of the reconstruction | | | | {total + sum(parts.values()):.2f} "
-          f"| | |")
+          f"| | | |")
+
+
+def bf16_table(repeat: int, quick: bool) -> None:
+    """``precision="bfloat16"`` against float32: reconstruction, and a fitted detector's scores."""
+    from scipy.stats import spearmanr
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    n_score = 100 if quick else 400
+    model = build_mscred(N_SERIES, N_SCALES, STEPS)
+    M = rng.normal(size=(n_score + STEPS - 1, N_SERIES, N_SERIES, N_SCALES)).astype("float32")
+    ref = reconstruct_sliding(model, M)
+    diff = float(np.abs(reconstruct_sliding(model, M, precision="bfloat16") - ref).max())
+    t32 = t16 = np.inf
+    for _ in range(repeat):  # alternate, so both see the same load
+        t32 = min(t32, best_of(lambda: reconstruct_sliding(model, M), 1))
+        t16 = min(t16, best_of(lambda: reconstruct_sliding(model, M, precision="bfloat16"), 1))
+    # two detectors fitted as in the main table (the same training: it is float32 in both)
+    df, _ = make_mscred_synthetic(n_series=N_SERIES, length=4000 if quick else 8000)
+    fitted = {p: MSCREDDetector(epochs=1, score_precision=p).fit(df.iloc[:1200],
+                                                                valid=df.iloc[1200:1600])
+              for p in ("float32", "bfloat16")}
+    part = df.iloc[1600:]
+    rows = fitted["float32"].scored_rows(part)
+    scores = {p: det.score(part).to_numpy()[rows] for p, det in fitted.items()}
+    t_score = dict.fromkeys(fitted, np.inf)
+    for _ in range(repeat):
+        for p, det in fitted.items():
+            t_score[p] = min(t_score[p], best_of(lambda d=det: d.score(part), 1))
+    s32, s16 = scores["float32"], scores["bfloat16"]
+    print(f"precision=\"bfloat16\" (encoder, input and state convolutions) against float32, "
+          f"{n_score} windows; {os.cpu_count()} CPU cores")
+    print()
+    print("| measure | float32 | bfloat16 | ratio |")
+    print("|---|---|---|---|")
+    print(f"| reconstruction per 1000 matrices (s) | {1000 * t32 / n_score:.2f} | "
+          f"{1000 * t16 / n_score:.2f} | {t32 / t16:.2f}x |")
+    print(f"| `score` per 1000 matrices, end to end (s) | "
+          f"{1000 * t_score['float32'] / len(rows):.2f} | "
+          f"{1000 * t_score['bfloat16'] / len(rows):.2f} | "
+          f"{t_score['float32'] / t_score['bfloat16']:.2f}x |")
+    print(f"| largest difference of a reconstruction (its largest value) | | {diff:.1e} "
+          f"({np.abs(ref).max():.2f}) | |")
+    print(f"| scores that change, of {len(rows)} | | {np.mean(s16 != s32):.1%}, by up to "
+          f"{np.abs(s16 - s32).max():.0f} of {N_SERIES ** 2} entries | |")
+    print(f"| Spearman correlation of the two scores | | "
+          f"{spearmanr(s32, s16).statistic:.4f} | |")
+    print(f"| `tau_`, `threshold_` | {fitted['float32'].tau_:.4g}, "
+          f"{fitted['float32'].threshold_:.4g} | {fitted['bfloat16'].tau_:.4g}, "
+          f"{fitted['bfloat16'].threshold_:.4g} | |")
 
 
 def training_throughputs(model: keras.Model, n_train: int, repeat: int, rng) -> dict:
@@ -282,6 +340,8 @@ def main() -> None:
                     help="training only, with oneDNN off and on, in child processes")
     ap.add_argument("--convs", action="store_true",
                     help="only the state convolutions, level by level, direct and Winograd")
+    ap.add_argument("--bf16", action="store_true",
+                    help="only bfloat16 convolutions against the float32 reconstruction")
     ap.add_argument("--train-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.onednn:
@@ -289,6 +349,9 @@ def main() -> None:
         return
     if args.convs:
         conv_table(args.repeat)
+        return
+    if args.bf16:
+        bf16_table(args.repeat, args.quick)
         return
     chunks = [int(c) for c in args.chunks.split(",") if c]
     repeat = args.repeat if args.train_only else 2 if args.quick else args.repeat

@@ -147,6 +147,75 @@ def test_wrong_batch_size_and_model_raise():
         reconstruct_sliding(other, _matrices(4, 5))
 
 
+# ------------------------------------------------------------------ bfloat16 convolutions
+
+
+@pytest.mark.parametrize("n, steps, filters", [(9, 3, (4, 6, 8, 8)), (12, 5, (8, 8, 16, 16))])
+def test_bfloat16_reconstruction_is_close_to_float32_and_not_it(n, steps, filters):
+    model = _model(n, steps, 3, filters)
+    M = _matrices(steps + 20, n, seed=3)
+    exact = _expected(model, M)
+    low = reconstruct_sliding(model, M, batch_size=8, precision="bfloat16")
+    assert low.shape == exact.shape and low.dtype == np.float32
+    scale = np.abs(exact).max()
+    # bfloat16 keeps 8 significant bits (a relative step of 2 ** -8) of each convolution's
+    # inputs and weights; a handful of roundings pile up through the layers
+    assert np.abs(low - exact).max() <= 0.02 * scale
+    # ... and it is not float32 under another name: some entries move by more than float32
+    # reordering does
+    assert np.abs(low - exact).max() > 10 * ATOL * scale
+    # float32 after a bfloat16 call: still float32 (one traced function per precision)
+    np.testing.assert_allclose(reconstruct_sliding(model, M, batch_size=8), exact, atol=ATOL)
+
+
+def test_precision_is_checked():
+    with pytest.raises(ValueError, match=r"precision must be one of \('float32', 'bfloat16'\), "
+                                         r"got 'float16'"):
+        reconstruct_sliding(_model(5, 3), _matrices(4, 5), precision="float16")
+    model = build_mscred(5, 3, 2, filters=(2, 2, 2, 2))
+    model.get_layer("conv2").layer.dilation_rate = (2, 2)  # not what the bfloat16 path repeats
+    with pytest.raises(ValueError, match=r"conv2 has padding='same', dilation_rate=\(2, 2\)"):
+        reconstruct_sliding(model, _matrices(4, 5), precision="bfloat16")
+    with pytest.raises(ValueError, match="score_precision must be one of"):
+        MSCREDDetector(score_precision="half").fit(np.zeros((10, 5)))
+
+
+def test_bfloat16_detector_scores_nearly_as_float32_and_saves_it(tmp_path, monkeypatch):
+    df, _ = make_mscred_synthetic(n_series=6, length=1600, n_anomalies=1, random_state=2)
+    kwargs = dict(windows=(10, 20), step=5, steps=3, epochs=1, batch_size=16,
+                  filters=(4, 4, 4, 4))
+    full = MSCREDDetector(**kwargs).fit(df.iloc[:700], valid=df.iloc[700:1000])
+    low = MSCREDDetector(**kwargs, score_precision="bfloat16").fit(df.iloc[:700],
+                                                                    valid=df.iloc[700:1000])
+    # training is float32 either way: the same network
+    for a, b in zip(full.model_.get_weights(), low.model_.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    test = df.iloc[1000:]
+    rows = full.scored_rows(test)
+    s32, s16 = full.score(test).to_numpy()[rows], low.score(test).to_numpy()[rows]
+    # tau_ comes from bfloat16 validation scores: near float32's, not equal to it
+    assert low.tau_ == pytest.approx(full.tau_, rel=0.05) and low.tau_ != full.tau_
+    assert (low.score_precision_, full.score_precision_) == ("bfloat16", "float32")
+    assert np.mean(s32 == s16) >= 0.8 and np.corrcoef(s32, s16)[0, 1] >= 0.95
+    assert not np.array_equal(low.residuals(test)[0], full.residuals(test)[0])
+    again = MSCREDDetector.load(low.save(tmp_path / "low"))
+    assert again.score_precision == "bfloat16"
+    np.testing.assert_array_equal(again.score(test).to_numpy(), low.score(test).to_numpy())
+    # tau_ and threshold_ belong to the precision of fit: another one is refused
+    with pytest.raises(ValueError, match="score_precision is 'float32' but the detector was "
+                                         "fitted with 'bfloat16'"):
+        low.set_params(score_precision="float32").score(test)
+    low.set_params(score_precision="bfloat16")
+    # a network that is not build_mscred's has no bfloat16 path: said, not ignored, and
+    # before training it
+    monkeypatch.setattr(mscred, "is_mscred_network", lambda model: False)
+    with pytest.raises(ValueError, match="score_precision='bfloat16' needs a build_mscred"):
+        low.score(test)
+    with pytest.raises(ValueError, match="score_precision='bfloat16' needs a build_mscred"):
+        MSCREDDetector(**kwargs, score_precision="bfloat16").fit(df.iloc[:700],
+                                                                 valid=df.iloc[700:1000])
+
+
 # ----------------------------------------------------------------- training on blocks
 
 

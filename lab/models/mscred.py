@@ -44,6 +44,7 @@ from lab.models._base import BaseDetector, seed_everything
 from lab.models.mscred_layers import (
     FILTERS,
     MIN_SERIES,
+    PRECISIONS,
     SLIDING_BATCH,
     build_mscred,
     check_filters,
@@ -188,6 +189,15 @@ class MSCREDDetector(BaseDetector):
         fast with TensorFlow's default kernels and 1.48x with oneDNN's
         (docs/mscred.md). A network that is not
         :func:`~lab.models.mscred_layers.build_mscred`'s trains by "windows".
+    score_precision : {"float32", "bfloat16"}, default "float32"
+        Number format of the encoder, input and state convolutions when
+        scoring, validation scores (``tau_``, ``threshold_``) included, so set
+        it before ``fit``; training is float32 either way. "bfloat16" scored
+        1000 matrices about 1.4x as fast on 2 CPU cores with AVX-512 BF16 and
+        changed 3% of the scores by one entry (``benchmarks/bench_mscred.py
+        --bf16``, docs/mscred.md). It is fast only with oneDNN's kernels on
+        hardware with bfloat16 (AVX-512 BF16 or AMX CPUs), and needs a
+        :func:`~lab.models.mscred_layers.build_mscred` network.
 
     Attributes
     ----------
@@ -215,6 +225,9 @@ class MSCREDDetector(BaseDetector):
     batching_ : str
         The batching that trained ``model_``: ``batching``, or "windows" for
         a network that is not :func:`~lab.models.mscred_layers.build_mscred`'s.
+    score_precision_ : str
+        The ``score_precision`` of ``fit``, whose validation scores set
+        ``tau_`` and ``threshold_``; scoring with another one raises.
 
     Notes
     -----
@@ -264,7 +277,7 @@ class MSCREDDetector(BaseDetector):
 
     _keras_attrs = ("model_",)
     _state_attrs = ("mean_", "scale_", "tau_", "valid_score_max_", "history_",
-                    "identity_check_", "fit_seconds_", "batching_")
+                    "identity_check_", "fit_seconds_", "batching_", "score_precision_")
     _default_threshold = "native"
     _needs_valid = True
 
@@ -273,7 +286,7 @@ class MSCREDDetector(BaseDetector):
                  learning_rate: float = 2e-4, tau: float | None = None, alpha: float = 1.5,
                  random_state: int = 0, filters: Sequence[int] = FILTERS,
                  threshold: Any = "native", contamination: float = DEFAULT_CONTAMINATION,
-                 batching: str = "blocks"):
+                 batching: str = "blocks", score_precision: str = "float32"):
         self.windows = windows
         self.step = step
         self.steps = steps
@@ -287,6 +300,7 @@ class MSCREDDetector(BaseDetector):
         self.threshold = threshold
         self.contamination = contamination
         self.batching = batching
+        self.score_precision = score_precision
 
     # ------------------------------------------------------------ settings
     def _settings(self) -> tuple[tuple[int, ...], int, int]:
@@ -307,6 +321,7 @@ class MSCREDDetector(BaseDetector):
         _check_int(self.epochs, "epochs", minimum=1)
         _check_int(self.batch_size, "batch_size", minimum=1)
         _check_option(self.batching, "batching", BATCHINGS)
+        _check_option(self.score_precision, "score_precision", PRECISIONS)
         _check_int(self.random_state, "random_state", minimum=0)
         check_filters(self.filters)
         for name in ("learning_rate", "alpha"):
@@ -429,6 +444,8 @@ class MSCREDDetector(BaseDetector):
         started = time.perf_counter()
         self._train(Z_train, Z_valid, getattr(self, "_progress", False))
         self.fit_seconds_ = time.perf_counter() - started
+        # tau_ and threshold_ come from validation scores in this precision
+        self.score_precision_ = self.score_precision
         self._set_tau(Z_valid)
         self._Z_valid = Z_valid
 
@@ -443,6 +460,9 @@ class MSCREDDetector(BaseDetector):
                     f"signature matrices of columns {self._names(series)} overflow float32; "
                     "rescale them, or leave such rows out of the normal data")
         model = self._build_model(Z_train.shape[1], len(tuple(self.windows)))
+        if self.score_precision != "float32" and not is_mscred_network(model):
+            raise ValueError(f"score_precision={self.score_precision!r} needs a build_mscred "
+                             f"network; {model.name!r} is not one: use 'float32'")
         # a network that is not build_mscred's (the tests' stand-ins) has no blocks path
         self.batching_ = self.batching if is_mscred_network(model) else "windows"
         train = train_blocks if self.batching_ == "blocks" else train_windows
@@ -549,8 +569,18 @@ class MSCREDDetector(BaseDetector):
         Each matrix is encoded once and shared by the sequences that hold it
         (:func:`lab.models.mscred_layers.reconstruct_sliding`, issue 20).
         """
+        # detectors saved before score_precision existed scored in float32
+        fitted = getattr(self, "score_precision_", "float32")
+        if self.score_precision != fitted:
+            raise ValueError(f"score_precision is {self.score_precision!r} but the detector was "
+                             f"fitted with {fitted!r}, whose validation scores set tau_ and "
+                             "threshold_: fit again, or set it back")
         if is_mscred_network(self.model_):
-            return reconstruct_sliding(self.model_, M, batch_size=SLIDING_BATCH)
+            return reconstruct_sliding(self.model_, M, batch_size=SLIDING_BATCH,
+                                       precision=fitted)
+        if fitted != "float32":
+            raise ValueError(f"score_precision={fitted!r} needs a build_mscred "
+                             f"network; {self.model_.name!r} is not one: use 'float32'")
         return np.concatenate([
             np.asarray(self.model_.predict(window_sequences(M, self.steps, lo, lo + _PREDICT_BATCH),
                                            batch_size=_PREDICT_BATCH, verbose=0))
