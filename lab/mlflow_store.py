@@ -118,6 +118,9 @@ def store_lock(out_root: Path) -> Iterator[None]:
 def mlflow_client(out_root: Path):
     """An ``MlflowClient`` on the tracking store of ``out_root``, its schema created under the lock.
 
+    A new SQLite store is built under a hidden name and renamed into place, so a
+    process killed while MLflow creates it leaves no half-made store.
+
     Parameters
     ----------
     out_root : Path
@@ -146,10 +149,35 @@ def mlflow_client(out_root: Path):
     for name in ("mlflow", "alembic"):  # after the import, which sets mlflow's level
         logging.getLogger(name).setLevel(logging.WARNING)
 
+    uri = tracking_uri(out_root)
     with store_lock(out_root):
-        client = MlflowClient(tracking_uri=tracking_uri(out_root))
-        client.search_experiments(max_results=1)  # creates a new store's schema, under the lock
+        if uri.startswith("sqlite:///"):
+            _create_sqlite_store(Path(uri.removeprefix("sqlite:///")), MlflowClient)
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # migrations of an older store, under the lock
     return client
+
+
+def _create_sqlite_store(db: Path, client_cls) -> None:
+    """Create the SQLite store ``db`` if it is missing: built under another name, then renamed.
+
+    MLflow builds a new store's schema in a few dozen migrations (about 2 s on 2 cores). A
+    process killed among them (``lab run`` warms the store up while its first notebook
+    starts, and a SIGKILL can come then) used to leave a store that every later use refused
+    ("table spans already exists"). Renamed into place when whole, the store is complete or
+    absent. Called under :func:`store_lock`, so a partial file found here is a dead process's.
+    """
+    for stale in db.parent.glob(f".{db.name}.*.partial"):
+        stale.unlink(missing_ok=True)
+    if db.exists():
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(f".{db.name}.{os.getpid()}.partial")
+    try:
+        client_cls(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
+        os.replace(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _ms(iso: str | None, default: float) -> int:

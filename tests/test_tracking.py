@@ -93,3 +93,44 @@ def test_mlflow_gets_inf_and_nan(tmp_path, monkeypatch):
     # MLflow's SQL store keeps NaN, and saves +-inf as the largest float64.
     assert metrics["gain"] == sys.float_info.max and metrics["loss"] == -sys.float_info.max
     assert math.isnan(metrics["auc"]) and metrics["n"] == 3.0
+
+
+# A process killed while MLflow builds a new store's schema (the migrations create tables
+# one by one); it kills itself after the third table, in the middle of a migration.
+_KILLED_WHILE_CREATING = """
+import os, signal, sys
+from pathlib import Path
+from alembic.operations import Operations
+
+made = []
+real = Operations.create_table
+
+def create_table(self, *args, **kwargs):
+    made.append(args[0])
+    out = real(self, *args, **kwargs)
+    if len(made) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+
+Operations.create_table = create_table
+from lab.mlflow_store import mlflow_client
+mlflow_client(Path(sys.argv[1]))
+"""
+
+
+def test_a_process_killed_while_creating_the_store_leaves_none(tmp_path, monkeypatch):
+    import subprocess
+
+    from lab.mlflow_store import mlflow_client
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WHILE_CREATING, str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    # no half-made store: only its hidden partial file, which the next client removes
+    assert not (tmp_path / "mlflow.db").exists()
+    assert list(tmp_path.glob(".mlflow.db.*.partial"))
+    client = mlflow_client(tmp_path)
+    exp = client.create_experiment("after-the-kill")
+    assert client.get_experiment(exp).name == "after-the-kill"
+    assert (tmp_path / "mlflow.db").is_file() and not list(tmp_path.glob(".mlflow.db.*"))
