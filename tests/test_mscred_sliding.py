@@ -180,6 +180,40 @@ def test_precision_is_checked():
         MSCREDDetector(score_precision="half").fit(np.zeros((10, 5)))
 
 
+@pytest.mark.parametrize("flags, onednn, warned", [
+    ({"avx2", "fma"}, None, "this CPU has none of avx512_bf16, amx_bf16"),
+    ({"avx512f", "avx512_bf16"}, "0", "TF_ENABLE_ONEDNN_OPTS=0 turns off oneDNN"),
+    ({"avx512f", "avx512_bf16"}, None, None),
+    ({"amx_bf16"}, "1", None),
+    (None, None, None),  # flags unknown (not Linux): nothing said
+])
+def test_bfloat16_warns_once_where_it_is_not_faster(monkeypatch, flags, onednn, warned):
+    import warnings
+
+    import lab.models.mscred_layers as layers_module
+
+    monkeypatch.setattr(layers_module, "_cpu_flags", lambda: flags)
+    if onednn is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
+    layers_module._warn_if_bfloat16_is_slow.cache_clear()
+    model, M = _model(5, 2), _matrices(4, 5)
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            reconstruct_sliding(model, M, precision="bfloat16")
+            reconstruct_sliding(model, M, precision="bfloat16")  # once a process
+            reconstruct_sliding(model, M)  # float32 says nothing
+        said = [str(w.message) for w in seen if issubclass(w.category, RuntimeWarning)]
+        if warned is None:
+            assert said == []
+        else:
+            assert len(said) == 1 and warned in said[0], said
+    finally:
+        layers_module._warn_if_bfloat16_is_slow.cache_clear()
+
+
 def test_bfloat16_detector_scores_nearly_as_float32_and_saves_it(tmp_path, monkeypatch):
     df, _ = make_mscred_synthetic(n_series=6, length=1600, n_anomalies=1, random_state=2)
     kwargs = dict(windows=(10, 20), step=5, steps=3, epochs=1, batch_size=16,

@@ -13,6 +13,9 @@ once this module is imported, which :mod:`lab.models.mscred` does.
 
 from __future__ import annotations
 
+import functools
+import os
+import warnings
 import weakref
 from collections.abc import Sequence
 
@@ -44,6 +47,8 @@ SLIDING_BATCH = 64
 #: (inputs, kernels and outputs) and keeps the rest in float32: about 1.4x as fast on 2
 #: AVX-512 BF16 cores with oneDNN (docs/mscred.md, issue 20).
 PRECISIONS = ("float32", "bfloat16")
+#: CPU flags (/proc/cpuinfo) of native bfloat16 arithmetic.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def _lstm_bias_initializer(filters: int):
@@ -145,6 +150,44 @@ class ConvLSTMSequence(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size}
+
+
+def _cpu_flags() -> set[str] | None:
+    """This CPU's feature flags from /proc/cpuinfo (Linux); None where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
+
+
+@functools.cache
+def _warn_if_bfloat16_is_slow() -> None:
+    """Warn once a process when bfloat16 convolutions will not be faster than float32 here.
+
+    They are fast on TensorFlow's CPU path only with oneDNN's kernels on a CPU with native
+    bfloat16 (docs/mscred.md): without either they measured no faster than float32. A GPU,
+    another backend or a CPU whose flags cannot be read are left alone.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return
+    flags = _cpu_flags()
+    why = None
+    if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip() == "0":
+        why = "TF_ENABLE_ONEDNN_OPTS=0 turns off oneDNN's bfloat16 kernels"
+    elif flags is not None and not flags & set(BF16_CPU_FLAGS):
+        why = f"this CPU has none of {', '.join(BF16_CPU_FLAGS)}"
+    if why:
+        warnings.warn(f"precision='bfloat16': {why}, so the convolutions will not be faster "
+                      "than in float32 and may be slower; scores still change slightly "
+                      "(docs/mscred.md)", RuntimeWarning, stacklevel=3)
 
 
 def _conv(x, kernel, strides, dtype: str | None):
@@ -323,7 +366,8 @@ def reconstruct_sliding(model: keras.Model, matrices, *, batch_size: int = SLIDI
         AVX-512 BF16 and oneDNN it reconstructs about 1.4x as fast, and
         entries move by up to about 0.5% of the largest one. It is fast only
         with oneDNN's kernels on hardware with bfloat16 (AVX-512 BF16 or AMX
-        CPUs); elsewhere it can be slower than float32.
+        CPUs); elsewhere it can be slower than float32, and the first call of
+        a process warns (``RuntimeWarning``).
 
     Returns
     -------
@@ -374,6 +418,7 @@ def reconstruct_sliding(model: keras.Model, matrices, *, batch_size: int = SLIDI
     batch_size = _check_int(batch_size, "batch_size", minimum=1)
     _check_option(precision, "precision", PRECISIONS)
     if precision != "float32":
+        _warn_if_bfloat16_is_slow()
         # the bfloat16 encoder repeats Conv2D.call for build_mscred's settings only
         for level in (1, 2, 3, 4):
             conv = parts[f"conv{level}"].layer
