@@ -102,11 +102,8 @@ def store_lock(out_root: Path) -> Iterator[None]:
     """
     import fcntl
 
-    uri = tracking_uri(out_root)
-    path = Path(out_root) / ".mlflow.lock"
-    if uri.startswith("sqlite:///"):
-        db = Path(uri.removeprefix("sqlite:///"))
-        path = db.with_name(db.name + ".lock")
+    db = _sqlite_path(tracking_uri(out_root))
+    path = Path(out_root) / ".mlflow.lock" if db is None else db.with_name(db.name + ".lock")
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -151,14 +148,20 @@ def mlflow_client(out_root: Path):
 
     uri = tracking_uri(out_root)
     with store_lock(out_root):
-        if uri.startswith("sqlite:///"):
-            _create_sqlite_store(Path(uri.removeprefix("sqlite:///")), MlflowClient)
+        db = _sqlite_path(uri)
+        if db is not None:
+            _create_sqlite_store(db)
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)  # migrations of an older store, under the lock
     return client
 
 
-def _create_sqlite_store(db: Path, client_cls) -> None:
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _create_sqlite_store(db: Path) -> None:
     """Create the SQLite store ``db`` if it is missing: built under another name, then renamed.
 
     MLflow builds a new store's schema in a few dozen migrations (about 2 s on 2 cores). A
@@ -167,6 +170,8 @@ def _create_sqlite_store(db: Path, client_cls) -> None:
     ("table spans already exists"). Renamed into place when whole, the store is complete or
     absent. Called under :func:`store_lock`, so a partial file found here is a dead process's.
     """
+    from mlflow.tracking import MlflowClient
+
     for stale in db.parent.glob(f".{db.name}.*.partial"):
         stale.unlink(missing_ok=True)
     if db.exists():
@@ -174,7 +179,7 @@ def _create_sqlite_store(db: Path, client_cls) -> None:
     db.parent.mkdir(parents=True, exist_ok=True)
     tmp = db.with_name(f".{db.name}.{os.getpid()}.partial")
     try:
-        client_cls(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
+        MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
         os.replace(tmp, db)
     finally:
         tmp.unlink(missing_ok=True)

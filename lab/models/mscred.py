@@ -141,6 +141,13 @@ def _overflow_kernel(M: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- detector
 
 
+def _check_precision_network(precision: str, model: keras.Model) -> None:
+    """Refuse bfloat16 scoring for a network that only ``predict`` can run (no sliding path)."""
+    if precision != "float32" and not is_mscred_network(model):
+        raise ValueError(f"score_precision={precision!r} needs a build_mscred network; "
+                         f"{model.name!r} is not one: use 'float32'")
+
+
 class MSCREDDetector(BaseDetector):
     """Unsupervised anomaly detection and diagnosis with MSCRED.
 
@@ -460,9 +467,7 @@ class MSCREDDetector(BaseDetector):
                     f"signature matrices of columns {self._names(series)} overflow float32; "
                     "rescale them, or leave such rows out of the normal data")
         model = self._build_model(Z_train.shape[1], len(tuple(self.windows)))
-        if self.score_precision != "float32" and not is_mscred_network(model):
-            raise ValueError(f"score_precision={self.score_precision!r} needs a build_mscred "
-                             f"network; {model.name!r} is not one: use 'float32'")
+        _check_precision_network(self.score_precision, model)
         # a network that is not build_mscred's (the tests' stand-ins) has no blocks path
         self.batching_ = self.batching if is_mscred_network(model) else "windows"
         train = train_blocks if self.batching_ == "blocks" else train_windows
@@ -578,9 +583,7 @@ class MSCREDDetector(BaseDetector):
         if is_mscred_network(self.model_):
             return reconstruct_sliding(self.model_, M, batch_size=SLIDING_BATCH,
                                        precision=fitted)
-        if fitted != "float32":
-            raise ValueError(f"score_precision={fitted!r} needs a build_mscred "
-                             f"network; {self.model_.name!r} is not one: use 'float32'")
+        _check_precision_network(fitted, self.model_)
         return np.concatenate([
             np.asarray(self.model_.predict(window_sequences(M, self.steps, lo, lo + _PREDICT_BATCH),
                                            batch_size=_PREDICT_BATCH, verbose=0))
